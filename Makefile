@@ -1,0 +1,58 @@
+# Conure developer entry points. Every target does its own set-up on a fresh machine.
+#   make run      start a local ConureDB (see README)
+#   make test     set up, build, run every test suite (what CI runs)
+#   make bench    benchmarks: prints tables and JSON, asserts nothing
+#   make sim      long raft simulation sweep: make sim SEEDS=100000
+#   make fault    fault-injection suite (PROFILE=short|long)
+SHELL := /bin/bash
+NODE ?= node
+SEEDS ?= 100000
+PROFILE ?= short
+DATA_DIR ?= ./.conure
+
+.PHONY: all setup deps build run test test-unit test-sim test-integration test-e2e bench sim fault clean typecheck
+
+all: build
+
+deps:
+	@scripts/setup.sh node
+
+setup:
+	@scripts/setup.sh all
+
+build: deps
+	@npx tsc -p tsconfig.json
+
+typecheck: deps
+	@npx tsc -p tsconfig.json --noEmit
+
+run: build
+	$(NODE) dist/src/cli/conured.js --bootstrap --node-id node1 --data-dir $(DATA_DIR)/node1 \
+	  --http-addr 127.0.0.1:8081 --raft-addr 127.0.0.1:7001
+
+test: setup build
+	@$(NODE) scripts/run-tests.mjs all
+
+test-unit: build
+	@$(NODE) scripts/run-tests.mjs unit
+
+test-sim: build
+	@$(NODE) scripts/run-tests.mjs sim
+
+test-integration: build
+	@$(NODE) scripts/run-tests.mjs integration
+
+test-e2e: setup build
+	@$(NODE) scripts/run-tests.mjs e2e
+
+bench: setup build
+	@$(NODE) dist/bench/run.js $(BENCH)
+
+sim: build
+	$(NODE) dist/test/sim/sweep.js --seeds $(SEEDS)
+
+fault: setup build
+	$(NODE) dist/test/fault/run.js --profile $(PROFILE)
+
+clean:
+	rm -rf dist

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// Runs every compiled test file under dist/ with node's built-in test runner.
+// Usage: node scripts/run-tests.mjs [unit|integration|e2e|sim|all] [--filter substring]
+// Unit tests are src/**/*.test.js; slower suites live under test/<kind>/.
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const args = process.argv.slice(2);
+const filterAt = args.indexOf('--filter');
+const filter = filterAt >= 0 ? args[filterAt + 1] : undefined;
+const kind = args.find((a, i) => !a.startsWith('--') && i !== filterAt + 1) ?? 'all';
+
+function walk(dir, out = []) {
+  let names;
+  try { names = readdirSync(dir); } catch { return out; }
+  for (const name of names) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p, out);
+    else if (name.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+
+const roots = {
+  unit: ['dist/src'],
+  sim: ['dist/test/sim'],
+  integration: ['dist/test/integration'],
+  e2e: ['dist/test/e2e'],
+  fault: ['dist/test/fault'],
+  all: ['dist/src', 'dist/test/sim', 'dist/test/integration', 'dist/test/e2e', 'dist/bench'],
+}[kind];
+if (!roots) { console.error(`unknown test kind: ${kind}`); process.exit(2); }
+
+let files = roots.flatMap((r) => walk(r)).sort();
+if (filter) files = files.filter((f) => f.includes(filter));
+if (files.length === 0) { console.error('no test files found (did you run the build?)'); process.exit(1); }
+console.error(`running ${files.length} test files: ${files.map((f) => relative('dist', f)).join(' ')}`);
+const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+const tapFile = join(mkdtempSync(join(tmpdir(), 'conure-tests-')), 'results.tap');
+const r = spawnSync(process.execPath, [
+  '--enable-source-maps', '--test', `--test-concurrency=${concurrency}`,
+  '--test-reporter=spec', '--test-reporter-destination=stdout',
+  '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
+  ...files,
+], { stdio: 'inherit' });
+// Close with one plain summary line, read from the TAP copy of the run.
+let pass = 0, fail = 0, skipped = 0;
+try {
+  const tap = readFileSync(tapFile, 'utf8');
+  const num = (name) => Number(tap.match(new RegExp(`^# ${name} (\\d+)$`, 'm'))?.[1] ?? 0);
+  pass = num('pass'); fail = num('fail') + num('cancelled'); skipped = num('skipped');
+} catch { fail = Math.max(fail, 1); }
+const status = r.status ?? 1;
+if (status !== 0 && fail === 0) fail = 1;
+console.log(`tests: ${pass} passed, ${fail} failed, ${skipped} skipped`);
+process.exit(status);

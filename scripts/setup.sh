@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: node modules, Debian packages (etcd client and
+# server as test peers), helm through `go install`. Safe to run repeatedly; each step is
+# skipped when already satisfied. Usage: scripts/setup.sh [node|all]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-all}"
+
+log() { echo "[setup] $*" >&2; }
+
+# 1. node_modules, reinstalled when package-lock.json changed since the last install.
+stamp=node_modules/.conure-lock-stamp
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+[ "$what" = node ] && exit 0
+
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+apt_updated=0
+apt_install() {
+  if [ $apt_updated = 0 ]; then log "apt-get update"; $SUDO apt-get update -qq >/dev/null; apt_updated=1; fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# 2. etcd's real tools: etcdctl (compatibility e2e) and etcd (reference peer for e2e and bench).
+command -v etcdctl >/dev/null || apt_install etcd-client
+command -v etcd >/dev/null || [ -x /usr/bin/etcd ] || apt_install etcd-server
+# The Debian package starts a system etcd on :2379; we only want the binary.
+if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then $SUDO systemctl stop etcd || true; fi
+pkill -x etcd 2>/dev/null || true
+
+# 3. helm, pinned, built with the Go toolchain and cached in ~/go/bin.
+HELM_VERSION=v3.16.4
+GOBIN="${GOBIN:-$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin}"
+if ! "$GOBIN/helm" version --short 2>/dev/null | grep -q "${HELM_VERSION}"; then
+  log "go install helm.sh/helm/v3/cmd/helm@${HELM_VERSION} (a few minutes on 2 cores)"
+  GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
+fi
+log "ready: $(etcdctl version 2>/dev/null | head -1), helm $("$GOBIN/helm" version --short 2>/dev/null)"
