@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs every compiled test file under dist/ with node's built-in test runner.
 // Usage: node scripts/run-tests.mjs [unit|integration|e2e|sim|all] [--filter substring]
+//   CONURE_DIST=/tmp/dist-x  read compiled files from there instead of dist/
 // Unit tests are src/**/*.test.js; slower suites live under test/<kind>/.
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,20 +24,22 @@ function walk(dir, out = []) {
   return out;
 }
 
+// CONURE_DIST lets parallel work build into separate output folders (default dist).
+const dist = process.env.CONURE_DIST ?? 'dist';
 const roots = {
-  unit: ['dist/src'],
-  sim: ['dist/test/sim'],
-  integration: ['dist/test/integration'],
-  e2e: ['dist/test/e2e'],
-  fault: ['dist/test/fault'],
-  all: ['dist/src', 'dist/test/sim', 'dist/test/integration', 'dist/test/e2e', 'dist/bench'],
-}[kind];
+  unit: ['src'],
+  sim: ['test/sim'],
+  integration: ['test/integration'],
+  e2e: ['test/e2e'],
+  fault: ['test/fault'],
+  all: ['src', 'test/sim', 'test/integration', 'test/e2e', 'bench'],
+}[kind]?.map((r) => join(dist, r));
 if (!roots) { console.error(`unknown test kind: ${kind}`); process.exit(2); }
 
 let files = roots.flatMap((r) => walk(r)).sort();
 if (filter) files = files.filter((f) => f.includes(filter));
 if (files.length === 0) { console.error('no test files found (did you run the build?)'); process.exit(1); }
-console.error(`running ${files.length} test files: ${files.map((f) => relative('dist', f)).join(' ')}`);
+console.error(`running ${files.length} test files: ${files.map((f) => relative(dist, f)).join(' ')}`);
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const tapFile = join(mkdtempSync(join(tmpdir(), 'conure-tests-')), 'results.tap');
 const r = spawnSync(process.execPath, [
