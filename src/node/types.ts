@@ -29,6 +29,11 @@ export interface StateMachine {
   appliedIndex(): number;
   /** Resolves when every applied change is durable. */
   sync(): Promise<void>;
+  /**
+   * Optional group commit: runs `fn`, in which several `apply` calls are made, as one atomic
+   * storage transaction. Replicators use it to apply a batch of entries with one commit.
+   */
+  batch?<T>(fn: () => T): T;
 }
 
 export type Suffrage = 'voter' | 'learner' | 'arbiter';

@@ -38,6 +38,9 @@ export class LmdbStateStore implements StateStore {
   private readonly path: string;
   private applied: number;
   private closed = false;
+  private inBatch = false;
+  /** Buckets first opened inside the running batch: their handles die if it aborts. */
+  private openedInBatch: string[] = [];
 
   constructor(opts: LmdbStateStoreOptions) {
     mkdirSync(opts.dir, { recursive: true });
@@ -103,19 +106,33 @@ export class LmdbStateStore implements StateStore {
     if (index <= this.applied) return false;
     for (const op of ops) validateOp(op);
     const dbs = ops.map((op) => this.db(op.bucket));
-    try {
-      this.root.transactionSync(() => {
-        ops.forEach((op, i) => {
-          if (op.op === 'put') dbs[i]!.putSync(op.key, op.value);
-          else dbs[i]!.removeSync(op.key);
-        });
-        this.meta.putSync(APPLIED_KEY, encodeUint64(index));
+    this.batch(() => {
+      ops.forEach((op, i) => {
+        if (op.op === 'put') dbs[i]!.putSync(op.key, op.value);
+        else dbs[i]!.removeSync(op.key);
       });
-    } catch (err) {
-      throw new ConureError('internal', `state store write failed: ${(err as Error).message}`, { cause: err });
-    }
+      this.meta.putSync(APPLIED_KEY, encodeUint64(index));
+    });
     this.applied = index;
     return true;
+  }
+
+  batch<T>(fn: () => T): T {
+    this.check();
+    if (this.inBatch) return fn();
+    const appliedBefore = this.applied;
+    this.inBatch = true;
+    this.openedInBatch = [];
+    try {
+      return this.root.transactionSync(fn);
+    } catch (err) {
+      this.applied = appliedBefore;
+      for (const b of this.openedInBatch) this.dbs.delete(b);
+      if (err instanceof ConureError) throw err;
+      throw new ConureError('internal', `state store write failed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      this.inBatch = false;
+    }
   }
 
   async sync(): Promise<void> {
@@ -158,6 +175,7 @@ export class LmdbStateStore implements StateStore {
     checkBucket(bucket);
     db = this.openBucketDb(bucket);
     this.dbs.set(bucket, db);
+    if (this.inBatch) this.openedInBatch.push(bucket);
     const names = [...this.dbs.keys()].filter((b) => b !== META).sort().join(',');
     this.meta.putSync(BUCKETS_KEY, new TextEncoder().encode(names));
     return db;

@@ -9,6 +9,7 @@ export class MemoryStateStore implements StateStore {
   private applied = 0;
   private readonly data = new Map<string, KeyValue[]>();
   private closed = false;
+  private snapshotForBatch: { applied: number; data: Map<string, KeyValue[]> } | undefined;
 
   appliedIndex(): number { this.check(); return this.applied; }
 
@@ -52,6 +53,22 @@ export class MemoryStateStore implements StateStore {
     }
     this.applied = index;
     return true;
+  }
+
+  batch<T>(fn: () => T): T {
+    this.check();
+    if (this.snapshotForBatch) return fn();
+    this.snapshotForBatch = { applied: this.applied, data: new Map([...this.data].map(([k, rows]) => [k, [...rows]])) };
+    try {
+      return fn();
+    } catch (err) {
+      this.applied = this.snapshotForBatch.applied;
+      this.data.clear();
+      for (const [k, rows] of this.snapshotForBatch.data) this.data.set(k, rows);
+      throw err;
+    } finally {
+      this.snapshotForBatch = undefined;
+    }
   }
 
   async sync(): Promise<void> { this.check(); }

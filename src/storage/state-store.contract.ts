@@ -60,6 +60,35 @@ export function stateStoreContract(factory: StateStoreFactory): void {
       await store.close(); await cleanup();
     });
 
+    it('commits applies made inside batch() together, and none of them if it throws', async () => {
+      const { store, reopen, cleanup } = await factory.create();
+      store.batch(() => {
+        for (let i = 1; i <= 5; i++) store.apply(i, [{ op: 'put', bucket: `fresh${i % 2}`, key: b(`k${i}`), value: b(`v${i}`) }]);
+      });
+      assert.equal(store.appliedIndex(), 5);
+      assert.throws(() => store.batch(() => {
+        store.apply(6, [{ op: 'put', bucket: 'kv', key: b('doomed'), value: b('x') }]);
+        store.batch(() => store.apply(7, [{ op: 'put', bucket: 'newbucket', key: b('doomed2'), value: b('x') }]));
+        throw new Error('boom');
+      }), /boom/);
+      assert.equal(store.appliedIndex(), 5);
+      assert.equal(store.get('kv', b('doomed')), undefined);
+      assert.equal(store.get('newbucket', b('doomed2')), undefined);
+      assert.equal(store.apply(6, [{ op: 'put', bucket: 'kv', key: b('after'), value: b('y') }]), true);
+      await store.sync();
+      if (reopen) {
+        await store.close();
+        const again = await reopen();
+        assert.equal(again.appliedIndex(), 6);
+        assert.equal(s(again.get('fresh1', b('k3'))), 'v3');
+        assert.equal(s(again.get('kv', b('after'))), 'y');
+        await again.close();
+      } else {
+        await store.close();
+      }
+      await cleanup();
+    });
+
     it('keeps buckets apart', async () => {
       const { store, cleanup } = await factory.create();
       store.apply(1, [{ op: 'put', bucket: 'one', key: b('k'), value: b('1') }, { op: 'put', bucket: 'two', key: b('k'), value: b('2') }]);

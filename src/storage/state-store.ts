@@ -33,6 +33,12 @@ export interface StateStore {
   count(bucket: string, opts?: Omit<RangeOptions, 'limit' | 'reverse'>): number;
   /** Atomically applies `ops` and records `index` as applied. False (and no change) if already applied. */
   apply(index: number, ops: readonly StateOp[]): boolean;
+  /**
+   * Runs `fn` inside one write transaction: every `apply` it makes commits together (or not at
+   * all if `fn` throws). Used for group commit: many log entries, one commit, one fsync.
+   * Nested calls join the outer transaction.
+   */
+  batch<T>(fn: () => T): T;
   /** Resolves when every change applied so far is durable on disk. */
   sync(): Promise<void>;
   /** Approximate bytes used on disk (or in memory). */

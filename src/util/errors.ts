@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'unauthenticated'
   | 'permission_denied'
   | 'locked'
+  | 'unsupported'
   | 'closed'
   | 'internal';
 

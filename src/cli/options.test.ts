@@ -1,0 +1,31 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { advertised, parseBool, parseDurationMs, parseHostPort } from './options.js';
+
+describe('cli options', () => {
+  it('parses durations', () => {
+    assert.equal(parseDurationMs('2s'), 2000);
+    assert.equal(parseDurationMs('500ms'), 500);
+    assert.equal(parseDurationMs('1.5m'), 90_000);
+    assert.equal(parseDurationMs('250'), 250);
+    assert.throws(() => parseDurationMs('soon'), { code: 'invalid_argument' });
+  });
+  it('parses booleans', () => {
+    assert.equal(parseBool(undefined), true);
+    assert.equal(parseBool('false'), false);
+    assert.equal(parseBool('TRUE'), true);
+    assert.throws(() => parseBool('maybe'), /invalid boolean/);
+  });
+  it('parses host:port', () => {
+    assert.deepEqual(parseHostPort('127.0.0.1:8081', 'x'), { host: '127.0.0.1', port: 8081 });
+    assert.deepEqual(parseHostPort(':7001', 'x'), { host: '0.0.0.0', port: 7001 });
+    assert.deepEqual(parseHostPort('[::1]:80', 'x'), { host: '::1', port: 80 });
+    assert.throws(() => parseHostPort('nohost', '--http-addr'), /--http-addr/);
+    assert.throws(() => parseHostPort('h:70000', 'x'), /not host:port/);
+  });
+  it('advertises a concrete host for wildcard listeners', () => {
+    assert.equal(advertised({ host: '127.0.0.1', port: 1 }, undefined, 'x'), '127.0.0.1:1');
+    assert.equal(advertised({ host: '0.0.0.0', port: 1 }, 'pod-0.svc:7001', 'x'), 'pod-0.svc:7001');
+    assert.notEqual(advertised({ host: '0.0.0.0', port: 1 }, undefined, 'x'), '0.0.0.0:1');
+  });
+});

@@ -1,0 +1,41 @@
+import { hostname } from 'node:os';
+import { InvalidArgumentError } from '../util/errors.js';
+
+/** Parses `2s`, `500ms`, `1m`, `1h` or a bare number of milliseconds. */
+export function parseDurationMs(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new InvalidArgumentError(`invalid duration ${JSON.stringify(text)}; use e.g. 500ms, 2s, 1m`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'ms';
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!);
+}
+
+/** Parses `true/false/1/0/yes/no`; a bare flag (`--bootstrap`) is true. */
+export function parseBool(text: string | boolean | undefined): boolean {
+  if (text === undefined || text === true || text === '') return true;
+  if (text === false) return false;
+  const t = text.toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(t)) return true;
+  if (['false', '0', 'no', 'off'].includes(t)) return false;
+  throw new InvalidArgumentError(`invalid boolean ${JSON.stringify(text)}; use true or false`);
+}
+
+export interface HostPort { host: string; port: number }
+
+/** Parses `host:port`, `[v6]:port` or `:port` (all interfaces). */
+export function parseHostPort(text: string, flag: string): HostPort {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]*):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[2]) : -1;
+  if (!m || port < 0 || port > 65535) throw new InvalidArgumentError(`${flag}: ${JSON.stringify(text)} is not host:port`);
+  return { host: m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+}
+
+/** The address peers should use: the listen address, with a wildcard host replaced by this host's name. */
+export function advertised(listen: HostPort, explicit: string | undefined, flag: string): string {
+  if (explicit) {
+    const hp = parseHostPort(explicit, flag);
+    return `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
+  }
+  const host = listen.host === '0.0.0.0' || listen.host === '::' ? hostname() : listen.host;
+  return `${host.includes(':') ? `[${host}]` : host}:${listen.port}`;
+}

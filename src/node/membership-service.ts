@@ -1,0 +1,94 @@
+import { lookup } from 'node:dns/promises';
+import { ConureError, InvalidArgumentError } from '../util/errors.js';
+import type { Member, Replicator, Suffrage } from './types.js';
+
+/** Member ids: 1–128 characters of letters, digits, `.`, `_` and `-` (pod names qualify). */
+export const MEMBER_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+export type Resolver = (host: string) => Promise<unknown>;
+
+export interface JoinResult {
+  /** `added`: a new member; `updated`: same id at a new address; `unchanged`: already present as asked. */
+  outcome: 'added' | 'updated' | 'unchanged';
+  member: Member;
+}
+
+/**
+ * Validates and carries out membership requests from the seed API (`/join`, `/remove`,
+ * `/leader/transfer`) and conurectl. Field names follow the seed API: `ID`, `RaftAddr`,
+ * `Role`, plus an optional `HttpAddr`.
+ *
+ * Errors: `InvalidArgumentError` for a malformed request, an empty id or an address that does
+ * not resolve; `NotLeaderError` from the replicator on a follower (the HTTP layer answers 409
+ * with the leader); `unsupported` on a standalone member.
+ */
+export class MembershipService {
+  constructor(private readonly replicator: Replicator, private readonly resolve: Resolver = (h) => lookup(h)) {}
+
+  async join(body: unknown): Promise<JoinResult> {
+    const req = asObject(body);
+    const id = memberId(req.ID);
+    const address = await this.address(req.RaftAddr, 'RaftAddr');
+    const httpAddress = req.HttpAddr === undefined ? undefined : await this.address(req.HttpAddr, 'HttpAddr');
+    const role = req.Role === undefined || req.Role === '' ? 'voter' : req.Role;
+    if (role !== 'voter' && role !== 'arbiter' && role !== 'learner') {
+      throw new InvalidArgumentError(`Role must be "voter", "arbiter" or "learner", not ${JSON.stringify(role)}`);
+    }
+    const existing = this.replicator.members().find((m) => m.id === id);
+    const suffrage: Suffrage = role;
+    if (existing && existing.address === address) return { outcome: 'unchanged', member: existing };
+    await this.replicator.addMember({ id, address, ...(httpAddress && { httpAddress }), suffrage });
+    const member = this.replicator.members().find((m) => m.id === id) ?? { id, address, suffrage };
+    return { outcome: existing ? 'updated' : 'added', member };
+  }
+
+  /** Removes a member; removing an id that is not a member succeeds with `removed: false`. */
+  async remove(body: unknown): Promise<{ removed: boolean }> {
+    const id = memberId(asObject(body).ID);
+    if (!this.replicator.members().some((m) => m.id === id)) return { removed: false };
+    await this.replicator.removeMember(id);
+    return { removed: true };
+  }
+
+  async promote(body: unknown): Promise<void> {
+    await this.replicator.promoteMember(memberId(asObject(body).ID));
+  }
+
+  /** Transfers leadership to `ID`, or to the best-placed voter when no id is given. */
+  async transfer(body: unknown): Promise<void> {
+    const req = body === undefined || body === null ? {} : asObject(body);
+    await this.replicator.transferLeadership(req.ID === undefined || req.ID === '' ? undefined : memberId(req.ID));
+  }
+
+  private async address(value: unknown, field: string): Promise<string> {
+    if (typeof value !== 'string' || value === '') throw new InvalidArgumentError(`${field} is required, as host:port`);
+    const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
+    const port = m ? Number(m[2]) : 0;
+    if (!m || port < 1 || port > 65535) throw new InvalidArgumentError(`${field} ${JSON.stringify(value)} is not host:port`);
+    const host = m[1]!.replace(/^\[|\]$/g, '');
+    try {
+      await withTimeout(this.resolve(host), 3000);
+    } catch (err) {
+      throw new InvalidArgumentError(`${field} host ${JSON.stringify(host)} does not resolve`, { cause: err });
+    }
+    return value;
+  }
+}
+
+function asObject(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidArgumentError('request body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+function memberId(value: unknown): string {
+  if (typeof value !== 'string' || value === '') throw new InvalidArgumentError('ID is required');
+  if (!MEMBER_ID.test(value)) throw new InvalidArgumentError(`ID ${JSON.stringify(value)} must be 1-128 letters, digits, ".", "_" or "-"`);
+  return value;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new ConureError('timeout', `timed out after ${ms} ms`)), ms);
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+  });
+}
