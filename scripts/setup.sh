@@ -35,8 +35,9 @@ pkill -x etcd 2>/dev/null || true
 # 3. helm, pinned, built with the Go toolchain and cached in ~/go/bin.
 HELM_VERSION=v3.16.4
 GOBIN="${GOBIN:-$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin}"
-if ! "$GOBIN/helm" version --short 2>/dev/null | grep -q "${HELM_VERSION}"; then
+# A go-installed helm reports only "v3.16"; the exact module version is in its build info.
+if ! go version -m "$GOBIN/helm" 2>/dev/null | grep -qE "^\s+mod\s+helm.sh/helm/v3\s+${HELM_VERSION}\s"; then
   log "go install helm.sh/helm/v3/cmd/helm@${HELM_VERSION} (a few minutes on 2 cores)"
   GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 fi
-log "ready: $(etcdctl version 2>/dev/null | head -1), helm $("$GOBIN/helm" version --short 2>/dev/null)"
+log "ready: $(etcdctl version 2>/dev/null | head -1), helm ${HELM_VERSION} at $GOBIN/helm"
