@@ -7,6 +7,7 @@
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ConureHttpClient } from '../client/http-client.js';
+import { runDevCluster } from './dev-cluster.js';
 
 const program = new Command('conurectl')
   .description('ConureDB command-line client')
@@ -65,6 +66,21 @@ members.command('promote <id>').description('promote a learner to voter').action
 program.command('leader').description('leadership').command('transfer [id]')
   .description('if the endpoint is the leader, hand leadership to <id> (or the best-placed voter)')
   .action(async (id?: string) => print(await client().transferLeader(id)));
+
+program.command('dev').description('local development helpers').command('cluster')
+  .description('start a local cluster as child processes, shaped like the Helm chart')
+  .option('--voters <n>', 'data-bearing members, including the bootstrap member', '2')
+  .option('--arbiter <mode>', 'auto (an arbiter when voters is even), always or never', 'auto')
+  .option('--base-port <port>', 'member i serves HTTP on base+i, raft on base+100+i, etcd on base+200+i', '8081')
+  .option('--host <host>', 'address to listen and advertise on', '127.0.0.1')
+  .option('--data-dir <dir>', 'parent directory of the members\' data directories', './.conure')
+  .action(async (o: { voters: string; arbiter: string; basePort: string; host: string; dataDir: string }) => {
+    if (o.arbiter !== 'auto' && o.arbiter !== 'always' && o.arbiter !== 'never') throw new UsageError('--arbiter must be auto, always or never');
+    const voters = Number(o.voters), basePort = Number(o.basePort);
+    if (!Number.isInteger(voters)) throw new UsageError('--voters must be a whole number');
+    if (!Number.isInteger(basePort)) throw new UsageError('--base-port must be a whole number');
+    process.exitCode = await runDevCluster({ voters, arbiter: o.arbiter, basePort, host: o.host, dataDir: o.dataDir });
+  });
 
 class UsageError extends Error {}
 
