@@ -1,0 +1,100 @@
+#!/bin/sh
+# Scale-down hook Job of chart conuredb (pre-upgrade, pre-rollback and post-upgrade).
+#
+# Removes from raft every member of this release whose ordinal is >= the desired replica count
+# of its StatefulSet, one at a time: voters of "<fullname>" highest ordinal first, then arbiters
+# of "<fullname>-arbiter". The bootstrap member and ids that do not follow the release's naming
+# are never touched. This is the rule of planScaleDown() in src/planner/topology.ts; the e2e
+# test runs this script and compares.
+#
+# It works on the LIVE membership, so it is idempotent: a member already gone is skipped, and a
+# second run (post-upgrade) removes nothing unless a member rejoined in between. Before removing
+# a member it asks that member to hand leadership to the bootstrap member if it leads.
+# Each step is retried with growing backoff; when the cluster cannot commit the change (no
+# quorum, no leader) the script exits non-zero, the Job fails, and Helm aborts the upgrade
+# BEFORE the StatefulSets shrink.
+#
+# Environment:
+#   CONURE_ENDPOINTS         cluster HTTP endpoints (required; read by conurectl)
+#   FULLNAME                 resource-name prefix of the release, e.g. conure (required)
+#   DESIRED_VOTER_REPLICAS   desired replicas of StatefulSet <fullname> (voters - 1) (required)
+#   DESIRED_ARBITER_REPLICAS desired replicas of StatefulSet <fullname>-arbiter (required)
+#   MEMBER_URL_TEMPLATE      printf template from member id to its HTTP URL (required),
+#                            e.g. http://%s.conure-hs.default.svc.cluster.local:8081
+#   ATTEMPTS                 attempts per step (default 8); BACKOFF_SECONDS base backoff (default 2)
+set -eu
+log() { echo "scale-down: $*" >&2; }
+
+: "${CONURE_ENDPOINTS:?CONURE_ENDPOINTS is required}"
+fullname=${FULLNAME:?FULLNAME is required}
+voters=${DESIRED_VOTER_REPLICAS:?DESIRED_VOTER_REPLICAS is required}
+arbiters=${DESIRED_ARBITER_REPLICAS:?DESIRED_ARBITER_REPLICAS is required}
+url_template=${MEMBER_URL_TEMPLATE:?MEMBER_URL_TEMPLATE is required}
+ATTEMPTS=${ATTEMPTS:-8}
+BACKOFF_SECONDS=${BACKOFF_SECONDS:-2}
+for n in "$voters" "$arbiters" "$ATTEMPTS" "$BACKOFF_SECONDS"; do
+  case "$n" in '' | *[!0-9]*) log "not a whole number: '$n'"; exit 2 ;; esac
+done
+
+# retry CMD...: runs CMD up to $ATTEMPTS times, sleeping BACKOFF_SECONDS * attempt in between.
+retry() {
+  attempt=1
+  until "$@"; do
+    if [ "$attempt" -ge "$ATTEMPTS" ]; then log "giving up after $attempt attempts: $*"; return 1; fi
+    sleep $((BACKOFF_SECONDS * attempt))
+    attempt=$((attempt + 1))
+  done
+}
+
+# Prints the member ids of the live raft configuration, one per line.
+member_ids() {
+  conurectl members | node -e '
+    let s = ""; process.stdin.on("data", (d) => { s += d; }).on("end", () => {
+      const c = JSON.parse(s);
+      if (!c || !Array.isArray(c.servers)) { console.error("unexpected members output"); process.exit(1); }
+      for (const m of c.servers) console.log(m.id);
+    });'
+}
+
+# Prints the surplus member ids in removal order, reading ids on stdin.
+surplus() {
+  while read -r id; do
+    case "$id" in
+      "$fullname"-arbiter-*) kind=1; ordinal=${id#"$fullname"-arbiter-}; limit=$arbiters ;;
+      "$fullname"-bootstrap-*) continue ;;
+      "$fullname"-*) kind=0; ordinal=${id#"$fullname"-}; limit=$voters ;;
+      *) continue ;;
+    esac
+    case "$ordinal" in '' | *[!0-9]* | 0?*) continue ;; esac
+    if [ "$ordinal" -ge "$limit" ]; then echo "$kind $ordinal $id"; fi
+  done | sort -k1,1n -k2,2nr | cut -d' ' -f3
+}
+
+list_file=$(mktemp)
+trap 'rm -f "$list_file"' EXIT
+fetch_members() { member_ids >"$list_file"; }
+
+retry fetch_members
+plan=$(surplus <"$list_file")
+if [ -z "$plan" ]; then
+  log "nothing to remove (desired: $voters replica(s) of $fullname, $arbiters of $fullname-arbiter)"
+  exit 0
+fi
+log "removing, in order: $(echo $plan)"
+for id in $plan; do
+  # shellcheck disable=SC2059 # the template is the format string by design
+  url=$(printf "$url_template" "$id")
+  if ! conurectl --endpoints "$url" leader transfer "$fullname-bootstrap-0" >/dev/null; then
+    log "$id: leadership transfer failed; removing anyway (raft elects a new leader)"
+  fi
+  retry conurectl members remove "$id" >/dev/null
+  log "$id removed"
+done
+
+retry fetch_members
+left=$(surplus <"$list_file")
+if [ -n "$left" ]; then
+  log "members still beyond the desired count: $(echo $left)"
+  exit 1
+fi
+log "done: $(wc -l <"$list_file" | tr -d ' ') member(s) remain"

@@ -1,0 +1,59 @@
+#!/bin/sh
+# Init container of chart conuredb: holds a FRESH pod until the cluster can take it.
+#
+# A pod whose data directory already holds data never waits: after a full-cluster restart the
+# members must start together to regain quorum, and waiting for readiness would deadlock.
+#
+# WAIT_MODE:
+#   join       (voters)  wait until $WAIT_URL answers /ready (the bootstrap pod)
+#   any        (arbiter) wait until $WAIT_URL answers /ready (the client service: a ready voter)
+#   bootstrap  (bootstrap pod) refuse to start when the data directory is empty but any other
+#              member already answers /health at one of the space-separated $WAIT_URL: a live
+#              member means the cluster exists, and bootstrapping again would split it in two.
+#              Recover by removing the member (conurectl members remove <pod>) and following
+#              docs/kubernetes.md "Replacing the bootstrap member".
+#
+# Environment: WAIT_MODE, WAIT_URL (base URL(s), e.g. http://conure-bootstrap-0.conure-hs:8081;
+#   may be empty in mode bootstrap when there is no other member),
+#   CONURE_DATA_DIR (default /var/lib/conure), WAIT_INTERVAL_SECONDS (default 2).
+set -eu
+log() { echo "wait-for: $*" >&2; }
+
+mode=${WAIT_MODE:?WAIT_MODE is required}
+url=${WAIT_URL:-}
+data_dir=${CONURE_DATA_DIR:-/var/lib/conure}
+interval=${WAIT_INTERVAL_SECONDS:-2}
+
+# answers URL: exit 0 when URL answers 2xx within 3 s.
+answers() {
+  node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(3000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$1"
+}
+
+if [ -n "$(ls -A "$data_dir" 2>/dev/null | grep -v '^lost+found$' || true)" ]; then
+  log "$data_dir holds data; starting without waiting"
+  exit 0
+fi
+
+case "$mode" in
+  bootstrap)
+    for u in $url; do
+      if answers "$u/health"; then
+        log "REFUSING to bootstrap: $data_dir is empty but member $u is alive, so the cluster exists."
+        log "This member's volume was lost: see docs/kubernetes.md, 'Replacing the bootstrap member'."
+        exit 1
+      fi
+    done
+    log "no other member answers; bootstrapping a new cluster"
+    ;;
+  join | any)
+    [ -n "$url" ] || { log "WAIT_URL is required in mode $mode"; exit 2; }
+    n=0
+    until answers "$url/ready"; do
+      n=$((n + 1))
+      log "waiting for $url/ready (attempt $n)"
+      sleep "$interval"
+    done
+    log "$url is ready"
+    ;;
+  *) log "unknown WAIT_MODE '$mode'"; exit 2 ;;
+esac
