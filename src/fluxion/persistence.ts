@@ -1,0 +1,194 @@
+/**
+ * Durability for a `FluxionStore`: recovery at start-up (newest snapshot + WAL replay) and, while
+ * running, a `CommitLog` that makes every mutation durable before it is applied and acknowledged,
+ * plus background snapshots that bound the WAL.
+ *
+ * ```
+ *   data dir/
+ *     LOCK                              pid of the running server (refuses a second server)
+ *     snapshot-00000000000001234567.snap   store as of LSN 1234567 (complete or absent)
+ *     wal-00000000000001200001.log      segments; records with LSN > snapshot LSN are replayed
+ *     wal-00000000000001240001.log      active segment
+ * ```
+ *
+ * Snapshot cycle (one at a time): once `snapshotWalBytes` of WAL accumulated since the last
+ * snapshot, rotate the WAL, pin the store (O(documents), copy-on-write), write the snapshot in the
+ * background, then delete the snapshots and WAL segments it supersedes. A failed snapshot is
+ * logged and retried at the next threshold; the WAL is never deleted without a durable snapshot.
+ */
+import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../util/log.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { applyOp, decodeLogged } from './ops.js';
+import { listSnapshots, readSnapshot, removeOldSnapshots, writeSnapshot } from './snapshot.js';
+import type { FluxionStore } from './store.js';
+import { Wal, type DurableCallback } from './wal.js';
+
+/**
+ * Where mutations go before they are applied. `append` must invoke `onDurable` exactly once per
+ * call, in call order, and only after the record is durable (or with the error that prevented it).
+ */
+export interface CommitLog {
+  /** True when appended records survive a crash. */
+  readonly durable: boolean;
+  append(op: number, payload: string, onDurable: (err: Error | null) => void): void;
+  /** Flushes what is queued and releases files. Further appends fail. */
+  close(): Promise<void>;
+}
+
+/** Memory-only mode (no `--data`): nothing is written; callbacks run synchronously. */
+export class MemoryCommitLog implements CommitLog {
+  readonly durable = false;
+  append(_op: number, _payload: string, onDurable: (err: Error | null) => void): void { onDurable(null); }
+  async close(): Promise<void> {}
+}
+
+export interface PersistenceOptions {
+  dir: string;
+  store: FluxionStore;
+  /** The master key; never written to disk, needed to replay key changes. */
+  masterKey: string;
+  log: Logger;
+  /** Take a snapshot after this many WAL bytes since the previous one (default 128 MiB). */
+  snapshotWalBytes?: number;
+  segmentBytesMax?: number;
+  recordBytesMax?: number;
+  onFsync?: (seconds: number, records: number, bytes: number) => void;
+  onSnapshot?: (seconds: number, bytes: number) => void;
+  now?: () => number;
+}
+
+export interface RecoveryStats { snapshotLsn: number; snapshotRecords: number; walRecords: number; seconds: number }
+
+export class DurableLog implements CommitLog {
+  readonly durable = true;
+  /** What start-up recovered. */
+  readonly recovery: RecoveryStats;
+  private readonly opts: PersistenceOptions;
+  private readonly wal: Wal;
+  private appliedLsn: number;
+  private bytesSinceSnapshot = 0;
+  private snapshotting: Promise<void> | undefined;
+  private closed = false;
+
+  private constructor(opts: PersistenceOptions, wal: Wal, appliedLsn: number, recovery: RecoveryStats) {
+    this.opts = opts;
+    this.wal = wal;
+    this.appliedLsn = appliedLsn;
+    this.recovery = recovery;
+  }
+
+  /**
+   * Creates `opts.dir` if needed, takes the directory lock, loads the newest snapshot into
+   * `opts.store` and replays the WAL after it. Throws `CorruptionError` for damaged files and
+   * `InvalidArgumentError` when another live process holds the lock.
+   */
+  static async open(opts: PersistenceOptions): Promise<DurableLog> {
+    const t0 = process.hrtime.bigint();
+    mkdirSync(opts.dir, { recursive: true });
+    takeLock(opts.dir);
+    const store = opts.store;
+    await removeOldSnapshots(opts.dir, 0); // only clears leftover *.tmp files
+    const snap = listSnapshots(opts.dir)[0];
+    let snapshotLsn = 0;
+    let snapshotRecords = 0;
+    if (snap !== undefined) {
+      const r = readSnapshot(snap.path, {
+        apiKey: (k, s) => store.putApiKey(k, s),
+        collection: () => undefined,
+        value: (c, k, v) => store.setValue(c, k, v),
+        record: (c, d, ts, data) => store.insert([{ col: c, doc: d, ts, data }]),
+      });
+      snapshotLsn = r.lsn;
+      snapshotRecords = r.records;
+    }
+    let walRecords = 0;
+    let lastLsn = snapshotLsn;
+    const wal = await Wal.open(
+      { dir: opts.dir, segmentBytesMax: opts.segmentBytesMax, recordBytesMax: opts.recordBytesMax, onFsync: opts.onFsync },
+      snapshotLsn,
+      (lsn, code, payload) => {
+        applyOp(store, opts.masterKey, decodeLogged(code, payload, `${opts.dir} LSN ${lsn}`));
+        walRecords++;
+        lastLsn = lsn;
+      },
+    );
+    store.pruneEmpty();
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    return new DurableLog(opts, wal, lastLsn, { snapshotLsn, snapshotRecords, walRecords, seconds });
+  }
+
+  append(op: number, payload: string, onDurable: (err: Error | null) => void): void {
+    const cb: DurableCallback = (err, lsn) => {
+      if (err === null) this.appliedLsn = lsn;
+      onDurable(err);
+    };
+    this.wal.append(op, payload, cb);
+    this.bytesSinceSnapshot += payload.length + 17;
+    if (this.bytesSinceSnapshot >= (this.opts.snapshotWalBytes ?? 128 * 1024 * 1024) && this.snapshotting === undefined && !this.closed) {
+      void this.snapshot();
+    }
+  }
+
+  /**
+   * Writes a snapshot now (or waits for the one in progress) and deletes what it supersedes.
+   * Errors are logged, never thrown: the WAL still holds everything.
+   */
+  snapshot(): Promise<void> {
+    if (this.snapshotting !== undefined) return this.snapshotting;
+    this.bytesSinceSnapshot = 0;
+    this.snapshotting = this.runSnapshot().finally(() => { this.snapshotting = undefined; });
+    return this.snapshotting;
+  }
+
+  /** Waits for queued records and any snapshot in progress, then closes the WAL and the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.snapshotting !== undefined) await this.snapshotting;
+    await this.wal.close();
+    rmSync(join(this.opts.dir, 'LOCK'), { force: true });
+  }
+
+  private async runSnapshot(): Promise<void> {
+    const t0 = process.hrtime.bigint();
+    const { store, dir, log } = this.opts;
+    try {
+      await this.wal.rotate();
+      const lsn = this.appliedLsn;
+      const picture = store.pin();
+      let result;
+      try {
+        result = await writeSnapshot(dir, lsn, picture, (this.opts.now ?? Date.now)());
+      } finally {
+        store.release(picture);
+      }
+      await removeOldSnapshots(dir, lsn);
+      const segments = await this.wal.purgeThrough(lsn);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      this.opts.onSnapshot?.(seconds, result.bytes);
+      log.info({ lsn, records: result.records, bytes: result.bytes, seconds, walSegmentsRemoved: segments }, 'snapshot_written');
+    } catch (err) {
+      log.error({ err }, 'snapshot_failed');
+    }
+  }
+}
+
+/** Refuses to open a directory another live process is using; a stale lock (dead pid) is taken over. */
+function takeLock(dir: string): void {
+  const path = join(dir, 'LOCK');
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+      throw new InvalidArgumentError(`data directory ${dir} is in use by process ${pid}`);
+    }
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw err;
+  }
+  writeFileSync(path, `${process.pid}\n`);
+}
+
+function isAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+}

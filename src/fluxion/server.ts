@@ -1,0 +1,266 @@
+/**
+ * The Fluxion transport: one HTTP listener serving the FluxionDB WebSocket protocol on any path
+ * (upgrade with `?api-key=…&name=…`) plus `GET /health` and `GET /metrics`.
+ *
+ * The transport only decodes the envelope `{id, type, data}`, calls `FluxionService.handle` once
+ * and encodes the reply as `{"id": …, …reply}`. Policy for bad input (see docs/fluxion.md):
+ *
+ * | input                                   | default (`badInput: 'reply'`)          | `badInput: 'close'` (original)     |
+ * |-----------------------------------------|----------------------------------------|------------------------------------|
+ * | not JSON / bad envelope                 | `{"id"?, "error": "invalid request…"}` | close 1008                         |
+ * | unknown type                            | `{"id", "error": "Unknown message type"}` | `{"error":…}` (no id), close 1008 |
+ * | invalid payload                         | `{"id", "error": "<type>: <reason>"}`  | close 1008                         |
+ * | frame > `messageBytesMax` (≤ 4× limit)  | `{"id"?, "error": "request too large…"}` | close 1009                       |
+ * | frame > 4 × `messageBytesMax`           | close 1009 (never buffered)            | close 1009                         |
+ * | binary frame                            | close 1003 `text frames only`          | same                               |
+ *
+ * Limits: `connectionsMax` open sockets (503 at the upgrade beyond it), `inFlightMax` requests
+ * per socket (reading pauses until replies drain), `outboundBytesMax` buffered replies per socket
+ * (reading pauses until the socket drains), idle sockets are pinged and closed after
+ * `idleTimeoutMs` without traffic.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import type { Logger } from '../util/log.js';
+import { errorText, isMessageType, PayloadError } from './protocol.js';
+import { AuthError, UnknownTypeError, type FluxionService, type Reply, type Session } from './service.js';
+import type { FluxionMetrics } from './metrics.js';
+
+export interface ServerOptions {
+  host?: string;
+  /** Listen port; 0 picks an ephemeral port (see `address()`). */
+  port: number;
+  /** Largest request frame in bytes (default 16 MiB, as the original). */
+  messageBytesMax?: number;
+  /** How invalid requests are answered (default `reply`). */
+  badInput?: 'reply' | 'close';
+  connectionsMax?: number;
+  inFlightMax?: number;
+  outboundBytesMax?: number;
+  idleTimeoutMs?: number;
+  /** Negotiate permessage-deflate when a client offers it (default false: it costs CPU per byte). */
+  perMessageDeflate?: boolean;
+  /** Extra fields for `/health`. */
+  health?: () => Record<string, unknown>;
+}
+
+interface Conn { ws: WebSocket; socket: Socket; session: Session; lastSeenMs: number; paused: boolean; inFlight: number }
+
+const CLOSE_POLICY = 1008;
+const CLOSE_UNSUPPORTED = 1003;
+const CLOSE_TOO_BIG = 1009;
+const CLOSE_GOING_AWAY = 1001;
+const READY_FRAME = JSON.stringify({ message: 'Authentication successful', type: 'ready' });
+
+export class FluxionServer {
+  private readonly http: Server;
+  private readonly wss: WebSocketServer;
+  private readonly conns = new Set<Conn>();
+  private readonly opts: Required<Omit<ServerOptions, 'health' | 'host'>> & Pick<ServerOptions, 'health' | 'host'>;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private draining = false;
+
+  constructor(
+    private readonly service: FluxionService,
+    private readonly metrics: FluxionMetrics,
+    private readonly log: Logger,
+    opts: ServerOptions,
+  ) {
+    this.opts = {
+      messageBytesMax: 16 * 1024 * 1024, badInput: 'reply', connectionsMax: 1024, inFlightMax: 1024,
+      outboundBytesMax: 16 * 1024 * 1024, idleTimeoutMs: 120_000, perMessageDeflate: false, ...opts,
+    };
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.opts.messageBytesMax * 4,
+      perMessageDeflate: this.opts.perMessageDeflate,
+    });
+    this.http = createServer((req, res) => void this.onHttp(req, res));
+    this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+  }
+
+  /** Starts listening; resolves with the bound address. */
+  async listen(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.opts.port, this.opts.host ?? '0.0.0.0', () => { this.http.off('error', reject); resolve(); });
+    });
+    const tick = Math.max(50, Math.floor(this.opts.idleTimeoutMs / 4));
+    this.idleTimer = setInterval(() => this.checkIdle(), tick);
+    this.idleTimer.unref();
+    return this.address();
+  }
+
+  address(): AddressInfo { return this.http.address() as AddressInfo; }
+
+  get connectionCount(): number { return this.conns.size; }
+
+  /**
+   * Graceful stop: refuse new connections, stop reading, wait (up to `graceMs`) for in-flight
+   * requests to be answered, then close every socket with 1001. Durable state is the caller's to
+   * close afterwards.
+   */
+  async close(graceMs = 10_000): Promise<void> {
+    this.draining = true;
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    const closed = new Promise<void>((r) => this.http.close(() => r()));
+    for (const c of this.conns) c.ws.pause();
+    const deadline = Date.now() + graceMs;
+    while ([...this.conns].some((c) => c.inFlight > 0) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    for (const c of this.conns) c.ws.close(CLOSE_GOING_AWAY, 'server shutting down');
+    const hardStop = setTimeout(() => { for (const c of this.conns) c.ws.terminate(); }, 1000);
+    while (this.conns.size > 0 && Date.now() < deadline + 1500) await new Promise((r) => setTimeout(r, 10));
+    clearTimeout(hardStop);
+    this.http.closeAllConnections();
+    await closed;
+  }
+
+  private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    try {
+      if (req.method === 'GET' && path === '/health') {
+        const body = { status: this.draining ? 'draining' : 'ok', ...this.service.store.stats(), connections: this.conns.size, ...this.opts.health?.() };
+        res.writeHead(this.draining ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      } else if (req.method === 'GET' && path === '/metrics') {
+        const text = await this.metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text);
+      } else {
+        res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
+          .end('FluxionDB speaks WebSocket: connect with ws://host:port/?api-key=KEY; GET /health and /metrics are plain HTTP\n');
+      }
+    } catch (err) {
+      this.log.error({ err }, 'http_handler_failed');
+      if (!res.headersSent) res.writeHead(500).end('internal error\n');
+    }
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const reject = (status: string, body: string): void => {
+      socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    };
+    if (this.draining) return reject('503 Service Unavailable', 'server is shutting down');
+    if (this.conns.size >= this.opts.connectionsMax) return reject('503 Service Unavailable', 'too many connections');
+    let session: Session;
+    try {
+      const q = new URL(req.url ?? '/', 'http://x').searchParams;
+      const ip = (socket as Socket).remoteAddress ?? '';
+      session = this.service.openSession(q.get('api-key') ?? '', ip, q.get('name') ?? '');
+    } catch (err) {
+      if (err instanceof AuthError) return reject('401 Unauthorized', err.message);
+      this.log.error({ err }, 'upgrade_failed');
+      return reject('400 Bad Request', 'bad request');
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onOpen(ws, socket as Socket, session));
+  }
+
+  private onOpen(ws: WebSocket, socket: Socket, session: Session): void {
+    const conn: Conn = { ws, socket, session, lastSeenMs: Date.now(), paused: false, inFlight: 0 };
+    this.conns.add(conn);
+    ws.send(READY_FRAME);
+    ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
+    ws.on('pong', () => { conn.lastSeenMs = Date.now(); });
+    ws.on('error', (err) => this.log.debug({ err, session: session.id }, 'socket_error'));
+    ws.on('close', () => {
+      this.conns.delete(conn);
+      this.service.closeSession(session);
+    });
+  }
+
+  private onMessage(conn: Conn, raw: RawData, isBinary: boolean): void {
+    conn.lastSeenMs = Date.now();
+    if (isBinary) { conn.ws.close(CLOSE_UNSUPPORTED, 'text frames only'); return; }
+    const buf = raw as Buffer;
+    const text = buf.toString('utf8');
+    const close = this.opts.badInput === 'close';
+    let env: unknown;
+    try { env = JSON.parse(text); } catch { env = undefined; }
+    const o = typeof env === 'object' && env !== null && !Array.isArray(env) ? env as Record<string, unknown> : undefined;
+    const id = o !== undefined && typeof o.id === 'string' && o.id !== '' ? o.id : undefined;
+    if (buf.length > this.opts.messageBytesMax) {
+      if (close) { conn.ws.close(CLOSE_TOO_BIG, 'message too large'); return; }
+      this.send(conn, id, { error: `request too large: ${buf.length} bytes exceeds the limit of ${this.opts.messageBytesMax} bytes` });
+      return;
+    }
+    const type = o?.type;
+    const data = o?.data;
+    if (id === undefined || typeof type !== 'string' || type === '' || typeof data !== 'string' || data === '') {
+      if (close) { conn.ws.close(CLOSE_POLICY, 'invalid request'); return; }
+      const why = o === undefined ? 'frame is not a JSON object' : '`id`, `type` and `data` must be non-empty strings';
+      this.send(conn, id, { error: `invalid request envelope: ${why}` });
+      return;
+    }
+    this.metrics.requests.inc({ type: isMessageType(type) || type === 'auth' ? type : 'unknown' });
+    let result: Reply | Promise<Reply>;
+    try {
+      result = this.service.handle(conn.session, type, data);
+    } catch (err) {
+      this.fail(conn, id, err);
+      return;
+    }
+    if (result instanceof Promise) {
+      conn.inFlight++;
+      result.then(
+        (r) => { conn.inFlight--; this.send(conn, id, r); },
+        (err) => { conn.inFlight--; this.fail(conn, id, err); },
+      );
+      if (conn.inFlight >= this.opts.inFlightMax) this.pause(conn);
+    } else {
+      this.send(conn, id, result);
+    }
+  }
+
+  private fail(conn: Conn, id: string, err: unknown): void {
+    const close = this.opts.badInput === 'close';
+    if (err instanceof UnknownTypeError) {
+      if (close) {
+        if (conn.ws.readyState === conn.ws.OPEN) conn.ws.send(JSON.stringify({ error: 'Unknown message type' }));
+        conn.ws.close(CLOSE_POLICY, 'unknown message type');
+        return;
+      }
+      this.send(conn, id, { error: 'Unknown message type' });
+    } else if (err instanceof PayloadError) {
+      if (close) { conn.ws.close(CLOSE_POLICY, 'invalid payload'); return; }
+      this.send(conn, id, { error: err.message });
+    } else {
+      this.log.error({ err, id }, 'request_failed');
+      this.send(conn, id, { error: errorText(err) });
+    }
+  }
+
+  private send(conn: Conn, id: string | undefined, reply: Reply): void {
+    const ws = conn.ws;
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(id === undefined ? JSON.stringify(reply) : JSON.stringify({ id, ...reply }));
+    if (ws.bufferedAmount > this.opts.outboundBytesMax) {
+      this.pause(conn);
+      conn.socket.once('drain', () => this.maybeResume(conn));
+    } else if (conn.paused) {
+      this.maybeResume(conn);
+    }
+  }
+
+  private pause(conn: Conn): void {
+    if (conn.paused || this.draining) return;
+    conn.paused = true;
+    conn.ws.pause();
+  }
+
+  private maybeResume(conn: Conn): void {
+    if (!conn.paused || this.draining) return;
+    if (conn.inFlight > this.opts.inFlightMax / 2 || conn.ws.bufferedAmount > this.opts.outboundBytesMax) return;
+    conn.paused = false;
+    conn.ws.resume();
+  }
+
+  private checkIdle(): void {
+    const now = Date.now();
+    for (const c of this.conns) {
+      if (now - c.lastSeenMs > this.opts.idleTimeoutMs) { c.ws.terminate(); continue; }
+      if (c.ws.readyState === c.ws.OPEN) c.ws.ping();
+    }
+  }
+}

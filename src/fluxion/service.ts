@@ -1,0 +1,218 @@
+/**
+ * The Fluxion service: authentication, scope checks, validation, the memory limit, and the
+ * ordering rules between the transport and the engine. The WebSocket transport decodes a frame's
+ * envelope, calls `handle` once, and encodes what it returns.
+ *
+ * Write path: validate → (memory check) → `CommitLog.append` → after the fsync, apply to the
+ * store (in log order) → reply. So a write is visible to other connections exactly when it is
+ * durable and acknowledged, and recovery (which replays the same log through `applyOp`) rebuilds
+ * the same state.
+ *
+ * Ordering per session: while a session has requests in flight, later requests of that session
+ * wait behind them, so replies leave in request order and a read sees the session's own earlier
+ * writes. Requests of different sessions do not wait for each other.
+ *
+ * Errors: `handle` returns protocol error replies (`{error}`) for permission problems, the memory
+ * limit and WAL failure; it throws (or rejects with) `PayloadError` for an invalid payload and
+ * `UnknownTypeError` for an unknown type, which the transport turns into replies or closes.
+ */
+import { ConureError } from '../util/errors.js';
+import { MemoryLimitError } from './errors.js';
+import { applyOp, checkKeys, decodeOp, isLoggedType, OP_CODES, type KeysOutcome, type LoggedOp } from './ops.js';
+import type { CommitLog } from './persistence.js';
+import {
+  decodeCol, decodeKey, decodeKeys, decodeQdoc, decodeQry, ERR, errorText, isMessageType, PERMISSIONS, scopeAllows,
+  type Scope,
+} from './protocol.js';
+import type { FluxionStore } from './store.js';
+
+/** The request's `type` is not part of the protocol. */
+export class UnknownTypeError extends ConureError {
+  constructor(type: string) { super('invalid_argument', `${ERR.unknownType}: ${JSON.stringify(type.slice(0, 64))}`); }
+}
+
+/** Handshake rejection; `message` is the HTTP 401 body the original server sends. */
+export class AuthError extends ConureError {
+  constructor(message: 'Missing API key parameter' | 'Unknown API key') { super('unauthenticated', message); }
+}
+
+/** A reply without its `id` (the transport adds it). */
+export type Reply = Record<string, unknown>;
+
+/** One open connection. Owned by the service between `openSession` and `closeSession`. */
+export interface Session {
+  readonly id: number;
+  readonly ip: string;
+  /** The handshake `name`, or null when absent or empty. */
+  readonly name: string | null;
+  readonly openedAtMs: number;
+  /** The API key used at the handshake. */
+  readonly key: string;
+  readonly master: boolean;
+  /** Current scope; changes live when the key is re-added or removed. */
+  scope: Scope;
+  /** Requests accepted but not yet answered. */
+  inFlight: number;
+  /** Completion of the newest in-flight request (undefined when idle). */
+  tail: Promise<unknown> | undefined;
+}
+
+export interface ServiceOptions {
+  store: FluxionStore;
+  log: CommitLog;
+  /** The `--secret-key` master key. */
+  masterKey: string;
+  /** Soft memory limit in bytes for inserts (`ins`, `sval`); 0 or undefined = none. */
+  memoryBytesMax?: number;
+  /** Memory in use, compared against the limit (default: process RSS). */
+  memoryUsedBytes?: () => number;
+  /** Wall clock in ms (injected for tests). */
+  now?: () => number;
+  /** Called once per handled request, for metrics. */
+  onRequest?: (type: string) => void;
+}
+
+export class FluxionService {
+  readonly store: FluxionStore;
+  private readonly log: CommitLog;
+  private readonly masterKey: string;
+  private readonly memoryBytesMax: number;
+  private readonly memoryUsedBytes: () => number;
+  private readonly now: () => number;
+  private readonly onRequest: ((type: string) => void) | undefined;
+  private readonly sessions = new Set<Session>();
+  private nextSessionId = 1;
+
+  constructor(opts: ServiceOptions) {
+    if (opts.masterKey === '') throw new ConureError('invalid_argument', 'the master key must not be empty');
+    this.store = opts.store;
+    this.log = opts.log;
+    this.masterKey = opts.masterKey;
+    this.memoryBytesMax = opts.memoryBytesMax ?? 0;
+    this.memoryUsedBytes = opts.memoryUsedBytes ?? (() => process.memoryUsage.rss());
+    this.now = opts.now ?? Date.now;
+    this.onRequest = opts.onRequest;
+  }
+
+  /** Number of open sessions. */
+  get sessionCount(): number { return this.sessions.size; }
+
+  /** Authenticates a handshake. Throws `AuthError` for a missing or unknown key. */
+  openSession(apiKey: string, ip: string, name: string): Session {
+    if (apiKey === '') throw new AuthError('Missing API key parameter');
+    const master = apiKey === this.masterKey;
+    const scope: Scope | undefined = master ? 'read_write_delete' : this.store.apiKeyScope(apiKey);
+    if (scope === undefined) throw new AuthError('Unknown API key');
+    const s: Session = {
+      id: this.nextSessionId++, ip, name: name === '' ? null : name, openedAtMs: this.now(), key: apiKey, master, scope,
+      inFlight: 0, tail: undefined,
+    };
+    this.sessions.add(s);
+    return s;
+  }
+
+  closeSession(s: Session): void { this.sessions.delete(s); }
+
+  /**
+   * Handles one request of `session`. Returns the reply synchronously when nothing of this
+   * session is in flight and the request is a read; otherwise a promise settled in request order.
+   */
+  handle(session: Session, type: string, data: string): Reply | Promise<Reply> {
+    this.onRequest?.(type);
+    if (session.tail === undefined) {
+      const r = this.execute(session, type, data);
+      if (r instanceof Promise) this.track(session, r);
+      return r;
+    }
+    const run = (): Reply | Promise<Reply> => this.execute(session, type, data);
+    const p = session.tail.then(run, run);
+    this.track(session, p);
+    return p;
+  }
+
+  private track(s: Session, p: Promise<Reply>): void {
+    s.inFlight++;
+    const settled = p.then(() => undefined, () => undefined);
+    s.tail = settled;
+    void settled.then(() => {
+      s.inFlight--;
+      if (s.tail === settled) s.tail = undefined;
+    });
+  }
+
+  private execute(s: Session, type: string, data: string): Reply | Promise<Reply> {
+    if (type === 'auth') return { error: ERR.auth };
+    if (!isMessageType(type)) throw new UnknownTypeError(type);
+    const perm = PERMISSIONS[type];
+    if (!scopeAllows(s.scope, perm)) return { error: ERR.permissionDenied };
+    if (perm === 'M' && !s.master) return { error: ERR.masterOnly };
+    const store = this.store;
+    switch (type) {
+      case 'qry': return { records: store.latest(decodeQry(data)) };
+      case 'qdoc': return { records: store.history(decodeQdoc(data)) };
+      case 'cols': return { collections: store.collectionNames() };
+      case 'gval': { const r = decodeKey('gval', data); return { value: store.getValue(r.col, r.key) }; }
+      case 'gvalues': { const r = decodeKey('gvalues', data); return { values: store.getValues(r.col, r.key) }; }
+      case 'gvals': return { values: store.getAllValues(decodeCol('gvals', data).col) };
+      case 'gkeys': return { keys: store.getKeys(decodeCol('gkeys', data).col) };
+      case 'conn': return { connections: this.connections(s) };
+      case 'keys': return this.keys(data);
+      default: {
+        if (!isLoggedType(type)) throw new UnknownTypeError(type);
+        const op = decodeOp(type, data);
+        if ((type === 'ins' || type === 'sval') && this.memoryBytesMax > 0) {
+          const used = this.memoryUsedBytes();
+          if (used >= this.memoryBytesMax) return { error: new MemoryLimitError(used, this.memoryBytesMax).message };
+        }
+        return this.commit(OP_CODES[type], data, op);
+      }
+    }
+  }
+
+  private keys(data: string): Reply | Promise<Reply> {
+    const req = decodeKeys(data);
+    if (req.action === 'list') {
+      const keys: Array<{ key: string; scope: Scope; deletable: boolean }> = [
+        { key: this.masterKey, scope: 'read_write_delete', deletable: false },
+      ];
+      for (const [key, scope] of this.store.listApiKeys()) keys.push({ key, scope, deletable: true });
+      return { status: 'ok', keys };
+    }
+    const invalid = checkKeys(this.masterKey, req);
+    if (invalid !== undefined) return { error: invalid };
+    return this.commit(OP_CODES.keys, data, { type: 'keys', req });
+  }
+
+  /** Logs `op`, and once it is durable applies it and builds the reply. */
+  private commit(code: number, data: string, op: LoggedOp): Promise<Reply> {
+    return new Promise<Reply>((resolve) => {
+      try {
+        this.log.append(code, data, (err) => {
+          if (err !== null) { resolve({ error: errorText(err) }); return; }
+          // Runs synchronously inside the log's callback, so records are applied in log order.
+          const outcome = applyOp(this.store, this.masterKey, op);
+          resolve(outcome === undefined ? {} : this.keysReply(outcome));
+        });
+      } catch (err) {
+        resolve({ error: errorText(err) });
+      }
+    });
+  }
+
+  private keysReply(o: KeysOutcome): Reply {
+    switch (o.kind) {
+      case 'error': return { error: o.error };
+      case 'added':
+        if (o.key !== this.masterKey) for (const s of this.sessions) if (s.key === o.key) s.scope = o.scope;
+        return { status: 'ok', scope: o.requested };
+      case 'removed':
+        for (const s of this.sessions) if (s.key === o.key) s.scope = 'readonly';
+        return { status: 'ok' };
+    }
+  }
+
+  private connections(self: Session): Array<{ ip: string; since: number; name: string | null; self: boolean }> {
+    const now = this.now();
+    return [...this.sessions].map((s) => ({ ip: s.ip, since: Math.max(0, now - s.openedAtMs), name: s.name, self: s === self }));
+  }
+}
