@@ -1,0 +1,317 @@
+/**
+ * charts/conuredb rendered with the real helm and checked against the planner:
+ * - helm lint;
+ * - every example command of the chart's issue, plus voters 1..7 x arbiter auto|always|never;
+ * - every rendered object validates with kubernetes-models;
+ * - members, roles, bootstrap flag, advertised addresses, per-StatefulSet replicas, PDB and the
+ *   hook's desired counts equal planTopology() for the same values, and both refuse the same specs;
+ * - values.schema.json rejects bad types;
+ * - every conured flag and conurectl command/flag the chart uses is in the contract list.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { chartFullname, planTopology, type ArbiterMode, type Topology } from '../../src/planner/topology.js';
+import {
+  CHART_DIR, CONURECTL_COMMANDS, CONURECTL_GLOBAL_FLAGS, CONURED_FLAGS, CONURE_ENV_VARS, SKIP_NO_HELM,
+  conurectlCalls, envOf, helm, parseManifests, template, validateObject, CONURECTL_JS, type K8sObject,
+} from './helm-support.js';
+
+const skip = SKIP_NO_HELM;
+
+interface Container { name: string; image: string; args?: string[]; command?: string[]; env?: { name: string; value?: string }[]; securityContext?: Record<string, unknown>; volumeMounts?: { name: string; mountPath: string }[] }
+interface PodSpec { containers: Container[]; initContainers?: Container[]; affinity?: unknown; securityContext?: Record<string, unknown>; volumes?: { name: string }[] }
+interface StsSpec { replicas: number; serviceName: string; podManagementPolicy?: string; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: PodSpec }; volumeClaimTemplates: { spec: { storageClassName?: string; resources: { requests: { storage: string } } } }[] }
+
+/** The issue's example commands, as `--set` lists (install and upgrade render alike). */
+const EXAMPLES: { line: string; sets: string[] }[] = [
+  { line: 'helm install conuredb ./charts/conuredb', sets: [] },
+  { line: 'install voters=3 pvc=20Gi tag=latest', sets: ['voters.replicas=3', 'voters.pvc.size=20Gi', 'image.tag=latest'] },
+  { line: 'install voters=3 arbiter=never', sets: ['voters.replicas=3', 'arbiter.mode=never'] },
+  { line: 'install voters=4 arbiter=auto', sets: ['voters.replicas=4', 'arbiter.mode=auto'] },
+  {
+    line: 'install voters=4 storage + security + volumePermissions',
+    sets: ['voters.replicas=4', 'voters.pvc.size=100Gi', 'voters.pvc.storageClassName=fast-ssd', 'arbiter.pvc.size=10Gi',
+      'security.runAsNonRoot=true', 'security.runAsUser=1000', 'volumePermissions.enabled=true'],
+  },
+  { line: 'helm upgrade conuredb ./charts/conuredb --set voters.replicas=1', sets: ['voters.replicas=1'] },
+  { line: 'helm upgrade conuredb ./charts/conuredb --set voters.replicas=5', sets: ['voters.replicas=5'] },
+];
+
+/** Values from `--set a.b=c` pairs, for the planner. */
+function specFromSets(sets: string[]) {
+  const v = new Map(sets.map((s) => [s.slice(0, s.indexOf('=')), s.slice(s.indexOf('=') + 1)]));
+  return {
+    votersReplicas: Number(v.get('voters.replicas') ?? 2),
+    arbiterMode: (v.get('arbiter.mode') ?? 'auto') as ArbiterMode,
+    allowEvenMembers: v.get('unsafe.allowEvenMembers') === 'true',
+  };
+}
+
+function byKind(objs: K8sObject[], kind: string): K8sObject[] {
+  return objs.filter((o) => o.kind === kind);
+}
+function one(objs: K8sObject[], kind: string, name: string): K8sObject {
+  const found = objs.filter((o) => o.kind === kind && o.metadata.name === name);
+  assert.equal(found.length, 1, `expected exactly one ${kind} ${name}`);
+  return found[0]!;
+}
+function matches(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+function argValue(args: string[], flag: string): string | undefined {
+  const a = args.find((x) => x === flag || x.startsWith(`${flag}=`));
+  return a === undefined ? undefined : a === flag ? 'true' : a.slice(flag.length + 1);
+}
+
+/** Renders, validates every object, and asserts the chart equals the planner's topology. */
+function renderAndCompare(sets: string[], namespace = 'db', release = 'conuredb'): { objs: K8sObject[]; plan: Topology } {
+  const spec = specFromSets(sets);
+  const plan = planTopology({ ...spec, namespace, fullname: chartFullname(release) });
+  const r = template(sets.flatMap((s) => ['--set', s]), release, namespace);
+  assert.ok(r.ok, `helm template ${sets.join(' ')} failed: ${r.stderr}`);
+  const objs = parseManifests(r.stdout);
+  for (const o of objs) validateObject(o);
+  const names = plan.names;
+
+  // Members: expand each StatefulSet's replicas into pods and read role/bootstrap from its args.
+  const sets3 = byKind(objs, 'StatefulSet');
+  assert.deepEqual(sets3.map((s) => s.metadata.name).sort(), [names.voters, names.arbiter, names.bootstrap].sort());
+  const members: Topology['members'] = [];
+  for (const stsName of [names.bootstrap, names.voters, names.arbiter]) {
+    const sts = one(objs, 'StatefulSet', stsName).spec as StsSpec;
+    assert.equal(sts.replicas, plan.replicas[stsName], `replicas of ${stsName}`);
+    assert.equal(sts.podManagementPolicy, 'Parallel');
+    assert.equal(sts.serviceName, names.headless);
+    assert.ok(matches(sts.selector.matchLabels, sts.template.metadata.labels), `${stsName} selects its own pods`);
+    const c = sts.template.spec.containers.find((x) => x.name === 'conured');
+    assert.ok(c?.args, `${stsName} has a conured container with args`);
+    for (let i = 0; i < sts.replicas; i++) {
+      const pod = `${stsName}-${i}`;
+      const expand = (s: string | undefined) => s?.replaceAll('$(POD_NAME)', pod).replaceAll('$(POD_NAMESPACE)', namespace) ?? '';
+      assert.equal(expand(argValue(c.args, '--node-id')), pod);
+      members.push({
+        id: pod,
+        role: argValue(c.args, '--role') as 'voter' | 'arbiter',
+        statefulSet: stsName,
+        ordinal: i,
+        bootstrap: argValue(c.args, '--bootstrap') === 'true',
+        advertiseHttp: expand(argValue(c.args, '--advertise-http')),
+        advertiseRaft: expand(argValue(c.args, '--advertise-raft')),
+      });
+    }
+    if (argValue(c.args, '--bootstrap') !== 'true') {
+      assert.ok(argValue(c.args, '--join'), `${stsName} joins through seeds`);
+      assert.match(argValue(c.args, '--join')!, new RegExp(`http://${names.bootstrap}-0\\.${names.headless}\\.${namespace}\\.svc`));
+    }
+  }
+  assert.deepEqual(members, plan.members);
+
+  // PDB: minAvailable = quorum over every member pod; none for a single member.
+  const pdbs = byKind(objs, 'PodDisruptionBudget');
+  if (plan.pdb === null) assert.equal(pdbs.length, 0, 'a single member must not get a PDB');
+  else {
+    assert.equal(pdbs.length, 1);
+    const pdb = pdbs[0]!.spec as { minAvailable: number; selector: { matchLabels: Record<string, string> } };
+    assert.equal(pdb.minAvailable, plan.pdb.minAvailable);
+    for (const s of sets3) assert.ok(matches(pdb.selector.matchLabels, (s.spec as StsSpec).template.metadata.labels), `PDB covers ${s.metadata.name}`);
+  }
+
+  // Services: headless selects every pod; the client service voters only.
+  const hs = one(objs, 'Service', names.headless).spec as { clusterIP: string; publishNotReadyAddresses: boolean; selector: Record<string, string> };
+  assert.equal(hs.clusterIP, 'None');
+  assert.equal(hs.publishNotReadyAddresses, true);
+  const client = one(objs, 'Service', names.client).spec as { selector: Record<string, string>; ports: { port: number }[] };
+  assert.deepEqual(client.ports.map((p) => p.port).sort(), [2379, 8081]);
+  for (const s of sets3) {
+    const labels = (s.spec as StsSpec).template.metadata.labels;
+    assert.ok(matches(hs.selector, labels), `headless service selects ${s.metadata.name}`);
+    assert.equal(matches(client.selector, labels), s.metadata.name !== names.arbiter, `client service and ${s.metadata.name}`);
+  }
+
+  // The topology ConfigMap read by preStop, and the hook's desired counts, equal the plan.
+  const cm = one(objs, 'ConfigMap', names.topologyConfigMap).data as Record<string, string>;
+  for (const [sts, n] of Object.entries(plan.replicas)) assert.equal(cm[`${sts}.replicas`], String(n), `ConfigMap ${sts}.replicas`);
+  assert.equal(cm.members, String(plan.memberCount));
+  assert.equal(cm.quorum, String(plan.quorum));
+  const job = one(objs, 'Job', `${plan.fullname}-scale-down`);
+  assert.equal(job.metadata.annotations?.['helm.sh/hook'], 'pre-upgrade,pre-rollback,post-upgrade');
+  const jobPod = (job.spec as { template: { spec: PodSpec } }).template.spec;
+  assert.equal(jobPod.affinity, undefined, 'the scale-down Job has no (anti-)affinity');
+  const jobEnv = envOf(jobPod.containers[0]!);
+  assert.equal(jobEnv.DESIRED_VOTER_REPLICAS, String(plan.replicas[names.voters]));
+  assert.equal(jobEnv.DESIRED_ARBITER_REPLICAS, String(plan.replicas[names.arbiter]));
+  assert.equal(jobEnv.FULLNAME, plan.fullname);
+
+  // Security: every container non-root, read-only root, no privilege escalation, ALL dropped
+  // (the volume-permissions init container is the one deliberate root exception).
+  for (const o of [...sets3, job]) {
+    const spec = o.kind === 'Job' ? jobPod : (o.spec as StsSpec).template.spec;
+    for (const c of [...spec.containers, ...(spec.initContainers ?? [])]) {
+      const sc = c.securityContext ?? {};
+      assert.equal(sc.readOnlyRootFilesystem, true, `${o.metadata.name}/${c.name} read-only root`);
+      assert.equal(sc.allowPrivilegeEscalation, false, `${o.metadata.name}/${c.name}`);
+      assert.deepEqual((sc.capabilities as { drop: string[] }).drop, ['ALL'], `${o.metadata.name}/${c.name}`);
+      if (c.name !== 'volume-permissions') assert.equal(sc.runAsNonRoot, true, `${o.metadata.name}/${c.name} non-root`);
+    }
+  }
+  return { objs, plan };
+}
+
+test('helm lint --strict passes', { skip }, () => {
+  const r = helm(['lint', '--strict', CHART_DIR]);
+  assert.ok(r.ok, r.stdout + r.stderr);
+});
+
+for (const ex of EXAMPLES) {
+  test(`example renders, validates and matches the planner: ${ex.line}`, { skip }, () => {
+    const { objs, plan } = renderAndCompare(ex.sets);
+    const sts = (name: string) => one(objs, 'StatefulSet', name).spec as StsSpec;
+    const set = new Map(ex.sets.map((s) => s.split('=') as [string, string]));
+    const vSize = set.get('voters.pvc.size') ?? '8Gi';
+    for (const name of [plan.names.bootstrap, plan.names.voters]) {
+      assert.equal(sts(name).volumeClaimTemplates[0]!.spec.resources.requests.storage, vSize);
+      assert.equal(sts(name).volumeClaimTemplates[0]!.spec.storageClassName, set.get('voters.pvc.storageClassName'));
+    }
+    assert.equal(sts(plan.names.arbiter).volumeClaimTemplates[0]!.spec.resources.requests.storage, set.get('arbiter.pvc.size') ?? '1Gi');
+    const image = sts(plan.names.voters).template.spec.containers[0]!.image;
+    assert.equal(image, `docker.io/conure/conuredb:${set.get('image.tag') ?? '0.1.0'}`);
+    const init = sts(plan.names.voters).template.spec.initContainers ?? [];
+    const perm = init.find((c) => c.name === 'volume-permissions');
+    if (set.get('volumePermissions.enabled') === 'true') {
+      assert.ok(perm, 'volumePermissions.enabled adds the chown init container');
+      assert.match(perm.command!.join(' '), /chown -R 1000:1000 \/var\/lib\/conure/);
+      assert.equal(init[0]!.name, 'volume-permissions', 'chown runs before anything touches the volume');
+    } else assert.equal(perm, undefined);
+    const podSc = sts(plan.names.voters).template.spec.securityContext!;
+    assert.equal(podSc.runAsUser, 1000);
+    assert.equal(podSc.fsGroup, 1000);
+  });
+}
+
+test('the issue examples give the documented member counts', { skip }, () => {
+  const counts = EXAMPLES.map((ex) => renderAndCompare(ex.sets).plan.memberCount);
+  assert.deepEqual(counts, [3, 3, 3, 5, 5, 1, 5]);
+});
+
+test('matrix voters 1..7 x arbiter auto|always|never: chart and planner agree, refusals included', { skip }, () => {
+  let rendered = 0;
+  for (let voters = 1; voters <= 7; voters++) {
+    for (const mode of ['auto', 'always', 'never'] as const) {
+      const sets = [`voters.replicas=${voters}`, `arbiter.mode=${mode}`];
+      let refusal: string | undefined;
+      try { planTopology({ votersReplicas: voters, arbiterMode: mode }); } catch (err) { refusal = (err as Error).message; }
+      if (refusal !== undefined) {
+        const r = template(sets.flatMap((s) => ['--set', s]));
+        assert.equal(r.ok, false, `${sets.join(' ')}: the planner refuses, the chart must too`);
+        assert.ok(r.stderr.includes(refusal), `${sets.join(' ')}: chart message\n${r.stderr}\nplanner message\n${refusal}`);
+        // The documented escape hatch renders, and still agrees.
+        renderAndCompare([...sets, 'unsafe.allowEvenMembers=true']);
+      } else {
+        renderAndCompare(sets);
+      }
+      rendered++;
+    }
+  }
+  assert.equal(rendered, 21);
+});
+
+test('naming: release and fullnameOverride follow chartFullname()', { skip }, () => {
+  const prod = renderAndCompare([], 'prod', 'prod');
+  assert.equal(prod.plan.fullname, 'prod-conure');
+  assert.ok(prod.objs.some((o) => o.kind === 'StatefulSet' && o.metadata.name === 'prod-conure-bootstrap'));
+  const r = template(['--set', 'fullnameOverride=kv'], 'anything');
+  assert.ok(r.ok, r.stderr);
+  assert.deepEqual(parseManifests(r.stdout).filter((o) => o.kind === 'StatefulSet').map((o) => o.metadata.name).sort(), ['kv', 'kv-arbiter', 'kv-bootstrap']);
+});
+
+test('optional features render valid objects: serviceMonitor, networkPolicy, no tests, no hook', { skip }, () => {
+  const r = template(['--set', 'metrics.serviceMonitor.enabled=true', '--set', 'networkPolicy.enabled=true', '--set', 'networkPolicy.allowExternal=false',
+    '--set', 'tests.enabled=false', '--set', 'scaling.autoRemoveNodes=false', '--set', 'serviceAccount.create=false']);
+  assert.ok(r.ok, r.stderr);
+  const objs = parseManifests(r.stdout);
+  for (const o of objs) validateObject(o);
+  assert.equal(byKind(objs, 'ServiceMonitor').length, 1);
+  assert.equal(byKind(objs, 'NetworkPolicy').length, 1);
+  assert.equal(byKind(objs, 'Job').length, 0, 'autoRemoveNodes=false: no hook Job');
+  assert.equal(byKind(objs, 'Pod').length, 0, 'tests.enabled=false: no test pod');
+  assert.equal(byKind(objs, 'ServiceAccount').length, 0);
+  const withTests = parseManifests(template([]).stdout);
+  const testPod = one(withTests, 'Pod', 'conure-test');
+  assert.equal(testPod.metadata.annotations?.['helm.sh/hook'], 'test');
+  const env = envOf((testPod.spec as PodSpec).containers[0]!);
+  assert.deepEqual([env.EXPECTED_VOTERS, env.EXPECTED_ARBITERS], ['2', '1']);
+  assert.equal(withTests.filter((o) => ['Role', 'RoleBinding', 'ClusterRole'].includes(o.kind)).length, 0, 'no RBAC: nothing calls the API');
+});
+
+test('values.schema.json rejects bad types and values', { skip }, () => {
+  const bad: [string, RegExp][] = [
+    ['voters.replicas=abc', /voters.replicas: Invalid type. Expected: integer/],
+    ['voters.replicas=0', /voters.replicas: Must be greater than or equal to 1/],
+    ['voters.replicas=16', /voters.replicas: Must be less than or equal to 15/],
+    ['arbiter.mode=sometimes', /arbiter.mode/],
+    ['voters.pvc.size=lots', /voters.pvc.size/],
+    ['security.runAsUser=root', /security.runAsUser: Invalid type/],
+    ['volumePermissions.enabled=maybe', /volumePermissions.enabled: Invalid type/],
+    ['voter.replicas=3', /Additional property voter is not allowed/],
+    ['join.backoff=soon', /join.backoff/],
+  ];
+  for (const [set, pattern] of bad) {
+    const r = template(['--set', set]);
+    assert.equal(r.ok, false, `--set ${set} must be rejected`);
+    assert.match(r.stderr, pattern, `--set ${set}`);
+  }
+});
+
+test('chart scripts use only conurectl commands and flags from the contract', { skip }, () => {
+  const files = readdirSync(join(CHART_DIR, 'files')).filter((f) => f.endsWith('.sh'));
+  const sources = files.map((f) => ({ name: `files/${f}`, text: readFileSync(join(CHART_DIR, 'files', f), 'utf8') }));
+  sources.push({ name: 'templates/NOTES.txt', text: readFileSync(join(CHART_DIR, 'templates', 'NOTES.txt'), 'utf8') });
+  let calls = 0;
+  for (const { name, text } of sources) {
+    for (const call of conurectlCalls(text)) {
+      calls++;
+      for (const g of call.globals) assert.ok(CONURECTL_GLOBAL_FLAGS.includes(g), `${name}: global flag ${g} in "${call.text}" is not in the contract`);
+      assert.ok(CONURECTL_COMMANDS[call.command] !== undefined, `${name}: command "${call.command}" in "${call.text}" is not in the contract`);
+      for (const f of call.flags) assert.ok(CONURECTL_COMMANDS[call.command]!.includes(f), `${name}: flag ${f} of "${call.command}" is not in the contract`);
+    }
+  }
+  assert.ok(calls >= 8, `expected the scripts to call conurectl; found ${calls} calls`);
+  // ...and the conurectl in this build really has them (its --help lists each flag).
+  if (existsSync(CONURECTL_JS)) {
+    for (const [command, flags] of Object.entries(CONURECTL_COMMANDS)) {
+      const r = spawnSync(process.execPath, [CONURECTL_JS, ...command.split(' '), '--help'], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 0, `conurectl ${command} --help: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`Usage: conurectl ${command}\\b`), `conurectl has the command ${command}`);
+      for (const f of flags) assert.ok(r.stdout.includes(f), `conurectl ${command} has ${f}`);
+    }
+    const top = spawnSync(process.execPath, [CONURECTL_JS, '--help'], { encoding: 'utf8', timeout: 30_000 });
+    for (const g of CONURECTL_GLOBAL_FLAGS) assert.ok(top.stdout.includes(g), `conurectl has the global flag ${g}`);
+  }
+  // The scanner itself catches violations.
+  assert.equal(conurectlCalls('retry conurectl --timeout 5 members remove x').some((c) => c.globals.includes('--timeout')), true);
+  assert.equal(conurectlCalls('if conurectl member rm x; then').map((c) => c.command)[0], 'member');
+});
+
+test('rendered scripts are the files under charts/conuredb/files, and conured gets only contract flags and env vars', { skip }, () => {
+  const objs = parseManifests(template(['--set', 'voters.replicas=4']).stdout);
+  const cm = one(objs, 'ConfigMap', 'conure-topology').data as Record<string, string>;
+  for (const f of ['prestop.sh', 'wait-for.sh']) assert.equal(cm[f], readFileSync(join(CHART_DIR, 'files', f), 'utf8').replace(/\n$/, ''), f);
+  const job = (one(objs, 'Job', 'conure-scale-down').spec as { template: { spec: PodSpec } }).template.spec.containers[0]!;
+  assert.equal(job.command![2], readFileSync(join(CHART_DIR, 'files', 'scale-down.sh'), 'utf8'));
+  for (const sts of byKind(objs, 'StatefulSet')) {
+    const spec = (sts.spec as StsSpec).template.spec;
+    const c = spec.containers.find((x) => x.name === 'conured')!;
+    for (const a of c.args ?? []) assert.ok(CONURED_FLAGS.includes(a.split('=')[0]!), `${sts.metadata.name}: conured flag ${a} is not in the contract`);
+    for (const container of [...spec.containers, ...(spec.initContainers ?? []), job]) {
+      for (const e of container.env ?? []) {
+        if (e.name.startsWith('CONURE_')) assert.ok(CONURE_ENV_VARS.includes(e.name), `${sts.metadata.name}/${container.name}: ${e.name} is not in the contract`);
+      }
+    }
+    const preStop = (c as unknown as { lifecycle: { preStop: { exec: { command: string[] } } } }).lifecycle.preStop.exec.command;
+    assert.deepEqual(preStop, ['sh', '/etc/conure/topology/prestop.sh']);
+    assert.ok(c.volumeMounts?.some((m) => m.name === 'topology' && m.mountPath === '/etc/conure/topology'), 'preStop reads the mounted ConfigMap');
+  }
+});
