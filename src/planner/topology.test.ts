@@ -2,7 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ConureError } from '../util/errors.js';
-import { chartFullname, planScaleDown, planTopology, quorumOf, VOTERS_MAX, type ArbiterMode, type TopologySpec } from './topology.js';
+import { chartFullname, planScaleDown, planTopology, quorumOf, VOTERS_MAX, type ArbiterMode, type CurrentMember, type Topology, type TopologySpec } from './topology.js';
+
+/** The live membership of a fully formed cluster for a topology. */
+function live(t: Topology): CurrentMember[] {
+  return t.members.map((m) => ({ id: m.id, suffrage: m.role }));
+}
 
 const arbSpec = fc.record({
   votersReplicas: fc.integer({ min: 1, max: VOTERS_MAX }),
@@ -109,21 +114,25 @@ test('property: scale-down removes exactly the surplus, voters highest ordinal f
     const a = tryPlan(from);
     const b = tryPlan(to);
     if (!a || !b) return;
-    const current = [...a.members.map((m) => m.id), ...extra];
+    const current: CurrentMember[] = [...live(a), ...extra.map((id) => ({ id, suffrage: 'learner' as const }))];
     const plan = planScaleDown(current, b);
     const desired = new Set(b.members.map((m) => m.id));
     assert.deepEqual(new Set(plan.foreign), new Set(extra));
     assert.ok(!plan.remove.includes('conure-bootstrap-0'));
     for (const id of plan.remove) assert.ok(!desired.has(id), `${id} is desired but planned for removal`);
     for (const id of plan.keep) assert.ok(desired.has(id), `${id} is surplus but kept`);
-    assert.equal(plan.remove.length + plan.keep.length + plan.foreign.length, current.length);
+    assert.equal(plan.remove.length + plan.deferred.length + plan.keep.length + plan.foreign.length, current.length);
+    // An arbiter is deferred exactly when fewer voters than desired would stay.
+    const keptVoters = current.filter((m) => m.suffrage === 'voter' && !plan.remove.includes(m.id)).length;
+    for (const id of plan.deferred) assert.ok(id.startsWith('conure-arbiter-') && keptVoters < b.voterCount, `${id} deferred wrongly`);
+    if (keptVoters < b.voterCount) assert.ok(!plan.remove.some((id) => id.startsWith('conure-arbiter-')), 'arbiter removed before the new voters joined');
     // Order: voters (descending ordinal) before arbiters.
     const kinds = plan.remove.map((id) => (id.startsWith('conure-arbiter-') ? 1 : 0));
     assert.deepEqual(kinds, [...kinds].sort());
     const voterOrdinals = plan.remove.filter((id) => !id.startsWith('conure-arbiter-')).map((id) => Number(id.slice('conure-'.length)));
     assert.deepEqual(voterOrdinals, [...voterOrdinals].sort((x, y) => y - x));
     // What remains is exactly the overlap of the two layouts, and never empty (the bootstrap stays).
-    const overlap = a.members.filter((m) => desired.has(m.id)).map((m) => m.id);
+    const overlap = current.filter((m) => desired.has(m.id)).map((m) => m.id);
     assert.deepEqual(plan.keep, overlap);
     assert.ok(plan.keep.includes('conure-bootstrap-0'));
   }), { numRuns: 300 });
@@ -132,10 +141,18 @@ test('property: scale-down removes exactly the surplus, voters highest ordinal f
 test('scale-down 3 -> 1 and 4+arbiter -> 3', () => {
   const three = planTopology({ votersReplicas: 3, arbiterMode: 'auto' });
   const one = planTopology({ votersReplicas: 1, arbiterMode: 'auto' });
-  assert.deepEqual(planScaleDown(three.members.map((m) => m.id), one).remove, ['conure-1', 'conure-0']);
+  assert.deepEqual(planScaleDown(live(three), one).remove, ['conure-1', 'conure-0']);
   const five = planTopology({ votersReplicas: 4, arbiterMode: 'auto' });
-  assert.deepEqual(planScaleDown(five.members.map((m) => m.id), three).remove, ['conure-2', 'conure-arbiter-0']);
-  assert.deepEqual(planScaleDown(three.members.map((m) => m.id), five).remove, [], 'scale-up removes nothing');
+  assert.deepEqual(planScaleDown(live(five), three).remove, ['conure-2', 'conure-arbiter-0']);
+  assert.deepEqual(planScaleDown(live(three), five).remove, [], 'scale-up removes nothing');
+  // 2 voters + arbiter -> 5 voters drops the arbiter, but only once 5 voters are members.
+  const two = planTopology({ votersReplicas: 2, arbiterMode: 'auto' });
+  const fiveOdd = planTopology({ votersReplicas: 5, arbiterMode: 'auto' });
+  assert.deepEqual(planScaleDown(live(two), fiveOdd), { remove: [], deferred: ['conure-arbiter-0'], keep: ['conure-bootstrap-0', 'conure-0'], foreign: [] });
+  const joined: CurrentMember[] = [...live(two), ...['conure-1', 'conure-2', 'conure-3'].map((id) => ({ id, suffrage: 'voter' as const }))];
+  assert.deepEqual(planScaleDown(joined, fiveOdd).remove, ['conure-arbiter-0']);
+  const learning = joined.map((m) => (m.id === 'conure-3' ? { ...m, suffrage: 'learner' as const } : m));
+  assert.deepEqual(planScaleDown(learning, fiveOdd).deferred, ['conure-arbiter-0'], 'learners do not count');
 });
 
 test('chartFullname follows the chart helper', () => {
@@ -146,6 +163,7 @@ test('chartFullname follows the chart helper', () => {
   assert.equal(chartFullname('a'.repeat(39) + '-b'), 'a'.repeat(39));
   const other = planTopology({ votersReplicas: 2, arbiterMode: 'auto', fullname: chartFullname('prod') });
   assert.deepEqual(other.members.map((m) => m.id), ['prod-conure-bootstrap-0', 'prod-conure-0', 'prod-conure-arbiter-0']);
-  assert.deepEqual(planScaleDown(['prod-conure-bootstrap-0', 'prod-conure-0', 'prod-conure-1', 'conure-1'], other),
-    { remove: ['prod-conure-1'], keep: ['prod-conure-bootstrap-0', 'prod-conure-0'], foreign: ['conure-1'] });
+  const ids = ['prod-conure-bootstrap-0', 'prod-conure-0', 'prod-conure-1', 'conure-1'];
+  assert.deepEqual(planScaleDown(ids.map((id) => ({ id, suffrage: 'voter' })), other),
+    { remove: ['prod-conure-1'], deferred: [], keep: ['prod-conure-bootstrap-0', 'prod-conure-0'], foreign: ['conure-1'] });
 });

@@ -109,10 +109,19 @@ export interface Topology {
   warnings: string[];
 }
 
+/** A member of the live raft configuration, as `GET /raft/config` lists it. */
+export interface CurrentMember {
+  id: string;
+  suffrage: 'voter' | 'learner' | 'arbiter';
+}
+
 /** The ordered removal plan for a scale-down, see {@link planScaleDown}. */
 export interface ScaleDownPlan {
-  /** Members to remove from raft, one at a time, in this order. */
+  /** Members to remove from raft now, one at a time, in this order. */
   remove: string[];
+  /** Surplus arbiters kept for now: fewer voters than desired are members yet (a scale-up that
+   *  drops the arbiter), and removing it first would shrink fault tolerance while they join. */
+  deferred: string[];
   /** Current members that stay. */
   keep: string[];
   /** Current members whose id does not follow this release's naming: never touched. */
@@ -131,7 +140,7 @@ export function chartFullname(releaseName: string, fullnameOverride = ''): strin
   if (fullnameOverride !== '') name = fullnameOverride;
   else if (releaseName === 'conure' || releaseName === 'conuredb') name = 'conure';
   else name = `${releaseName}-conure`;
-  return name.slice(0, FULLNAME_LENGTH_MAX).replace(/-+$/, '');
+  return name.slice(0, FULLNAME_LENGTH_MAX).replace(/-$/, '');
 }
 
 /** Resource names for a fullname. */
@@ -217,31 +226,42 @@ export function planTopology(spec: TopologySpec): Topology {
 }
 
 /**
- * Which current members leave raft to reach `desired`, in order: voters of the `conure`
- * StatefulSet with an ordinal ≥ its desired replicas, highest ordinal first, then arbiters
- * the same way. The bootstrap member is never removed; ids that do not follow this
- * release's naming (added by hand, or another release) are reported as `foreign` and left
- * alone. Removing one member at a time from a healthy cluster never loses quorum: each step
- * leaves n − 1 live members of an (n − 1)-member configuration.
+ * Which current members leave raft to reach `desired`, in order: voters of the `<fullname>`
+ * StatefulSet with an ordinal ≥ its desired replicas, highest ordinal first, then arbiters of
+ * `<fullname>-arbiter` the same way. A surplus arbiter is removed only when the voters that stay
+ * (suffrage `voter`; learners do not count) are at least `desired.voterCount`; otherwise it is
+ * `deferred`, so that a scale-up that drops the arbiter (auto mode, even → odd) does not lower
+ * fault tolerance before the new voters are promoted. The bootstrap member is never removed;
+ * ids that do not follow this release's naming are `foreign` and left alone. Removing one
+ * member at a time from a healthy cluster never loses quorum: each step leaves n − 1 live
+ * members of an (n − 1)-member configuration.
  *
- * The chart's `scale-down.sh` hook implements exactly this rule on the live membership.
+ * The chart's `files/scale-down.sh` hook implements exactly this rule on the live membership.
  */
-export function planScaleDown(currentMemberIds: readonly string[], desired: Topology): ScaleDownPlan {
+export function planScaleDown(current: readonly CurrentMember[], desired: Topology): ScaleDownPlan {
   const { names } = desired;
   const voterLimit = desired.replicas[names.voters] ?? 0;
   const arbiterLimit = desired.replicas[names.arbiter] ?? 0;
-  const excess: { id: string; kind: number; ordinal: number }[] = [];
+  const excess: { id: string; kind: number; ordinal: number; suffrage: CurrentMember['suffrage'] }[] = [];
   const keep: string[] = [];
   const foreign: string[] = [];
-  for (const id of currentMemberIds) {
+  for (const { id, suffrage } of current) {
     const owner = ownerOf(id, names);
     if (!owner) foreign.push(id);
-    else if (owner.kind === 'voters' && owner.ordinal >= voterLimit) excess.push({ id, kind: 0, ordinal: owner.ordinal });
-    else if (owner.kind === 'arbiter' && owner.ordinal >= arbiterLimit) excess.push({ id, kind: 1, ordinal: owner.ordinal });
+    else if (owner.kind === 'voters' && owner.ordinal >= voterLimit) excess.push({ id, kind: 0, ordinal: owner.ordinal, suffrage });
+    else if (owner.kind === 'arbiter' && owner.ordinal >= arbiterLimit) excess.push({ id, kind: 1, ordinal: owner.ordinal, suffrage });
     else keep.push(id);
   }
   excess.sort((a, b) => a.kind - b.kind || b.ordinal - a.ordinal);
-  return { remove: excess.map((e) => e.id), keep, foreign };
+  const liveVoters = current.filter((m) => m.suffrage === 'voter').length;
+  const keptVoters = liveVoters - excess.filter((e) => e.kind === 0 && e.suffrage === 'voter').length;
+  const remove: string[] = [];
+  const deferred: string[] = [];
+  for (const e of excess) {
+    if (e.kind === 1 && keptVoters < desired.voterCount) deferred.push(e.id);
+    else remove.push(e.id);
+  }
+  return { remove, deferred, keep, foreign };
 }
 
 /** Maps a member id to the StatefulSet of this release that owns it, if any. */

@@ -3,8 +3,8 @@
 #
 # Removes from raft every member of this release whose ordinal is >= the desired replica count
 # of its StatefulSet, one at a time: voters of "<fullname>" highest ordinal first, then arbiters
-# of "<fullname>-arbiter". The bootstrap member and ids that do not follow the release's naming
-# are never touched. This is the rule of planScaleDown() in src/planner/topology.ts; the e2e
+# of "<fullname>-arbiter" (an arbiter only once enough voters are members). The bootstrap member
+# and ids that do not follow the release's naming are never touched. This is the rule of planScaleDown() in src/planner/topology.ts; the e2e
 # test runs this script and compares.
 #
 # It works on the LIVE membership, so it is idempotent: a member already gone is skipped, and a
@@ -46,19 +46,20 @@ retry() {
   done
 }
 
-# Prints the member ids of the live raft configuration, one per line.
-member_ids() {
+# Prints the live raft configuration as "<id> <suffrage>" lines.
+member_rows() {
   conurectl members | node -e '
     let s = ""; process.stdin.on("data", (d) => { s += d; }).on("end", () => {
       const c = JSON.parse(s);
       if (!c || !Array.isArray(c.servers)) { console.error("unexpected members output"); process.exit(1); }
-      for (const m of c.servers) console.log(m.id);
+      for (const m of c.servers) console.log(`${m.id} ${m.suffrage}`);
     });'
 }
 
-# Prints the surplus member ids in removal order, reading ids on stdin.
-surplus() {
-  while read -r id; do
+# Prints "<kind> <ordinal> <id> <suffrage>" for every surplus member of $list_file, in removal
+# order (kind 0 = voter StatefulSet, 1 = arbiter StatefulSet; highest ordinal first).
+surplus_rows() {
+  while read -r id suffrage; do
     case "$id" in
       "$fullname"-arbiter-*) kind=1; ordinal=${id#"$fullname"-arbiter-}; limit=$arbiters ;;
       "$fullname"-bootstrap-*) continue ;;
@@ -66,16 +67,35 @@ surplus() {
       *) continue ;;
     esac
     case "$ordinal" in '' | *[!0-9]* | 0?*) continue ;; esac
-    if [ "$ordinal" -ge "$limit" ]; then echo "$kind $ordinal $id"; fi
-  done | sort -k1,1n -k2,2nr | cut -d' ' -f3
+    if [ "$ordinal" -ge "$limit" ]; then echo "$kind $ordinal $id $suffrage"; fi
+  done <"$list_file" | sort -k1,1n -k2,2nr
+}
+
+# Prints the ids to remove now, in order. A surplus arbiter waits (logged) until the voters that
+# stay number at least the desired voter count (bootstrap included): on a scale-up that drops
+# the arbiter it must not go before the new voters are promoted.
+removal_plan() {
+  rows=$(surplus_rows)
+  live_voters=$(grep -c ' voter$' "$list_file" || true)
+  surplus_voters=$(printf '%s\n' "$rows" | grep -c '^0 .* voter$' || true)
+  kept_voters=$((live_voters - surplus_voters))
+  desired_voters=$((voters + 1))
+  printf '%s\n' "$rows" | while read -r kind _ordinal id _suffrage; do
+    [ -n "$id" ] || continue
+    if [ "$kind" = 1 ] && [ "$kept_voters" -lt "$desired_voters" ]; then
+      log "keeping arbiter $id until $desired_voters voters are members ($kept_voters now); its preStop or the next hook run removes it"
+      continue
+    fi
+    echo "$id"
+  done
 }
 
 list_file=$(mktemp)
 trap 'rm -f "$list_file"' EXIT
-fetch_members() { member_ids >"$list_file"; }
+fetch_members() { member_rows >"$list_file"; }
 
 retry fetch_members
-plan=$(surplus <"$list_file")
+plan=$(removal_plan)
 if [ -z "$plan" ]; then
   log "nothing to remove (desired: $voters replica(s) of $fullname, $arbiters of $fullname-arbiter)"
   exit 0
@@ -92,7 +112,7 @@ for id in $plan; do
 done
 
 retry fetch_members
-left=$(surplus <"$list_file")
+left=$(removal_plan 2>/dev/null)
 if [ -n "$left" ]; then
   log "members still beyond the desired count: $(echo $left)"
   exit 1
