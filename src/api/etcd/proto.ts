@@ -1,0 +1,43 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadPackageDefinition, type GrpcObject } from '@grpc/grpc-js';
+import { loadSync, type Options } from '@grpc/proto-loader';
+import { ConureError } from '../../util/errors.js';
+
+const PROTO_SUBDIR = join('src', 'api', 'etcd', 'proto');
+
+/**
+ * Where our .proto files live. tsc does not copy them next to the compiled code, so walk up
+ * from this module (src/api/etcd or <outDir>/src/api/etcd) to the first directory holding
+ * `src/api/etcd/proto/rpc.proto`: the repository (or installed package) root.
+ */
+export function protoDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 12; i++) {
+    const candidate = join(dir, PROTO_SUBDIR);
+    if (existsSync(join(candidate, 'rpc.proto'))) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  throw new ConureError('internal', `cannot find ${PROTO_SUBDIR}/rpc.proto above ${fileURLToPath(import.meta.url)}`);
+}
+
+/**
+ * proto-loader options shared by the server and tests: field names as in the .proto files,
+ * int64 as decimal strings, enums as names, bytes as Buffers, defaults filled in, oneof names.
+ */
+export const LOADER_OPTIONS: Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
+
+let cached: GrpcObject | undefined;
+
+/** The `etcdserverpb` package (services and message types), loaded once. */
+export function etcdProto(): GrpcObject {
+  if (!cached) {
+    const dir = protoDir();
+    const def = loadSync('rpc.proto', { ...LOADER_OPTIONS, includeDirs: [dir] });
+    cached = loadPackageDefinition(def).etcdserverpb as GrpcObject;
+  }
+  return cached;
+}

@@ -1,0 +1,197 @@
+import { crc32 } from 'node:zlib';
+import type { Member, Replicator } from '../../node/types.js';
+import type { StateStore } from '../../storage/state-store.js';
+import { MvccError } from '../../mvcc/errors.js';
+import { clusterIdOf, memberIdOf } from '../../mvcc/ids.js';
+import type { MvccService } from '../../mvcc/mvcc-service.js';
+import { encodeSnapshot } from '../../mvcc/snapshot.js';
+import type { Alarm, AlarmKind } from '../../mvcc/types.js';
+import type { WatchHub } from '../../mvcc/watch-hub.js';
+import type { Header } from './codec.js';
+
+/** The etcd API version Conure reports (and implements): etcd 3.4's client API. */
+export const ETCD_API_VERSION = '3.4.0';
+
+/** An etcd cluster member as the Cluster service reports it. */
+export interface EtcdMember {
+  /** uint64 as a decimal string (see mvcc/ids.ts). */
+  ID: string;
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+export interface EtcdServicesOptions {
+  mvcc: MvccService;
+  hub: WatchHub;
+  store: StateStore;
+  /** Names the cluster; its FNV-1a hash is the etcd cluster id. Default "conure". */
+  clusterName?: string;
+  /** This member's advertised client URL (e.g. http://10.0.0.5:2379), reported in member lists. */
+  clientUrl?: string;
+}
+
+/**
+ * The service layer behind the etcd v3 API: KV/Lease/Watch live in MvccService and WatchHub;
+ * this adds the Cluster and Maintenance operations, mapped onto the Replicator's membership
+ * and the StateStore, and builds response headers. Handlers call exactly one method here.
+ *
+ * Member mapping: a Conure member `id` is etcd member `memberIdOf(id)` named `id`, peer URL
+ * `http://<raft address>`. MemberAdd only receives peer URLs (etcd's request has no name), so
+ * the new Conure member's id is its peer address `host:port`; learners are added with suffrage
+ * `learner`. Arbiters are listed as ordinary (non-learner) members.
+ * Errors: MvccError (`member_not_found`, `member_not_learner`, `peer_url_exists`, `invalid`) and
+ * whatever the Replicator throws (e.g. `unsupported` on a standalone node).
+ */
+export class EtcdServices {
+  readonly mvcc: MvccService;
+  readonly hub: WatchHub;
+  readonly clusterId: string;
+  readonly memberId: string;
+
+  constructor(private readonly opts: EtcdServicesOptions) {
+    this.mvcc = opts.mvcc;
+    this.hub = opts.hub;
+    this.clusterId = clusterIdOf(opts.clusterName ?? 'conure').toString();
+    this.memberId = memberIdOf(this.replicator.status().id).toString();
+  }
+
+  private get replicator(): Replicator { return this.opts.mvcc.replicator; }
+
+  /** A response header at the current revision (or `revision`). */
+  header(revision?: number): Header {
+    return {
+      cluster_id: this.clusterId,
+      member_id: this.memberId,
+      revision: String(revision ?? this.mvcc.sm.currentRevision()),
+      raft_term: String(this.replicator.stats().term),
+    };
+  }
+
+  // ---- Cluster ----
+
+  memberList(): EtcdMember[] {
+    const self = this.replicator.status().id;
+    return this.replicator.members().map((m) => this.toEtcdMember(m, m.id === self));
+  }
+
+  async memberAdd(peerURLs: string[], isLearner: boolean): Promise<{ member: EtcdMember; members: EtcdMember[] }> {
+    if (peerURLs.length === 0) throw new MvccError('invalid', 'no peer URL given');
+    const address = addressOf(peerURLs[0]!);
+    const existing = this.replicator.members();
+    if (existing.some((m) => m.address === address)) throw new MvccError('peer_url_exists', `peer URL ${peerURLs[0]} is already a member`);
+    await this.replicator.addMember({ id: address, address, suffrage: isLearner ? 'learner' : 'voter' });
+    const members = this.memberList();
+    const member = members.find((m) => m.name === address) ?? this.toEtcdMember({ id: address, address, suffrage: isLearner ? 'learner' : 'voter' }, false);
+    return { member, members };
+  }
+
+  async memberRemove(id: string): Promise<EtcdMember[]> {
+    await this.replicator.removeMember(this.conureId(id).id);
+    return this.memberList();
+  }
+
+  async memberUpdate(id: string, peerURLs: string[]): Promise<EtcdMember[]> {
+    if (peerURLs.length === 0) throw new MvccError('invalid', 'no peer URL given');
+    const m = this.conureId(id);
+    await this.replicator.addMember({ id: m.id, address: addressOf(peerURLs[0]!), ...(m.httpAddress ? { httpAddress: m.httpAddress } : {}), suffrage: m.suffrage });
+    return this.memberList();
+  }
+
+  async memberPromote(id: string): Promise<EtcdMember[]> {
+    const m = this.conureId(id);
+    if (m.suffrage !== 'learner') throw new MvccError('member_not_learner', `member ${m.id} is not a learner`);
+    await this.replicator.promoteMember(m.id);
+    return this.memberList();
+  }
+
+  // ---- Maintenance ----
+
+  status(): {
+    version: string; dbSize: number; dbSizeInUse: number; leader: string; raftIndex: number; raftTerm: number;
+    raftAppliedIndex: number; errors: string[]; isLearner: boolean;
+  } {
+    const st = this.replicator.status();
+    const stats = this.replicator.stats();
+    const members = this.replicator.members();
+    const leader = st.isLeader ? st.id : members.find((m) => m.address === st.leader)?.id;
+    const size = this.opts.store.sizeBytes();
+    return {
+      version: ETCD_API_VERSION,
+      dbSize: size,
+      dbSizeInUse: size,
+      leader: leader ? memberIdOf(leader).toString() : '0',
+      raftIndex: stats.commit_index,
+      raftTerm: stats.term,
+      raftAppliedIndex: stats.applied_index,
+      errors: this.mvcc.sm.alarms().map((a) => `memberID:${a.memberId} alarm:${a.alarm.toUpperCase()} `),
+      isLearner: members.find((m) => m.id === st.id)?.suffrage === 'learner',
+    };
+  }
+
+  /** CRC-32 over every bucket of the store (etcd's Hash: the whole backend). */
+  hash(): number {
+    let h = 0;
+    for (const b of this.opts.store.buckets()) {
+      h = crc32(b, h);
+      for (const { key, value } of this.opts.store.range(b)) h = crc32(value, crc32(key, h));
+    }
+    return h >>> 0;
+  }
+
+  hashKv(revision: number): { hash: number; revision: number; compactRevision: number } {
+    return this.mvcc.sm.hashKv(revision);
+  }
+
+  /** A consistent snapshot of the whole store, in chunks of at most `chunkBytes`. */
+  *snapshot(chunkBytes = 32 * 1024): Generator<{ blob: Buffer; remainingBytes: number }> {
+    const blob = encodeSnapshot(this.opts.store);
+    let off = 0;
+    do {
+      const chunk = blob.subarray(off, off + chunkBytes);
+      off += chunk.length;
+      yield { blob: chunk, remainingBytes: blob.length - off };
+    } while (off < blob.length);
+  }
+
+  async moveLeader(targetId: string): Promise<void> {
+    await this.replicator.transferLeadership(this.conureId(targetId).id);
+  }
+
+  /** LMDB reuses freed pages itself; there is nothing to defragment. A harmless no-op. */
+  defragment(): void {}
+
+  async alarm(action: 'get' | 'activate' | 'deactivate', memberId: string, alarm: AlarmKind | 'none'): Promise<Alarm[]> {
+    if (action === 'get') {
+      return this.mvcc.sm.alarms().filter((a) => (memberId === '0' || a.memberId === memberId) && (alarm === 'none' || a.alarm === alarm));
+    }
+    if (alarm === 'none') throw new MvccError('invalid', 'an alarm type is required');
+    return (await this.mvcc.alarm(action, memberId, alarm)).alarms;
+  }
+
+  private conureId(etcdId: string): Member {
+    const m = this.replicator.members().find((x) => memberIdOf(x.id).toString() === etcdId);
+    if (!m) throw new MvccError('member_not_found', `no member with id ${BigInt(etcdId).toString(16)}`);
+    return m;
+  }
+
+  private toEtcdMember(m: Member, self: boolean): EtcdMember {
+    return {
+      ID: memberIdOf(m.id).toString(),
+      name: m.id,
+      peerURLs: [`http://${m.address}`],
+      clientURLs: self && this.opts.clientUrl ? [this.opts.clientUrl] : [],
+      isLearner: m.suffrage === 'learner',
+    };
+  }
+}
+
+function addressOf(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.host;
+  } catch {
+    throw new MvccError('invalid', `bad peer URL ${JSON.stringify(url)}`);
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Test-only: an in-process single-node etcd-compatible server (LMDB store in a temporary
+ * directory, MvccStateMachine, the standalone SingleNodeReplicator, the etcd gRPC API on an
+ * ephemeral loopback port). Used by unit and e2e tests; production wiring lives in conured.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SingleNodeReplicator } from '../../node/single-node-replicator.js';
+import { LmdbStateStore } from '../../storage/lmdb-state-store.js';
+import { MvccStateMachine } from '../../mvcc/mvcc-state-machine.js';
+import type { Replicator } from '../../node/types.js';
+import type { MvccLimits } from '../../mvcc/mvcc-service.js';
+import { createEtcdApi, type EtcdApi } from './compose.js';
+import { createEtcdGrpcServer } from './grpc-server.js';
+
+export interface TestEtcdServer {
+  port: number;
+  /** `127.0.0.1:<port>` */
+  endpoint: string;
+  api: EtcdApi;
+  sm: MvccStateMachine;
+  replicator: Replicator;
+  dir: string;
+  close(): Promise<void>;
+}
+
+export async function startTestEtcdServer(opts: {
+  minLeaseTtlSeconds?: number;
+  limits?: Partial<MvccLimits>;
+  replicator?: (sm: MvccStateMachine) => Replicator;
+} = {}): Promise<TestEtcdServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'conure-etcd-'));
+  const store = new LmdbStateStore({ dir });
+  const sm = new MvccStateMachine(store, { minLeaseTtlSeconds: opts.minLeaseTtlSeconds ?? 1 });
+  const replicator = opts.replicator?.(sm) ?? new SingleNodeReplicator({ id: 'conure-0', raftAddress: '127.0.0.1:7001', httpAddress: '127.0.0.1:8081', stateMachine: sm });
+  const api = createEtcdApi({ store, sm, replicator, ...(opts.limits ? { limits: opts.limits } : {}) });
+  const server = createEtcdGrpcServer({ services: api.services });
+  const port = await server.listen('127.0.0.1:0');
+  return {
+    port, endpoint: `127.0.0.1:${port}`, api, sm, replicator, dir,
+    async close() {
+      await server.close();
+      api.close();
+      await replicator.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

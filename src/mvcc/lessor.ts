@@ -1,0 +1,133 @@
+import type { Replicator } from '../node/types.js';
+import { NotLeaderError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import { MvccError } from './errors.js';
+import { encodeCommand, type MvccStateMachine } from './mvcc-state-machine.js';
+
+/** Milliseconds since an arbitrary origin; must not go backwards. Injected so tests control time. */
+export interface LeaseClock {
+  nowMs(): number;
+}
+
+export const systemClock: LeaseClock = { nowMs: () => performance.now() };
+
+export interface LessorOptions {
+  sm: MvccStateMachine;
+  replicator: Replicator;
+  clock?: LeaseClock;
+  log?: Logger;
+  /** How often `start()`'s timer checks for expired leases. Default 500 ms (etcd: 500 ms). */
+  checkIntervalMs?: number;
+  /** Most revocations in flight at once, so a mass expiry does not flood the log (etcd: 1000/s). */
+  revokesInFlightMax?: number;
+}
+
+/**
+ * Decides when leases expire. The state machine only records leases (id, granted TTL, keys);
+ * time lives here, outside it, because apply must be deterministic.
+ *
+ * ```
+ *   grant applied ──► expiry[id] = now + TTL          keepAlive(id) ──► expiry[id] = now + TTL
+ *   tick() on the leader: expiry ≤ now ──► propose leaseRevoke(id) ──► applied on every member
+ *   becoming leader: expiry[id] = now + TTL for every lease   (never expire early on failover)
+ * ```
+ *
+ * Every member tracks expiries (from applied grants), but only the leader acts and answers
+ * keep-alives; a follower's expiries are reset when it becomes leader, as etcd's lessor does on
+ * promotion, so a lease never expires early because the leader changed.
+ * Ownership: one per member, beside the state machine. Errors: `keepAlive` and `timeToLive`
+ * throw MvccError('lease_not_found'); `keepAlive` throws NotLeaderError on a follower.
+ */
+export class Lessor {
+  private readonly expiry = new Map<number, number>();
+  private readonly revoking = new Set<number>();
+  private readonly clock: LeaseClock;
+  private readonly detach: () => void;
+  private timer: NodeJS.Timeout | undefined;
+  private wasLeader = false;
+  private readonly revokesInFlightMax: number;
+
+  constructor(private readonly opts: LessorOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.revokesInFlightMax = opts.revokesInFlightMax ?? 64;
+    const now = this.clock.nowMs();
+    for (const id of opts.sm.leases()) this.expiry.set(id, now + opts.sm.lease(id)!.ttlSeconds * 1000);
+    this.detach = opts.sm.addObserver({
+      leaseGranted: (id, ttl) => this.expiry.set(id, this.clock.nowMs() + ttl * 1000),
+      leaseRevoked: (id) => {
+        this.expiry.delete(id);
+        this.revoking.delete(id);
+      },
+    });
+  }
+
+  /** Starts the periodic expiry check (an unref'd timer). */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.tick(), this.opts.checkIntervalMs ?? 500);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.detach();
+  }
+
+  /**
+   * One check: notices leadership changes (renewing every lease on promotion) and, on the
+   * leader, proposes the revocation of expired leases. Returns the ids it proposed to revoke.
+   */
+  tick(): number[] {
+    const leader = this.opts.replicator.status().isLeader;
+    const now = this.clock.nowMs();
+    if (leader && !this.wasLeader) this.promote(now);
+    this.wasLeader = leader;
+    if (!leader) return [];
+    const proposed: number[] = [];
+    for (const [id, at] of this.expiry) {
+      if (this.revoking.size >= this.revokesInFlightMax) break;
+      if (at > now || this.revoking.has(id)) continue;
+      this.revoking.add(id);
+      proposed.push(id);
+      this.opts.replicator.propose(encodeCommand({ t: 'leaseRevoke', id })).then(
+        () => this.revoking.delete(id),
+        (err: unknown) => {
+          this.revoking.delete(id);
+          this.opts.log?.warn({ err, lease: id }, 'lease revoke failed; will retry');
+        },
+      );
+    }
+    return proposed;
+  }
+
+  /** Renews lease `id` to its full TTL; returns the TTL in seconds. Leader only. */
+  keepAlive(id: number): number {
+    if (!this.opts.replicator.status().isLeader) {
+      const s = this.opts.replicator.status();
+      throw new NotLeaderError(s.leader || undefined, s.leaderHttp || undefined);
+    }
+    const lease = this.opts.sm.lease(id);
+    const at = this.expiry.get(id);
+    const now = this.clock.nowMs();
+    if (!lease || at === undefined || at <= now) throw new MvccError('lease_not_found', `lease ${id} not found`);
+    this.expiry.set(id, now + lease.ttlSeconds * 1000);
+    return lease.ttlSeconds;
+  }
+
+  /** Remaining and granted TTL in seconds (remaining rounded up, ≥ 0), and the attached keys. */
+  timeToLive(id: number): { remainingSeconds: number; grantedSeconds: number; keys: Uint8Array[] } {
+    const lease = this.opts.sm.lease(id);
+    const at = this.expiry.get(id);
+    if (!lease || at === undefined) throw new MvccError('lease_not_found', `lease ${id} not found`);
+    const remainingSeconds = Math.max(0, Math.ceil((at - this.clock.nowMs()) / 1000));
+    return { remainingSeconds, grantedSeconds: lease.ttlSeconds, keys: lease.keys };
+  }
+
+  private promote(now: number): void {
+    for (const id of this.expiry.keys()) {
+      const lease = this.opts.sm.lease(id);
+      if (lease) this.expiry.set(id, now + lease.ttlSeconds * 1000);
+    }
+  }
+}

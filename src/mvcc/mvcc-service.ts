@@ -1,0 +1,179 @@
+import { randomBytes } from 'node:crypto';
+import type { Replicator } from '../node/types.js';
+import type { StateStore } from '../storage/state-store.js';
+import { ConureError } from '../util/errors.js';
+import { MvccError } from './errors.js';
+import type { Lessor } from './lessor.js';
+import { encodeCommand, type MvccCommand, type MvccStateMachine } from './mvcc-state-machine.js';
+import type {
+  AlarmKind, AlarmResult, CompactResult, DeleteRangeRequest, DeleteRangeResult, LeaseGrantResult, LeaseRevokeResult,
+  PutRequest, PutResult, RangeRequest, RangeResult, RequestOp, TxnRequest, TxnResult,
+} from './types.js';
+
+/** Limits of the etcd-compatible API (etcd's defaults). */
+export interface MvccLimits {
+  /** Largest encoded write command (etcd `--max-request-bytes`, 1.5 MiB). */
+  requestBytesMax: number;
+  /** Backend size above which the NOSPACE alarm is raised (etcd `--quota-backend-bytes`, 2 GiB). */
+  quotaBytes: number;
+}
+
+export const DEFAULT_MVCC_LIMITS: MvccLimits = {
+  requestBytesMax: 1.5 * 1024 * 1024,
+  quotaBytes: 2 * 1024 ** 3,
+};
+
+export interface MvccServiceOptions {
+  replicator: Replicator;
+  sm: MvccStateMachine;
+  lessor: Lessor;
+  /** The store under `sm`, for the quota check. */
+  store: Pick<StateStore, 'sizeBytes'>;
+  /** This member's etcd id (decimal uint64 string), recorded on alarms it raises. */
+  memberId: string;
+  limits?: Partial<MvccLimits>;
+}
+
+/**
+ * The etcd KV and Lease operations over a Replicator: the one place where requests are
+ * checked against limits and the quota, turned into commands, proposed, and their results
+ * unwrapped. Transport handlers (gRPC, JSON gateway, seed /kv) call exactly one method each.
+ *
+ * Reads are linearizable (a `readBarrier()` first) unless `serializable` is set. Read-only
+ * Txns are served locally after the barrier, without a proposal, as etcd does.
+ * Errors: MvccError (reason per etcd error), TooLarge via `request_too_large`, and whatever the
+ * Replicator throws (NotLeaderError, UnavailableError, ClosedError).
+ */
+export class MvccService {
+  readonly limits: MvccLimits;
+
+  constructor(private readonly opts: MvccServiceOptions) {
+    this.limits = { ...DEFAULT_MVCC_LIMITS, ...opts.limits };
+  }
+
+  get sm(): MvccStateMachine { return this.opts.sm; }
+  get replicator(): Replicator { return this.opts.replicator; }
+  get lessor(): Lessor { return this.opts.lessor; }
+
+  async range(req: RangeRequest): Promise<RangeResult> {
+    if (!req.key || req.key.length === 0) throw new MvccError('empty_key', 'key is not provided');
+    if (!req.serializable) await this.opts.replicator.readBarrier();
+    return this.opts.sm.range(req);
+  }
+
+  async put(req: PutRequest): Promise<PutResult> {
+    return (await this.propose({ t: 'put', r: req }, true)) as PutResult;
+  }
+
+  async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResult> {
+    return (await this.propose({ t: 'deleteRange', r: req })) as DeleteRangeResult;
+  }
+
+  async txn(req: TxnRequest): Promise<TxnResult> {
+    if (isReadOnly(req)) {
+      if (!allSerializable(req)) await this.opts.replicator.readBarrier();
+      return this.opts.sm.txnReadOnly(req);
+    }
+    return (await this.propose({ t: 'txn', r: req }, hasPut(req))) as TxnResult;
+  }
+
+  async compact(revision: number): Promise<CompactResult> {
+    return (await this.propose({ t: 'compact', rev: revision })) as CompactResult;
+  }
+
+  /** Grants a lease; `id` 0 lets the server choose a random positive id below 2^52. */
+  async leaseGrant(ttlSeconds: number, id: number): Promise<LeaseGrantResult> {
+    if (id !== 0 && (!Number.isSafeInteger(id) || id < 0)) throw new MvccError('invalid', `lease id ${id} must be a positive integer below 2^53`);
+    for (let attempt = 0; ; attempt++) {
+      const chosen = id !== 0 ? id : randomLeaseId();
+      try {
+        return (await this.propose({ t: 'leaseGrant', id: chosen, ttl: ttlSeconds }, true)) as LeaseGrantResult;
+      } catch (err) {
+        // A random id that collided is retried; a client-chosen one is the client's problem.
+        if (id !== 0 || attempt >= 3 || !(err instanceof MvccError) || err.reason !== 'lease_exists') throw err;
+      }
+    }
+  }
+
+  async leaseRevoke(id: number): Promise<LeaseRevokeResult> {
+    return (await this.propose({ t: 'leaseRevoke', id })) as LeaseRevokeResult;
+  }
+
+  /** Renews a lease on the leader; returns its TTL in seconds. */
+  leaseKeepAlive(id: number): number {
+    return this.opts.lessor.keepAlive(id);
+  }
+
+  async leaseTimeToLive(id: number): Promise<{ remainingSeconds: number; grantedSeconds: number; keys: Uint8Array[] }> {
+    await this.opts.replicator.readBarrier();
+    return this.opts.lessor.timeToLive(id);
+  }
+
+  async leaseLeases(): Promise<number[]> {
+    await this.opts.replicator.readBarrier();
+    return this.opts.sm.leases();
+  }
+
+  async alarm(action: 'activate' | 'deactivate', memberId: string, alarm: AlarmKind): Promise<AlarmResult> {
+    return (await this.propose({ t: 'alarm', action, memberId, alarm })) as AlarmResult;
+  }
+
+  /**
+   * Proposes `cmd` and unwraps the state machine's result (an MvccError value is thrown).
+   * `addsData`: the command may grow the store, so the quota applies.
+   */
+  private async propose(cmd: MvccCommand, addsData = false): Promise<unknown> {
+    const bytes = encodeCommand(cmd);
+    if (bytes.length > this.limits.requestBytesMax) {
+      throw new MvccError('request_too_large', `request is ${bytes.length} bytes; the limit is ${this.limits.requestBytesMax}`);
+    }
+    if (addsData) await this.checkQuota(bytes.length);
+    const result = await this.opts.replicator.propose(bytes);
+    if (result instanceof ConureError) throw result;
+    if (result === undefined) throw new ConureError('internal', 'the state machine returned no result');
+    return result;
+  }
+
+  /**
+   * etcd's quota: once the backend passes `quotaBytes`, the NOSPACE alarm is raised (replicated,
+   * so every member refuses) and writes that add data fail until an operator disarms it after
+   * compacting. Deletes, compaction and revokes stay allowed so space can be reclaimed.
+   */
+  private async checkQuota(costBytes: number): Promise<void> {
+    if (this.opts.sm.alarms().some((a) => a.alarm === 'nospace')) throw new MvccError('no_space', 'database space exceeded');
+    if (this.opts.store.sizeBytes() + costBytes <= this.limits.quotaBytes) return;
+    await this.alarm('activate', this.opts.memberId, 'nospace');
+    throw new MvccError('no_space', 'database space exceeded');
+  }
+}
+
+function randomLeaseId(): number {
+  for (;;) {
+    const b = randomBytes(7);
+    const n = (b.readUIntBE(0, 6) * 16 + (b[6]! & 0x0f)); // 52 random bits
+    if (n > 0) return n;
+  }
+}
+
+function walkOps(req: TxnRequest, visit: (op: RequestOp) => boolean): boolean {
+  for (const op of [...req.success, ...req.failure]) {
+    if ('txn' in op) {
+      if (!walkOps(op.txn, visit)) return false;
+    } else if (!visit(op)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+function isReadOnly(req: TxnRequest): boolean {
+  return walkOps(req, (op) => 'range' in op);
+}
+
+function allSerializable(req: TxnRequest): boolean {
+  return walkOps(req, (op) => 'range' in op && !!op.range.serializable) && req.compare.length === 0;
+}
+
+function hasPut(req: TxnRequest): boolean {
+  return !walkOps(req, (op) => !('put' in op));
+}

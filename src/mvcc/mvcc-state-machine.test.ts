@@ -1,0 +1,287 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { MvccError } from './errors.js';
+import { encodeCommand } from './mvcc-state-machine.js';
+import { prefixEnd } from './ordered-keys.js';
+import { createStack, dec, enc } from './test-harness.js';
+import type { KeyValue } from './types.js';
+
+const view = (kvs: KeyValue[]) => kvs.map((kv) => `${dec(kv.key)}=${dec(kv.value)}@c${kv.createRevision}m${kv.modRevision}v${kv.version}`);
+
+test('revisions, versions and create revisions follow etcd', async () => {
+  const s = createStack();
+  try {
+    assert.equal((await s.svc.put({ key: enc('a'), value: enc('1') })).revision, 1);
+    assert.equal((await s.svc.put({ key: enc('a'), value: enc('2') })).revision, 2);
+    assert.equal((await s.svc.put({ key: enc('b'), value: enc('x') })).revision, 3);
+    let r = await s.svc.range({ key: enc('a') });
+    assert.deepEqual(view(r.kvs), ['a=2@c1m2v2']);
+    assert.equal(r.revision, 3);
+    const d = await s.svc.deleteRange({ key: enc('a'), prevKv: true });
+    assert.equal(d.deleted, 1);
+    assert.equal(d.revision, 4);
+    assert.deepEqual(view(d.prevKvs), ['a=2@c1m2v2']);
+    // Recreated: new generation, version restarts at 1.
+    await s.svc.put({ key: enc('a'), value: enc('3') });
+    r = await s.svc.range({ key: enc('a') });
+    assert.deepEqual(view(r.kvs), ['a=3@c5m5v1']);
+    // Reads at past revisions.
+    assert.deepEqual(view((await s.svc.range({ key: enc('a'), revision: 1 })).kvs), ['a=1@c1m1v1']);
+    assert.deepEqual(view((await s.svc.range({ key: enc('a'), revision: 4 })).kvs), []);
+    // A delete that matches nothing does not bump the revision.
+    const none = await s.svc.deleteRange({ key: enc('zzz') });
+    assert.equal(none.deleted, 0);
+    assert.equal(none.revision, 5);
+    await assert.rejects(s.svc.range({ key: enc('a'), revision: 99 }), (e: unknown) => e instanceof MvccError && e.reason === 'future_revision');
+  } finally {
+    await s.close();
+  }
+});
+
+test('range conventions: prefix, from-key, all keys, limit, count, sort, filters', async () => {
+  const s = createStack();
+  try {
+    for (const k of ['a', 'b/1', 'b/2', 'b/3', 'c']) await s.svc.put({ key: enc(k), value: enc(k.toUpperCase()) });
+    await s.svc.put({ key: enc('b/1'), value: enc('B1v2') });
+    const prefix = await s.svc.range({ key: enc('b/'), rangeEnd: prefixEnd(enc('b/')) });
+    assert.deepEqual(prefix.kvs.map((kv) => dec(kv.key)), ['b/1', 'b/2', 'b/3']);
+    const fromKey = await s.svc.range({ key: enc('b/2'), rangeEnd: new Uint8Array([0]) });
+    assert.deepEqual(fromKey.kvs.map((kv) => dec(kv.key)), ['b/2', 'b/3', 'c']);
+    const all = await s.svc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]) });
+    assert.equal(all.kvs.length, 5);
+    const limited = await s.svc.range({ key: enc('b/'), rangeEnd: prefixEnd(enc('b/')), limit: 2 });
+    assert.deepEqual([limited.kvs.length, limited.more, limited.count], [2, true, 3]);
+    const counted = await s.svc.range({ key: enc('b/'), rangeEnd: prefixEnd(enc('b/')), countOnly: true });
+    assert.deepEqual([counted.kvs.length, counted.count], [0, 3]);
+    const desc = await s.svc.range({ key: enc('b/'), rangeEnd: prefixEnd(enc('b/')), sortOrder: 'descend', sortTarget: 'key' });
+    assert.deepEqual(desc.kvs.map((kv) => dec(kv.key)), ['b/3', 'b/2', 'b/1']);
+    const byMod = await s.svc.range({ key: enc('b/'), rangeEnd: prefixEnd(enc('b/')), sortOrder: 'descend', sortTarget: 'mod', limit: 1 });
+    assert.deepEqual(byMod.kvs.map((kv) => dec(kv.key)), ['b/1']);
+    const keysOnly = await s.svc.range({ key: enc('a'), keysOnly: true });
+    assert.equal(keysOnly.kvs[0]!.value.length, 0);
+    const minMod = await s.svc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), minModRevision: 5 });
+    assert.deepEqual(minMod.kvs.map((kv) => dec(kv.key)), ['b/1', 'c']);
+    const maxCreate = await s.svc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), maxCreateRevision: 2 });
+    assert.deepEqual(maxCreate.kvs.map((kv) => dec(kv.key)), ['a', 'b/1']);
+  } finally {
+    await s.close();
+  }
+});
+
+test('txn: compares, one revision for all writes, read-your-writes, nested, duplicate keys refused', async () => {
+  const s = createStack();
+  try {
+    await s.svc.put({ key: enc('k'), value: enc('v1') });
+    const t = await s.svc.txn({
+      compare: [{ key: enc('k'), target: 'value', result: 'equal', operand: enc('v1') }],
+      success: [
+        { put: { key: enc('k'), value: enc('v2') } },
+        { put: { key: enc('other'), value: enc('o') } },
+        { range: { key: enc('k') } },
+        { txn: { compare: [{ key: enc('missing'), target: 'version', result: 'equal', operand: 0 }], success: [{ put: { key: enc('nested'), value: enc('n') } }], failure: [] } },
+      ],
+      failure: [],
+    });
+    assert.equal(t.succeeded, true);
+    assert.equal(t.revision, 2);
+    const inner = t.responses[2]!;
+    assert.ok('range' in inner);
+    assert.deepEqual(view(inner.range.kvs), ['k=v2@c1m2v2']);
+    const nested = t.responses[3]!;
+    assert.ok('txn' in nested && nested.txn.succeeded);
+    assert.deepEqual(view((await s.svc.range({ key: enc('nested') })).kvs), ['nested=n@c2m2v1']);
+    // Failure branch, and a read-only txn does not bump the revision.
+    const f = await s.svc.txn({
+      compare: [{ key: enc('k'), target: 'mod', result: 'less', operand: 2 }],
+      success: [{ put: { key: enc('x'), value: enc('y') } }],
+      failure: [{ range: { key: enc('k') } }],
+    });
+    assert.equal(f.succeeded, false);
+    assert.equal(f.revision, 2);
+    // Value compare on a missing key is false; version compare treats it as version 0.
+    const missing = await s.svc.txn({ compare: [{ key: enc('nope'), target: 'value', result: 'not_equal', operand: enc('z') }], success: [], failure: [] });
+    assert.equal(missing.succeeded, false);
+    await assert.rejects(
+      s.svc.txn({ compare: [], success: [{ put: { key: enc('d'), value: enc('1') } }, { put: { key: enc('d'), value: enc('2') } }], failure: [] }),
+      (e: unknown) => e instanceof MvccError && e.reason === 'duplicate_key',
+    );
+    await assert.rejects(
+      s.svc.txn({ compare: [], success: [{ put: { key: enc('d/1'), value: enc('1') } }, { deleteRange: { key: enc('d/'), rangeEnd: prefixEnd(enc('d/')) } }], failure: [] }),
+      (e: unknown) => e instanceof MvccError && e.reason === 'duplicate_key',
+    );
+    // Lease compare and a put under an unknown lease.
+    await assert.rejects(s.svc.put({ key: enc('l'), value: enc('v'), lease: 12345 }), (e: unknown) => e instanceof MvccError && e.reason === 'lease_not_found');
+    assert.equal(s.sm.currentRevision(), 2);
+  } finally {
+    await s.close();
+  }
+});
+
+test('compaction drops history, keeps the latest revision, refuses old reads', async () => {
+  const s = createStack();
+  try {
+    for (let i = 1; i <= 5; i++) await s.svc.put({ key: enc('k'), value: enc(`v${i}`) });
+    await s.svc.put({ key: enc('gone'), value: enc('x') }); // 6
+    await s.svc.deleteRange({ key: enc('gone') }); // 7
+    await s.svc.compact(4);
+    await assert.rejects(s.svc.range({ key: enc('k'), revision: 3 }), (e: unknown) => e instanceof MvccError && e.reason === 'compacted');
+    assert.deepEqual(view((await s.svc.range({ key: enc('k'), revision: 4 })).kvs), ['k=v4@c1m4v4']);
+    assert.deepEqual(view((await s.svc.range({ key: enc('k') })).kvs), ['k=v5@c1m5v5']);
+    await assert.rejects(s.svc.compact(4), (e: unknown) => e instanceof MvccError && e.reason === 'compacted');
+    await assert.rejects(s.svc.compact(100), (e: unknown) => e instanceof MvccError && e.reason === 'future_revision');
+    await s.svc.compact(7);
+    // The tombstoned key is gone from the index and from storage.
+    assert.equal(s.store.count('key'), 1);
+    assert.equal(s.sm.compactedRevision(), 7);
+  } finally {
+    await s.close();
+  }
+});
+
+test('leases: attach, revoke deletes keys in one revision, TTL floor, expiry via the lessor', async () => {
+  const s = createStack({ sm: { minLeaseTtlSeconds: 5 } });
+  try {
+    const g = await s.svc.leaseGrant(1, 0);
+    assert.equal(g.ttlSeconds, 5, 'TTL raised to the minimum');
+    await s.svc.put({ key: enc('p/1'), value: enc('a'), lease: g.id });
+    await s.svc.put({ key: enc('p/2'), value: enc('b'), lease: g.id });
+    assert.deepEqual(s.sm.lease(g.id)!.keys.map(dec), ['p/1', 'p/2']);
+    // Moving a key to no lease detaches it.
+    await s.svc.put({ key: enc('p/2'), value: enc('b2') });
+    assert.deepEqual(s.sm.lease(g.id)!.keys.map(dec), ['p/1']);
+    const ttl = await s.svc.leaseTimeToLive(g.id);
+    assert.deepEqual([ttl.remainingSeconds, ttl.grantedSeconds], [5, 5]);
+    s.clock.advance(3000);
+    assert.equal(s.svc.leaseKeepAlive(g.id), 5);
+    s.clock.advance(4000);
+    assert.deepEqual(s.lessor.tick(), [], 'renewed lease not yet expired');
+    s.clock.advance(1500);
+    const before = s.sm.currentRevision();
+    assert.deepEqual(s.lessor.tick(), [g.id]);
+    await new Promise((r) => setImmediate(r));
+    await s.sm.sync();
+    assert.equal(s.sm.lease(g.id), undefined);
+    assert.equal((await s.svc.range({ key: enc('p/1') })).kvs.length, 0);
+    assert.equal(s.sm.currentRevision(), before + 1);
+    assert.throws(() => s.svc.leaseKeepAlive(g.id), (e: unknown) => e instanceof MvccError && e.reason === 'lease_not_found');
+    // Client-chosen ids; duplicates refused.
+    await s.svc.leaseGrant(10, 77);
+    await assert.rejects(s.svc.leaseGrant(10, 77), (e: unknown) => e instanceof MvccError && e.reason === 'lease_exists');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a new leader renews every lease instead of expiring it early', async () => {
+  const s = createStack();
+  try {
+    const g = await s.svc.leaseGrant(10, 0);
+    s.replicator.leader = false;
+    s.lessor.tick();
+    s.clock.advance(60_000); // long past the TTL while this member was a follower
+    s.replicator.leader = true;
+    assert.deepEqual(s.lessor.tick(), [], 'promotion renews the TTL');
+    assert.equal((await s.svc.leaseTimeToLive(g.id)).remainingSeconds, 10);
+    s.clock.advance(10_001);
+    assert.deepEqual(s.lessor.tick(), [g.id]);
+  } finally {
+    await s.close();
+  }
+});
+
+test('the index is rebuilt on open (LMDB)', async () => {
+  const first = createStack({ lmdb: true, keepDir: true });
+  const dir = first.dir!;
+  const g = await first.svc.leaseGrant(30, 0);
+  await first.svc.put({ key: enc('a'), value: enc('1') });
+  await first.svc.put({ key: enc('a'), value: enc('2'), lease: g.id });
+  await first.svc.put({ key: enc('b'), value: enc('1') });
+  await first.svc.deleteRange({ key: enc('b') });
+  await first.svc.compact(2);
+  const hash = first.sm.hashKv(0).hash;
+  await first.close();
+  const second = createStack({ lmdb: true, dir });
+  try {
+    assert.equal(second.sm.currentRevision(), 4);
+    assert.equal(second.sm.compactedRevision(), 2);
+    assert.deepEqual(view((await second.svc.range({ key: enc('a') })).kvs), ['a=2@c1m2v2']);
+    assert.equal((await second.svc.range({ key: enc('b') })).kvs.length, 0);
+    assert.deepEqual(second.sm.lease(g.id)!.keys.map(dec), ['a']);
+    assert.equal(second.sm.hashKv(0).hash, hash);
+    await second.svc.put({ key: enc('b'), value: enc('again') });
+    assert.deepEqual(view((await second.svc.range({ key: enc('b') })).kvs), ['b=again@c5m5v1']);
+  } finally {
+    await second.close();
+    (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('refused commands still advance the applied index; replays are ignored', async () => {
+  const s = createStack();
+  try {
+    const bad = s.sm.apply(1, encodeCommand({ t: 'put', r: { key: new Uint8Array(0), value: enc('x') } }));
+    assert.ok(bad instanceof MvccError && bad.reason === 'empty_key');
+    assert.equal(s.sm.appliedIndex(), 1);
+    assert.equal(s.sm.apply(1, encodeCommand({ t: 'put', r: { key: enc('a'), value: enc('x') } })), undefined);
+    assert.equal(s.sm.currentRevision(), 0);
+    const unknown = s.sm.apply(2, new Uint8Array([0xc1]));
+    assert.ok(unknown instanceof MvccError);
+    assert.equal(s.sm.appliedIndex(), 2);
+  } finally {
+    await s.close();
+  }
+});
+
+test('request size limit and NOSPACE quota', async () => {
+  const s = createStack({ limits: { requestBytesMax: 1024, quotaBytes: 0 } });
+  try {
+    await assert.rejects(s.svc.deleteRange({ key: new Uint8Array(2000).fill(97) }), (e: unknown) => e instanceof MvccError && e.reason === 'request_too_large');
+    // MemoryStateStore reports its size; quota 0 trips on the first write that adds data.
+    await assert.rejects(s.svc.put({ key: enc('a'), value: enc('1') }), (e: unknown) => e instanceof MvccError && e.reason === 'no_space');
+    assert.deepEqual(s.sm.alarms().map((a) => a.alarm), ['nospace']);
+    await s.svc.deleteRange({ key: enc('a') }); // deletes stay allowed
+  } finally {
+    await s.close();
+  }
+});
+
+test('property: the MVCC store agrees with a simple model at every revision', async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.tuple(fc.constantFrom('put', 'del', 'delp'), fc.constantFrom('a', 'a/1', 'a/2', 'b', 'b/x'), fc.nat(9)), { maxLength: 40 }),
+      async (ops) => {
+        const s = createStack();
+        try {
+          const model = new Map<string, { v: string; c: number; m: number; ver: number }>();
+          const snapshots: Map<string, { v: string; c: number; m: number; ver: number }>[] = [new Map()];
+          let rev = 0;
+          for (const [op, k, n] of ops) {
+            if (op === 'put') {
+              rev++;
+              const prev = model.get(k);
+              model.set(k, { v: String(n), c: prev ? prev.c : rev, m: rev, ver: prev ? prev.ver + 1 : 1 });
+              await s.svc.put({ key: enc(k), value: enc(String(n)) });
+            } else {
+              const keys = [...model.keys()].filter((x) => (op === 'del' ? x === k : x.startsWith(k)));
+              if (keys.length > 0) rev++;
+              for (const x of keys) model.delete(x);
+              await s.svc.deleteRange(op === 'del' ? { key: enc(k) } : { key: enc(k), rangeEnd: prefixEnd(enc(k)) });
+            }
+            while (snapshots.length <= rev) snapshots.push(new Map(model));
+            snapshots[rev] = new Map(model);
+          }
+          assert.equal(s.sm.currentRevision(), rev);
+          for (let r = 1; r <= rev; r++) {
+            const got = await s.svc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), revision: r });
+            const want = [...snapshots[r]!.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, e]) => `${key}=${e.v}@c${e.c}m${e.m}v${e.ver}`);
+            assert.deepEqual(view(got.kvs), want, `at revision ${r}`);
+          }
+        } finally {
+          await s.close();
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+});

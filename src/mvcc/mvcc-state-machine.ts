@@ -1,0 +1,786 @@
+import { crc32 } from 'node:zlib';
+import { pack, unpack } from 'msgpackr';
+import type { StateMachine } from '../node/types.js';
+import { decodeUint64, encodeUint64, type StateOp, type StateStore } from '../storage/state-store.js';
+import { ConureError } from '../util/errors.js';
+import { MvccError } from './errors.js';
+import { KeyIndex } from './key-index.js';
+import { OrderedKeys, bytesToKey, keyToBytes, resolveRange, type KeyBounds } from './ordered-keys.js';
+import { decodeRevision, encodeRevision, type Revision } from './revision.js';
+import type {
+  Alarm, AlarmKind, AlarmResult, Compare, CompactResult, DeleteRangeRequest, DeleteRangeResult, KeyValue,
+  LeaseGrantResult, LeaseRevokeResult, MvccEvent, PutRequest, PutResult, RangeRequest, RangeResult, RequestOp,
+  ResponseOp, TxnRequest, TxnResult,
+} from './types.js';
+
+/** Bucket names in the StateStore. */
+export const BUCKETS = {
+  /** revision (16 bytes, see revision.ts) → packed row `[key, value, create, version, lease, tombstone]`. */
+  key: 'key',
+  /** lease id (8 bytes BE) → packed `{ ttl }`. */
+  lease: 'lease',
+  /** `rev` / `compact` (8 bytes BE), `alarms` (packed Alarm[]). */
+  meta: 'mvcc-meta',
+} as const;
+
+const META_REV = new TextEncoder().encode('rev');
+const META_COMPACT = new TextEncoder().encode('compact');
+const META_ALARMS = new TextEncoder().encode('alarms');
+
+/** etcd's maximum lease TTL in seconds. */
+export const LEASE_TTL_MAX_SECONDS = 9_000_000_000;
+
+/**
+ * Commands the MVCC state machine applies, msgpack-encoded (`encodeCommand`). New fields must be
+ * optional so that members of different versions agree.
+ */
+export type MvccCommand =
+  | { t: 'put'; r: PutRequest }
+  | { t: 'deleteRange'; r: DeleteRangeRequest }
+  | { t: 'txn'; r: TxnRequest }
+  | { t: 'compact'; rev: number }
+  | { t: 'leaseGrant'; id: number; ttl: number }
+  | { t: 'leaseRevoke'; id: number }
+  | { t: 'alarm'; action: 'activate' | 'deactivate'; memberId: string; alarm: AlarmKind };
+
+export function encodeCommand(cmd: MvccCommand): Uint8Array {
+  return pack(cmd);
+}
+
+/**
+ * Observers of applied changes, called synchronously right after the change is in the store
+ * (visible to reads, not yet necessarily fsynced). Observers must not throw and must not call
+ * back into `apply`.
+ */
+export interface MvccObserver {
+  /** The events of one write transaction, all at revision `revision`, in sub-revision order. */
+  events?(revision: number, events: MvccEvent[]): void;
+  leaseGranted?(id: number, ttlSeconds: number): void;
+  leaseRevoked?(id: number): void;
+  compacted?(revision: number): void;
+}
+
+export interface MvccStateMachineOptions {
+  /** Granted TTLs below this are raised to it (etcd: 1.5 × election timeout, rounded up). Default 2. */
+  minLeaseTtlSeconds?: number;
+  /** Most operations in one Txn, counting each branch separately (etcd: 128). */
+  txnOpsMax?: number;
+}
+
+interface Lease {
+  id: number;
+  ttlSeconds: number;
+  /** Keys (latin1 strings, see ordered-keys.ts) currently attached. */
+  keys: Set<string>;
+}
+
+type Row = [key: Uint8Array, value: Uint8Array, create: number, version: number, lease: number, tombstone: 0 | 1];
+
+/**
+ * etcd's MVCC key-value store as a deterministic StateMachine over a StateStore.
+ *
+ * ```
+ *   apply(index, cmd) ──► WriteTxn ──► StateStore.apply(index, ops)   (one atomic LMDB txn)
+ *                           │            key bucket: rev → row, meta: rev/compact, lease bucket
+ *                           ├──► KeyIndex per key (in memory, rebuilt on open)
+ *                           └──► observers: events (watch hub), leases (lessor)
+ * ```
+ *
+ * Invariants:
+ * - One store-wide revision; each Put/DeleteRange/Txn that changes something bumps it once, and
+ *   every change inside gets a sub-revision. Read-only Txns and no-op deletes leave it alone.
+ * - `apply` never reads clocks or randomness; refused commands return an `MvccError` value and
+ *   still advance the applied index.
+ * - The in-memory index always mirrors the `key` bucket (rebuilt by `reload()` on open and after
+ *   a snapshot install).
+ * Ownership: the single apply loop of the Replicator writes; reads (`range`, `kvAt`, `leases`)
+ * may run at any time between applies (JavaScript is single-threaded, so they see one state).
+ * Errors: `apply` throws only on storage failure (fatal for the member).
+ */
+export class MvccStateMachine implements StateMachine {
+  private readonly index = new Map<string, KeyIndex>();
+  private readonly keys = new OrderedKeys();
+  private readonly leaseMap = new Map<number, Lease>();
+  private readonly observers = new Set<MvccObserver>();
+  private alarmList: Alarm[] = [];
+  private rev = 0;
+  private compactRev = 0;
+  private readonly minLeaseTtlSeconds: number;
+  private readonly txnOpsMax: number;
+
+  constructor(private readonly store: StateStore, opts: MvccStateMachineOptions = {}) {
+    this.minLeaseTtlSeconds = opts.minLeaseTtlSeconds ?? 2;
+    this.txnOpsMax = opts.txnOpsMax ?? 128;
+    this.reload();
+  }
+
+  /** Rebuilds the in-memory index and lease table from the store (on open, after a restore). */
+  reload(): void {
+    this.index.clear();
+    this.keys.clear();
+    this.leaseMap.clear();
+    const rev = this.store.get(BUCKETS.meta, META_REV);
+    const compact = this.store.get(BUCKETS.meta, META_COMPACT);
+    const alarms = this.store.get(BUCKETS.meta, META_ALARMS);
+    this.rev = rev ? decodeUint64(rev) : 0;
+    this.compactRev = compact ? decodeUint64(compact) : 0;
+    this.alarmList = alarms ? (unpack(alarms) as Alarm[]) : [];
+    for (const { key, value } of this.store.range(BUCKETS.lease)) {
+      const { ttl } = unpack(value) as { ttl: number };
+      const id = decodeUint64(key);
+      this.leaseMap.set(id, { id, ttlSeconds: ttl, keys: new Set() });
+    }
+    // Rows come in revision order, so each key's history is rebuilt ascending. Batched so a
+    // large store is not copied into memory at once.
+    const batch = 10_000;
+    let start: Uint8Array | undefined;
+    for (;;) {
+      const rows = this.store.range(BUCKETS.key, start ? { start, limit: batch } : { limit: batch });
+      for (const { key: revKey, value } of rows) {
+        const rev = decodeRevision(revKey);
+        const row = unpack(value) as Row;
+        const k = bytesToKey(row[0]);
+        const ki = this.keyIndexFor(k);
+        if (row[5]) ki.tombstone(rev);
+        else ki.put(rev, row[2], row[3]);
+      }
+      if (rows.length < batch) break;
+      const last = decodeRevision(rows[rows.length - 1]!.key);
+      start = encodeRevision(last.main, last.sub + 1);
+    }
+    for (const [k, ki] of this.index) {
+      const live = ki.live();
+      if (!live) continue;
+      const row = this.readRow(live);
+      if (row[4] !== 0) this.leaseMap.get(row[4])?.keys.add(k);
+    }
+  }
+
+  addObserver(o: MvccObserver): () => void {
+    this.observers.add(o);
+    return () => this.observers.delete(o);
+  }
+
+  // ---- StateMachine ----
+
+  apply(index: number, command: Uint8Array): unknown {
+    if (index <= this.store.appliedIndex()) return undefined;
+    let cmd: MvccCommand;
+    try {
+      cmd = unpack(command) as MvccCommand;
+    } catch (err) {
+      this.store.apply(index, []);
+      return new MvccError('invalid', 'undecodable command', { cause: err });
+    }
+    switch (cmd?.t) {
+      case 'put': return this.applyWrite(index, (w) => ({ put: w.put(cmd.r) }), () => this.checkPut(cmd.r), (r) => (r as { put: PutResult }).put);
+      case 'deleteRange': return this.applyWrite(index, (w) => ({ deleteRange: w.deleteRange(cmd.r) }), () => this.checkDelete(cmd.r), (r) => (r as { deleteRange: DeleteRangeResult }).deleteRange);
+      case 'txn': return this.applyTxn(index, cmd.r);
+      case 'compact': return this.applyCompact(index, cmd.rev);
+      case 'leaseGrant': return this.applyLeaseGrant(index, cmd.id, cmd.ttl);
+      case 'leaseRevoke': return this.applyLeaseRevoke(index, cmd.id);
+      case 'alarm': return this.applyAlarm(index, cmd);
+      default:
+        this.store.apply(index, []);
+        return new MvccError('invalid', `unknown command ${JSON.stringify((cmd as { t?: unknown })?.t)}`);
+    }
+  }
+
+  applyNoop(index: number): void {
+    this.store.apply(index, []);
+  }
+
+  appliedIndex(): number { return this.store.appliedIndex(); }
+  sync(): Promise<void> { return this.store.sync(); }
+
+  // ---- reads ----
+
+  /** The current (latest) revision. */
+  currentRevision(): number { return this.rev; }
+  /** Revisions below this have been compacted away. */
+  compactedRevision(): number { return this.compactRev; }
+  alarms(): Alarm[] { return this.alarmList.map((a) => ({ ...a })); }
+
+  /**
+   * A range read against the current state (or `req.revision`). Errors (as thrown MvccError):
+   * `compacted` when the revision is below the compacted revision, `future_revision` when ahead.
+   */
+  range(req: RangeRequest): RangeResult {
+    return this.rangeIn(req, undefined);
+  }
+
+  /** The key/value that `rev` wrote, or undefined for a tombstone or a compacted row. */
+  kvAt(rev: Revision): KeyValue | undefined {
+    const raw = this.store.get(BUCKETS.key, encodeRevision(rev.main, rev.sub));
+    if (!raw) return undefined;
+    const row = unpack(raw) as Row;
+    return row[5] ? undefined : rowToKv(row, rev.main);
+  }
+
+  /**
+   * Events of revisions `[fromRev, toRev]` in order, for watchers catching up. A batch holds whole
+   * revisions only: at most `eventsMax` events, unless the first revision alone has more (then
+   * that revision is returned whole). `nextRev` is where the next batch starts (> toRev when done).
+   * Callers check `fromRev` against `compactedRevision()` first: compacted rows are simply absent.
+   */
+  history(fromRev: number, toRev: number, eventsMax: number): { events: MvccEvent[]; nextRev: number } {
+    const end = encodeRevision(toRev + 1, 0);
+    let rows = this.store.range(BUCKETS.key, { start: encodeRevision(fromRev, 0), end, limit: eventsMax + 1 });
+    let nextRev = toRev + 1;
+    if (rows.length > eventsMax) {
+      const cut = decodeRevision(rows[eventsMax]!.key).main;
+      const whole = rows.findIndex((r) => decodeRevision(r.key).main === cut);
+      if (whole > 0) {
+        rows = rows.slice(0, whole);
+        nextRev = cut;
+      } else {
+        rows = this.store.range(BUCKETS.key, { start: encodeRevision(cut, 0), end: encodeRevision(cut + 1, 0) });
+        nextRev = cut + 1;
+      }
+    }
+    const events: MvccEvent[] = [];
+    for (const r of rows) {
+      const rev = decodeRevision(r.key);
+      const row = unpack(r.value) as Row;
+      const prev = this.index.get(bytesToKey(row[0]))?.before(rev);
+      const ev: MvccEvent = row[5]
+        ? { type: 'delete', kv: { key: row[0], createRevision: 0, modRevision: rev.main, version: 0, value: new Uint8Array(0), lease: 0 } }
+        : { type: 'put', kv: rowToKv(row, rev.main) };
+      if (prev) ev.prev = { main: prev.main, sub: prev.sub };
+      events.push(ev);
+    }
+    return { events, nextRev };
+  }
+
+  /**
+   * Evaluates a Txn whose branches only read (no Put/DeleteRange anywhere), without a proposal.
+   * Throws MvccError for invalid requests and compacted/future revisions.
+   */
+  txnReadOnly(req: TxnRequest): TxnResult {
+    const err = this.checkTxn(req, 0);
+    if (err) throw err;
+    const path = this.txnPath(req);
+    const invalid = this.checkPath(req, path);
+    if (invalid) throw invalid;
+    const result = new WriteTxn(this).txn(req, path);
+    fillRevision(result, this.rev);
+    return result;
+  }
+
+  /** Lease ids currently granted, ascending. */
+  leases(): number[] { return [...this.leaseMap.keys()].sort((a, b) => a - b); }
+
+  /** A lease's granted TTL and attached keys, or undefined if it does not exist. */
+  lease(id: number): { ttlSeconds: number; keys: Uint8Array[] } | undefined {
+    const l = this.leaseMap.get(id);
+    if (!l) return undefined;
+    return { ttlSeconds: l.ttlSeconds, keys: [...l.keys].sort().map(keyToBytes) };
+  }
+
+  /** Number of live keys (for metrics and tests). */
+  keyCount(): number {
+    let n = 0;
+    for (const ki of this.index.values()) if (ki.live()) n++;
+    return n;
+  }
+
+  /**
+   * etcd's HashKV: a CRC-32 over every stored row (key and value) with main revision in
+   * `(compacted-history, rev]`; `rev` 0 means current. Equal stores give equal hashes.
+   */
+  hashKv(rev: number): { hash: number; revision: number; compactRevision: number } {
+    const upto = rev === 0 ? this.rev : rev;
+    if (upto > this.rev) throw new MvccError('future_revision', `revision ${upto} is ahead of the current revision ${this.rev}`);
+    if (upto < this.compactRev) throw new MvccError('compacted', `revision ${upto} has been compacted`, { compactRevision: this.compactRev });
+    let hash = 0;
+    let start = encodeRevision(0, 0);
+    const end = encodeRevision(upto + 1, 0);
+    for (;;) {
+      const rows = this.store.range(BUCKETS.key, { start, end, limit: 10_000 });
+      for (const r of rows) hash = crc32(r.value, crc32(r.key, hash));
+      if (rows.length < 10_000) break;
+      const last = decodeRevision(rows[rows.length - 1]!.key);
+      start = encodeRevision(last.main, last.sub + 1);
+    }
+    return { hash: hash >>> 0, revision: this.rev, compactRevision: this.compactRev };
+  }
+
+  // ---- apply paths ----
+
+  private applyWrite(
+    index: number,
+    run: (w: WriteTxn) => ResponseOp,
+    check: () => MvccError | undefined,
+    unwrap: (r: ResponseOp) => unknown,
+  ): unknown {
+    const err = check();
+    if (err) {
+      this.store.apply(index, []);
+      return err;
+    }
+    const w = new WriteTxn(this);
+    const resp = run(w);
+    this.commit(index, w);
+    const out = unwrap(resp) as { revision: number };
+    out.revision = this.rev;
+    return out;
+  }
+
+  private applyTxn(index: number, req: TxnRequest): unknown {
+    const err = this.checkTxn(req, 0);
+    if (err) {
+      this.store.apply(index, []);
+      return err;
+    }
+    // Decide every branch (nested ones too) against the state before the txn, as etcd does.
+    const path = this.txnPath(req);
+    const invalid = this.checkPath(req, path);
+    if (invalid) {
+      this.store.apply(index, []);
+      return invalid;
+    }
+    const w = new WriteTxn(this);
+    const result = w.txn(req, path);
+    this.commit(index, w);
+    fillRevision(result, this.rev);
+    return result;
+  }
+
+  private applyCompact(index: number, rev: number): unknown {
+    if (rev <= this.compactRev) {
+      this.store.apply(index, []);
+      return new MvccError('compacted', `revision ${rev} has already been compacted (compacted revision ${this.compactRev})`, { compactRevision: this.compactRev });
+    }
+    if (rev > this.rev) {
+      this.store.apply(index, []);
+      return new MvccError('future_revision', `cannot compact at ${rev}: the current revision is ${this.rev}`);
+    }
+    const ops: StateOp[] = [];
+    for (const [k, ki] of this.index) {
+      for (const r of ki.compact(rev)) ops.push({ op: 'del', bucket: BUCKETS.key, key: encodeRevision(r.main, r.sub) });
+      if (ki.revs.length === 0) {
+        this.index.delete(k);
+        this.keys.delete(k);
+      }
+    }
+    ops.push({ op: 'put', bucket: BUCKETS.meta, key: META_COMPACT, value: encodeUint64(rev) });
+    this.store.apply(index, ops);
+    this.compactRev = rev;
+    for (const o of this.observers) o.compacted?.(rev);
+    return { revision: this.rev } satisfies CompactResult;
+  }
+
+  private applyLeaseGrant(index: number, id: number, ttl: number): unknown {
+    if (!Number.isSafeInteger(id) || id <= 0) {
+      this.store.apply(index, []);
+      return new MvccError('invalid', `lease id ${id} is not a positive safe integer`);
+    }
+    if (this.leaseMap.has(id)) {
+      this.store.apply(index, []);
+      return new MvccError('lease_exists', `lease ${id} already exists`);
+    }
+    if (ttl > LEASE_TTL_MAX_SECONDS) {
+      this.store.apply(index, []);
+      return new MvccError('lease_ttl_too_large', `lease TTL ${ttl} exceeds ${LEASE_TTL_MAX_SECONDS}`);
+    }
+    const ttlSeconds = Math.max(ttl, this.minLeaseTtlSeconds);
+    this.store.apply(index, [{ op: 'put', bucket: BUCKETS.lease, key: encodeUint64(id), value: pack({ ttl: ttlSeconds }) }]);
+    this.leaseMap.set(id, { id, ttlSeconds, keys: new Set() });
+    for (const o of this.observers) o.leaseGranted?.(id, ttlSeconds);
+    return { revision: this.rev, id, ttlSeconds } satisfies LeaseGrantResult;
+  }
+
+  private applyLeaseRevoke(index: number, id: number): unknown {
+    const lease = this.leaseMap.get(id);
+    if (!lease) {
+      this.store.apply(index, []);
+      return new MvccError('lease_not_found', `lease ${id} not found`);
+    }
+    const w = new WriteTxn(this);
+    for (const k of [...lease.keys].sort()) w.deleteKey(k, false);
+    w.ops.push({ op: 'del', bucket: BUCKETS.lease, key: encodeUint64(id) });
+    this.leaseMap.delete(id);
+    this.commit(index, w);
+    for (const o of this.observers) o.leaseRevoked?.(id);
+    return { revision: this.rev } satisfies LeaseRevokeResult;
+  }
+
+  private applyAlarm(index: number, cmd: Extract<MvccCommand, { t: 'alarm' }>): unknown {
+    const has = this.alarmList.some((a) => a.memberId === cmd.memberId && a.alarm === cmd.alarm);
+    let changed: Alarm[] = [];
+    if (cmd.action === 'activate' && !has) {
+      this.alarmList = [...this.alarmList, { memberId: cmd.memberId, alarm: cmd.alarm }];
+      changed = [{ memberId: cmd.memberId, alarm: cmd.alarm }];
+    } else if (cmd.action === 'deactivate' && has) {
+      this.alarmList = this.alarmList.filter((a) => !(a.memberId === cmd.memberId && a.alarm === cmd.alarm));
+      changed = [{ memberId: cmd.memberId, alarm: cmd.alarm }];
+    }
+    this.store.apply(index, [{ op: 'put', bucket: BUCKETS.meta, key: META_ALARMS, value: pack(this.alarmList) }]);
+    return { revision: this.rev, alarms: changed } satisfies AlarmResult;
+  }
+
+  private commit(index: number, w: WriteTxn): void {
+    if (w.changed) w.ops.push({ op: 'put', bucket: BUCKETS.meta, key: META_REV, value: encodeUint64(w.rev) });
+    this.store.apply(index, w.ops);
+    if (!w.changed) return;
+    this.rev = w.rev;
+    for (const o of this.observers) {
+      try { o.events?.(w.rev, w.events); } catch { /* observers must not break apply */ }
+    }
+  }
+
+  // ---- validation (against the state before the command) ----
+
+  private checkPut(r: PutRequest): MvccError | undefined {
+    if (!r.key || r.key.length === 0) return new MvccError('empty_key', 'key is not provided');
+    if (r.ignoreValue && r.value && r.value.length > 0) return new MvccError('value_provided', 'value is provided with ignore_value');
+    if (r.ignoreLease && r.lease) return new MvccError('lease_provided', 'lease is provided with ignore_lease');
+    const k = bytesToKey(r.key);
+    if ((r.ignoreValue || r.ignoreLease) && !this.index.get(k)?.live()) return new MvccError('key_not_found', 'key not found');
+    if (r.lease && !this.leaseMap.has(r.lease)) return new MvccError('lease_not_found', `lease ${r.lease} not found`);
+    return undefined;
+  }
+
+  private checkDelete(r: DeleteRangeRequest): MvccError | undefined {
+    if (!r.key || r.key.length === 0) return new MvccError('empty_key', 'key is not provided');
+    return undefined;
+  }
+
+  /** Static checks: op counts and the rule that a txn branch may not write a key twice. */
+  private checkTxn(req: TxnRequest, depth: number): MvccError | undefined {
+    if (depth > 16) return new MvccError('invalid', 'txn nesting deeper than 16');
+    if (req.compare.length > this.txnOpsMax || req.success.length > this.txnOpsMax || req.failure.length > this.txnOpsMax) {
+      return new MvccError('too_many_ops', `a txn branch has more than ${this.txnOpsMax} operations`);
+    }
+    for (const c of req.compare) if (!c.key || c.key.length === 0) return new MvccError('empty_key', 'key is not provided');
+    for (const branch of [req.success, req.failure]) {
+      for (const op of branch) {
+        if ('txn' in op) {
+          const e = this.checkTxn(op.txn, depth + 1);
+          if (e) return e;
+        } else if ('range' in op) {
+          if (!op.range.key || op.range.key.length === 0) return new MvccError('empty_key', 'key is not provided');
+        } else if ('put' in op) {
+          if (!op.put.key || op.put.key.length === 0) return new MvccError('empty_key', 'key is not provided');
+        } else if ('deleteRange' in op) {
+          if (!op.deleteRange.key || op.deleteRange.key.length === 0) return new MvccError('empty_key', 'key is not provided');
+        }
+      }
+      const dup = checkDuplicates(branch);
+      if (dup) return dup;
+    }
+    return undefined;
+  }
+
+  /** The branch taken at each txn, depth-first: `true` = success. */
+  private txnPath(req: TxnRequest): boolean[] {
+    const path: boolean[] = [];
+    const walk = (t: TxnRequest): void => {
+      const ok = t.compare.every((c) => this.compare(c));
+      path.push(ok);
+      for (const op of ok ? t.success : t.failure) if ('txn' in op) walk(op.txn);
+    };
+    walk(req);
+    return path;
+  }
+
+  private checkPath(req: TxnRequest, path: boolean[]): MvccError | undefined {
+    let i = 0;
+    const walk = (t: TxnRequest): MvccError | undefined => {
+      const ok = path[i++]!;
+      for (const op of ok ? t.success : t.failure) {
+        if ('txn' in op) {
+          const e = walk(op.txn);
+          if (e) return e;
+        } else if ('put' in op) {
+          const e = this.checkPut(op.put);
+          if (e) return e;
+        } else if ('range' in op) {
+          const e = this.checkRangeRevision(op.range.revision ?? 0);
+          if (e) return e;
+        }
+      }
+      return undefined;
+    };
+    return walk(req);
+  }
+
+  private compare(c: Compare): boolean {
+    const bounds = resolveRange(c.key, c.rangeEnd);
+    const kvs = this.liveKvs(bounds, this.rev, undefined);
+    if (kvs.length === 0) {
+      if (c.target === 'value') return false;
+      return compareOne(c, { key: c.key, createRevision: 0, modRevision: 0, version: 0, value: new Uint8Array(0), lease: 0 });
+    }
+    return kvs.every((kv) => compareOne(c, kv));
+  }
+
+  private checkRangeRevision(rev: number): MvccError | undefined {
+    if (rev > this.rev) return new MvccError('future_revision', `revision ${rev} is ahead of the current revision ${this.rev}`);
+    if (rev > 0 && rev < this.compactRev) return new MvccError('compacted', `revision ${rev} has been compacted (compacted revision ${this.compactRev})`, { compactRevision: this.compactRev });
+    return undefined;
+  }
+
+  // ---- helpers used by WriteTxn ----
+
+  /** @internal */
+  rangeIn(req: RangeRequest, pending: Map<string, Row> | undefined): RangeResult {
+    const revErr = this.checkRangeRevision(req.revision ?? 0);
+    if (revErr) throw revErr;
+    const atRev = req.revision && req.revision > 0 ? req.revision : pending ? this.rev + 1 : this.rev;
+    const bounds = resolveRange(req.key, req.rangeEnd);
+    const sortOrder = req.sortOrder === 'none' || req.sortOrder === undefined
+      ? (req.sortTarget && req.sortTarget !== 'key' ? 'ascend' : 'none')
+      : req.sortOrder;
+    const filtered = !!(req.minModRevision || req.maxModRevision || req.minCreateRevision || req.maxCreateRevision);
+    const limit = req.limit && req.limit > 0 ? req.limit : 0;
+    const revs = this.liveRevisions(bounds, atRev);
+    const count = revs.length;
+    if (req.countOnly) return { revision: this.rev, kvs: [], more: false, count };
+    // Without sorting or filters only limit+1 rows are read.
+    const fetch = sortOrder === 'none' && !filtered && limit > 0 ? revs.slice(0, limit + 1) : revs;
+    let kvs = fetch.map((r) => this.kvFromRow(r, pending));
+    if (filtered) {
+      kvs = kvs.filter((kv) =>
+        (!req.minModRevision || kv.modRevision >= req.minModRevision) &&
+        (!req.maxModRevision || kv.modRevision <= req.maxModRevision) &&
+        (!req.minCreateRevision || kv.createRevision >= req.minCreateRevision) &&
+        (!req.maxCreateRevision || kv.createRevision <= req.maxCreateRevision));
+    }
+    if (sortOrder !== 'none') sortKvs(kvs, req.sortTarget ?? 'key', sortOrder);
+    let more = false;
+    if (limit > 0 && kvs.length > limit) {
+      kvs = kvs.slice(0, limit);
+      more = true;
+    }
+    if (req.keysOnly) for (const kv of kvs) kv.value = new Uint8Array(0);
+    return { revision: this.rev, kvs, more, count };
+  }
+
+  /** @internal Revisions of the keys in `bounds` that exist at `atRev`, in key order. */
+  liveRevisions(bounds: KeyBounds, atRev: number): Revision[] {
+    const out: Revision[] = [];
+    for (const k of this.keys.range(bounds)) {
+      const r = this.index.get(k)!.at(atRev);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /** @internal */
+  liveKvs(bounds: KeyBounds, atRev: number, pending: Map<string, Row> | undefined): KeyValue[] {
+    return this.liveRevisions(bounds, atRev).map((r) => this.kvFromRow(r, pending));
+  }
+
+  /** @internal */
+  kvFromRow(rev: Revision, pending: Map<string, Row> | undefined): KeyValue {
+    return rowToKv(this.readRow(rev, pending), rev.main);
+  }
+
+  /** @internal */
+  readRow(rev: Revision, pending?: Map<string, Row>): Row {
+    const revKey = encodeRevision(rev.main, rev.sub);
+    const p = pending?.get(bytesToKey(revKey));
+    if (p) return p;
+    const raw = this.store.get(BUCKETS.key, revKey);
+    if (!raw) throw new ConureError('internal', `index points at missing revision ${rev.main}.${rev.sub}`);
+    return unpack(raw) as Row;
+  }
+
+  /** @internal */
+  keyIndexFor(k: string): KeyIndex {
+    let ki = this.index.get(k);
+    if (!ki) {
+      ki = new KeyIndex();
+      this.index.set(k, ki);
+      this.keys.add(k);
+    }
+    return ki;
+  }
+
+  /** @internal */
+  existing(k: string): KeyIndex | undefined { return this.index.get(k); }
+  /** @internal */
+  leaseEntry(id: number): Lease | undefined { return this.leaseMap.get(id); }
+  /** @internal */
+  keysIn(bounds: KeyBounds): string[] { return [...this.keys.range(bounds)]; }
+}
+
+/**
+ * The changes of one write transaction, applied to the in-memory index as they are made (so
+ * later ops in a Txn read earlier ones) and flushed to the store in one `StateStore.apply`.
+ * Validation happens before a WriteTxn starts, so its methods cannot fail half-way.
+ */
+class WriteTxn {
+  readonly rev: number;
+  private sub = 0;
+  readonly ops: StateOp[] = [];
+  readonly events: MvccEvent[] = [];
+  private readonly pending = new Map<string, Row>();
+
+  constructor(private readonly sm: MvccStateMachine) {
+    this.rev = sm.currentRevision() + 1;
+  }
+
+  get changed(): boolean { return this.sub > 0; }
+
+  put(r: PutRequest): PutResult {
+    const k = bytesToKey(r.key);
+    const ki = this.sm.existing(k);
+    const prevRev = ki?.live();
+    const prevRow = prevRev ? this.sm.readRow(prevRev, this.pending) : undefined;
+    const value = r.ignoreValue ? prevRow![1] : r.value ?? new Uint8Array(0);
+    const lease = r.ignoreLease ? prevRow![4] : r.lease ?? 0;
+    const create = prevRow ? prevRow[2] : this.rev;
+    const version = prevRow ? prevRow[3] + 1 : 1;
+    const rev = { main: this.rev, sub: this.sub++ };
+    const row: Row = [r.key, value, create, version, lease, 0];
+    this.write(rev, row);
+    this.sm.keyIndexFor(k).put(rev, create, version);
+    if (prevRow && prevRow[4] !== 0) this.sm.leaseEntry(prevRow[4])?.keys.delete(k);
+    if (lease !== 0) this.sm.leaseEntry(lease)?.keys.add(k);
+    const ev: MvccEvent = { type: 'put', kv: rowToKv(row, this.rev) };
+    if (prevRev) ev.prev = { main: prevRev.main, sub: prevRev.sub };
+    this.events.push(ev);
+    const out: PutResult = { revision: 0 };
+    if (r.prevKv && prevRow && prevRev) out.prevKv = rowToKv(prevRow, prevRev.main);
+    return out;
+  }
+
+  deleteRange(r: DeleteRangeRequest): DeleteRangeResult {
+    const bounds = resolveRange(r.key, r.rangeEnd);
+    const prevKvs: KeyValue[] = [];
+    let deleted = 0;
+    for (const k of this.sm.keysIn(bounds)) {
+      const prev = this.deleteKey(k, !!r.prevKv);
+      if (prev === undefined) continue;
+      deleted++;
+      if (prev) prevKvs.push(prev);
+    }
+    return { revision: 0, deleted, prevKvs };
+  }
+
+  /** Tombstones `k` if it exists; returns its previous kv (or null when not asked), undefined if absent. */
+  deleteKey(k: string, wantPrev: boolean): KeyValue | null | undefined {
+    const ki = this.sm.existing(k);
+    const prevRev = ki?.live();
+    if (!ki || !prevRev) return undefined;
+    const prevRow = this.sm.readRow(prevRev, this.pending);
+    const rev = { main: this.rev, sub: this.sub++ };
+    const keyBytes = prevRow[0];
+    this.write(rev, [keyBytes, new Uint8Array(0), 0, 0, 0, 1]);
+    ki.tombstone(rev);
+    if (prevRow[4] !== 0) this.sm.leaseEntry(prevRow[4])?.keys.delete(k);
+    this.events.push({
+      type: 'delete',
+      kv: { key: keyBytes, createRevision: 0, modRevision: this.rev, version: 0, value: new Uint8Array(0), lease: 0 },
+      prev: { main: prevRev.main, sub: prevRev.sub },
+    });
+    return wantPrev ? rowToKv(prevRow, prevRev.main) : null;
+  }
+
+  txn(req: TxnRequest, path: boolean[]): TxnResult {
+    let i = 0;
+    const run = (t: TxnRequest): TxnResult => {
+      const ok = path[i++]!;
+      const responses: ResponseOp[] = [];
+      for (const op of ok ? t.success : t.failure) responses.push(this.op(op, run));
+      return { revision: 0, succeeded: ok, responses };
+    };
+    return run(req);
+  }
+
+  private op(op: RequestOp, run: (t: TxnRequest) => TxnResult): ResponseOp {
+    if ('range' in op) return { range: this.sm.rangeIn(op.range, this.changed ? this.pending : undefined) };
+    if ('put' in op) return { put: this.put(op.put) };
+    if ('deleteRange' in op) return { deleteRange: this.deleteRange(op.deleteRange) };
+    return { txn: run(op.txn) };
+  }
+
+  private write(rev: Revision, row: Row): void {
+    const revKey = encodeRevision(rev.main, rev.sub);
+    this.pending.set(bytesToKey(revKey), row);
+    this.ops.push({ op: 'put', bucket: BUCKETS.key, key: revKey, value: pack(row) });
+  }
+}
+
+function rowToKv(row: Row, modRevision: number): KeyValue {
+  return { key: row[0], createRevision: row[2], modRevision, version: row[3], value: row[1], lease: row[4] };
+}
+
+function compareOne(c: Compare, kv: KeyValue): boolean {
+  let d: number;
+  if (c.target === 'value') {
+    const operand = c.operand instanceof Uint8Array ? c.operand : new Uint8Array(0);
+    d = Buffer.compare(kv.value, operand);
+  } else {
+    const v = c.target === 'version' ? kv.version : c.target === 'create' ? kv.createRevision : c.target === 'mod' ? kv.modRevision : kv.lease;
+    const operand = typeof c.operand === 'number' ? c.operand : 0;
+    d = v - operand;
+  }
+  switch (c.result) {
+    case 'equal': return d === 0;
+    case 'not_equal': return d !== 0;
+    case 'greater': return d > 0;
+    case 'less': return d < 0;
+    default: return false;
+  }
+}
+
+function sortKvs(kvs: KeyValue[], target: string, order: 'ascend' | 'descend'): void {
+  const sign = order === 'descend' ? -1 : 1;
+  const cmp = (a: KeyValue, b: KeyValue): number => {
+    switch (target) {
+      case 'version': return a.version - b.version;
+      case 'create': return a.createRevision - b.createRevision;
+      case 'mod': return a.modRevision - b.modRevision;
+      case 'value': return Buffer.compare(a.value, b.value);
+      default: return Buffer.compare(a.key, b.key);
+    }
+  };
+  // Stable sort, ties keep key order (as etcd's sort.Stable).
+  kvs.sort((a, b) => sign * cmp(a, b));
+}
+
+/** etcd's checkIntervals: within one branch, no key is put twice or both put and deleted. */
+function checkDuplicates(ops: RequestOp[]): MvccError | undefined {
+  const r = branchWrites(ops);
+  return r instanceof MvccError ? r : undefined;
+}
+
+function branchWrites(ops: RequestOp[]): { puts: Set<string>; dels: KeyBounds[] } | MvccError {
+  const puts = new Set<string>();
+  const dels: KeyBounds[] = [];
+  for (const op of ops) {
+    if ('deleteRange' in op) dels.push(resolveRange(op.deleteRange.key, op.deleteRange.rangeEnd));
+  }
+  const deleted = (k: string): boolean => dels.some((b) => (b.single ? b.start === k : k >= b.start && (b.end === undefined || k < b.end)));
+  for (const op of ops) {
+    let keys: Iterable<string> = [];
+    if ('put' in op) {
+      keys = [bytesToKey(op.put.key)];
+    } else if ('txn' in op) {
+      // Either nested branch may run, so each is checked alone and both are checked against ours.
+      const s = branchWrites(op.txn.success);
+      if (s instanceof MvccError) return s;
+      const f = branchWrites(op.txn.failure);
+      if (f instanceof MvccError) return f;
+      keys = new Set([...s.puts, ...f.puts]);
+    }
+    for (const k of keys) {
+      if (puts.has(k) || deleted(k)) return new MvccError('duplicate_key', `key ${JSON.stringify(k)} is written twice in one txn`);
+      puts.add(k);
+    }
+  }
+  return { puts, dels };
+}
+
+function fillRevision(t: TxnResult, rev: number): void {
+  t.revision = rev;
+  for (const r of t.responses) {
+    if ('range' in r) r.range.revision = rev;
+    else if ('put' in r) r.put.revision = rev;
+    else if ('deleteRange' in r) r.deleteRange.revision = rev;
+    else fillRevision(r.txn, rev);
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * Request and result types of the MVCC store, transport-neutral. They mirror etcd's v3 API
+ * (`etcdserverpb`) with JavaScript names; `api/etcd/codec.ts` converts to and from protobuf.
+ *
+ * Conventions (etcd's):
+ * - `rangeEnd` empty: the single key `key`. `rangeEnd` = [0x00]: every key ≥ `key`.
+ *   `key` = [0x00] and `rangeEnd` = [0x00]: every key. Otherwise `[key, rangeEnd)`.
+ * - Revision 0 in a request means "the current revision".
+ * - Lease ids are positive safe integers (≤ 2^53 − 1); 0 means "no lease".
+ */
+
+export interface KeyValue {
+  key: Uint8Array;
+  createRevision: number;
+  modRevision: number;
+  /** 1 after the create, +1 per put; a delete resets it (the key is gone). */
+  version: number;
+  value: Uint8Array;
+  lease: number;
+}
+
+export type SortOrder = 'none' | 'ascend' | 'descend';
+export type SortTarget = 'key' | 'version' | 'create' | 'mod' | 'value';
+
+export interface RangeRequest {
+  key: Uint8Array;
+  rangeEnd?: Uint8Array;
+  /** At most this many kvs; 0 = no limit. */
+  limit?: number;
+  revision?: number;
+  sortOrder?: SortOrder;
+  sortTarget?: SortTarget;
+  serializable?: boolean;
+  keysOnly?: boolean;
+  countOnly?: boolean;
+  minModRevision?: number;
+  maxModRevision?: number;
+  minCreateRevision?: number;
+  maxCreateRevision?: number;
+}
+
+export interface RangeResult {
+  revision: number;
+  kvs: KeyValue[];
+  more: boolean;
+  /** Keys in the range at the read revision (before limit and the min/max filters, as etcd). */
+  count: number;
+}
+
+export interface PutRequest {
+  key: Uint8Array;
+  value: Uint8Array;
+  lease?: number;
+  prevKv?: boolean;
+  ignoreValue?: boolean;
+  ignoreLease?: boolean;
+}
+
+export interface PutResult {
+  revision: number;
+  prevKv?: KeyValue;
+}
+
+export interface DeleteRangeRequest {
+  key: Uint8Array;
+  rangeEnd?: Uint8Array;
+  prevKv?: boolean;
+}
+
+export interface DeleteRangeResult {
+  revision: number;
+  deleted: number;
+  prevKvs: KeyValue[];
+}
+
+export type CompareResult = 'equal' | 'greater' | 'less' | 'not_equal';
+export type CompareTarget = 'version' | 'create' | 'mod' | 'value' | 'lease';
+
+export interface Compare {
+  result: CompareResult;
+  target: CompareTarget;
+  key: Uint8Array;
+  rangeEnd?: Uint8Array;
+  /** The operand: a number for version/create/mod/lease, bytes for value. */
+  operand: number | Uint8Array;
+}
+
+export type RequestOp =
+  | { range: RangeRequest }
+  | { put: PutRequest }
+  | { deleteRange: DeleteRangeRequest }
+  | { txn: TxnRequest };
+
+export type ResponseOp =
+  | { range: RangeResult }
+  | { put: PutResult }
+  | { deleteRange: DeleteRangeResult }
+  | { txn: TxnResult };
+
+export interface TxnRequest {
+  compare: Compare[];
+  success: RequestOp[];
+  failure: RequestOp[];
+}
+
+export interface TxnResult {
+  revision: number;
+  succeeded: boolean;
+  responses: ResponseOp[];
+}
+
+export interface LeaseGrantResult {
+  revision: number;
+  id: number;
+  ttlSeconds: number;
+}
+
+export interface LeaseRevokeResult {
+  revision: number;
+}
+
+export interface CompactResult {
+  revision: number;
+}
+
+export type AlarmKind = 'nospace' | 'corrupt';
+
+export interface Alarm {
+  /** The member that raised it (its uint64 id as a decimal string). */
+  memberId: string;
+  alarm: AlarmKind;
+}
+
+export interface AlarmResult {
+  revision: number;
+  alarms: Alarm[];
+}
+
+/** A change seen by watchers. A delete's `kv` holds only `key` and `modRevision`. */
+export interface MvccEvent {
+  type: 'put' | 'delete';
+  kv: KeyValue;
+  /** Where the key's previous value lives, if it existed (resolved lazily for prev_kv). */
+  prev?: { main: number; sub: number };
+}

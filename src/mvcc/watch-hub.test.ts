@@ -1,0 +1,102 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { prefixEnd } from './ordered-keys.js';
+import { createStack, dec, enc } from './test-harness.js';
+import type { WatchDelivery, WatchSink } from './watch-hub.js';
+
+class Collector implements WatchSink {
+  deliveries: WatchDelivery[] = [];
+  open = true;
+  ready(): boolean { return this.open; }
+  deliver(d: WatchDelivery): void { this.deliveries.push(d); }
+  events(): string[] {
+    return this.deliveries.flatMap((d) => d.events.map((e) => `${e.type}:${dec(e.kv.key)}@${e.kv.modRevision}${e.prevKv ? `(prev=${dec(e.prevKv.value)})` : ''}`));
+  }
+}
+
+const settle = async (rounds = 5) => { for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r)); };
+
+test('synced watchers see puts and deletes in a prefix, with prev_kv and filters', async () => {
+  const s = createStack();
+  try {
+    const all = new Collector();
+    const noDel = new Collector();
+    s.hub.watch({ key: enc('p/'), rangeEnd: prefixEnd(enc('p/')), prevKv: true }, all);
+    s.hub.watch({ key: enc('p/'), rangeEnd: prefixEnd(enc('p/')), noDelete: true }, noDel);
+    await s.svc.put({ key: enc('p/a'), value: enc('1') });
+    await s.svc.put({ key: enc('q'), value: enc('x') });
+    await s.svc.put({ key: enc('p/a'), value: enc('2') });
+    await s.svc.deleteRange({ key: enc('p/a') });
+    assert.deepEqual(all.events(), ['put:p/a@1', 'put:p/a@3(prev=1)', 'delete:p/a@4(prev=2)']);
+    assert.deepEqual(noDel.events(), ['put:p/a@1', 'put:p/a@3']);
+  } finally {
+    await s.close();
+  }
+});
+
+test('a watch from a past revision replays history then continues live, without gaps or duplicates', async () => {
+  const s = createStack({ hub: { historyBatchEventsMax: 3 } });
+  try {
+    for (let i = 1; i <= 10; i++) await s.svc.put({ key: enc(`k${i % 3}`), value: enc(String(i)) });
+    const c = new Collector();
+    const h = s.hub.watch({ key: enc('k'), rangeEnd: prefixEnd(enc('k')), startRevision: 2 }, c);
+    assert.equal(h.synced(), false);
+    await s.svc.put({ key: enc('k1'), value: enc('live') }); // rev 11, while catching up
+    await settle(10);
+    assert.equal(h.synced(), true);
+    await s.svc.put({ key: enc('k2'), value: enc('live2') }); // rev 12
+    const revs = c.deliveries.flatMap((d) => d.events.map((e) => e.kv.modRevision));
+    assert.deepEqual(revs, [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  } finally {
+    await s.close();
+  }
+});
+
+test('a slow watcher never blocks writers and catches up from the store once ready', async () => {
+  const s = createStack();
+  try {
+    const slow = new Collector();
+    s.hub.watch({ key: enc('s'), rangeEnd: prefixEnd(enc('s')) }, slow);
+    slow.open = false;
+    for (let i = 1; i <= 50; i++) await s.svc.put({ key: enc(`s${i}`), value: enc('v') });
+    assert.equal(slow.deliveries.length, 0);
+    slow.open = true;
+    s.hub.kick();
+    await settle(10);
+    assert.deepEqual(slow.deliveries.flatMap((d) => d.events.map((e) => e.kv.modRevision)), Array.from({ length: 50 }, (_, i) => i + 1));
+  } finally {
+    await s.close();
+  }
+});
+
+test('a watch from a compacted revision is cancelled with compact_revision', async () => {
+  const s = createStack();
+  try {
+    for (let i = 0; i < 5; i++) await s.svc.put({ key: enc('c'), value: enc(String(i)) });
+    await s.svc.compact(4);
+    const c = new Collector();
+    s.hub.watch({ key: enc('c'), startRevision: 2 }, c);
+    await settle();
+    assert.equal(c.deliveries.length, 1);
+    assert.deepEqual([c.deliveries[0]!.canceled, c.deliveries[0]!.compactRevision], [true, 4]);
+    assert.equal(s.hub.size, 0);
+  } finally {
+    await s.close();
+  }
+});
+
+test('lease revocation emits delete events to a prefix watcher', async () => {
+  const s = createStack();
+  try {
+    const g = await s.svc.leaseGrant(10, 0);
+    await s.svc.put({ key: enc('u/1/d1'), value: enc('gw1'), lease: g.id });
+    await s.svc.put({ key: enc('u/1/d2'), value: enc('gw1'), lease: g.id });
+    const c = new Collector();
+    s.hub.watch({ key: enc('u/'), rangeEnd: prefixEnd(enc('u/')) }, c);
+    await s.svc.leaseRevoke(g.id);
+    assert.deepEqual(c.events(), ['delete:u/1/d1@3', 'delete:u/1/d2@3']);
+    assert.equal(c.deliveries.length, 1, 'one revision, one delivery');
+  } finally {
+    await s.close();
+  }
+});
