@@ -141,16 +141,21 @@ function need(ok: boolean, type: string, what: string): void {
 
 function isObj(v: unknown): v is Obj { return typeof v === 'object' && v !== null && !Array.isArray(v); }
 
-/** `ins`: an array of objects; element fields are coerced, not validated (spec quirk). */
+/**
+ * `ins`: an array of objects; element fields are coerced, not validated (spec quirk). The parsed
+ * elements are normalised in place and returned (no per-record copy on the hot path).
+ */
 export function decodeIns(data: string): InsRecord[] {
   const arr = parseArray('ins', data);
-  const out = new Array<InsRecord>(arr.length);
   for (let i = 0; i < arr.length; i++) {
     const e = arr[i];
     if (!isObj(e)) throw new PayloadError(`ins: element ${i} must be an object`);
-    out[i] = { col: str(e.col), doc: str(e.doc), ts: int(e.ts), data: str(e.data) };
+    if (typeof e.col !== 'string') e.col = '';
+    if (typeof e.doc !== 'string') e.doc = '';
+    if (typeof e.ts !== 'number' || !Number.isSafeInteger(e.ts)) e.ts = int(e.ts);
+    if (typeof e.data !== 'string') e.data = '';
   }
-  return out;
+  return arr as InsRecord[];
 }
 
 export function decodeQry(data: string): QryRequest {

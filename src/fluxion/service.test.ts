@@ -39,6 +39,26 @@ test('writes apply only once durable; a session reads its own writes and gets re
   assert.equal(a.inFlight, 0);
 });
 
+test('pipelined writes of one session are appended together (group commit) and answered in order', async () => {
+  const log = new ManualLog();
+  const svc = new FluxionService({ store: new FluxionStore(), log, masterKey: 'm' });
+  const s = svc.openSession('m', '', '');
+  const done: number[] = [];
+  const writes = [1, 2, 3].map((i) => Promise.resolve(svc.handle(s, 'ins', ins('d', i))).then(() => done.push(i)));
+  assert.equal(log.pending.length, 3, 'all three appended before the first fsync completes');
+  const read = svc.handle(s, 'qdoc', '{"col":"c","doc":"d","to":10}');
+  const late = svc.handle(s, 'ins', ins('d', 4)); // behind a read: must not be visible to it
+  assert.equal(log.pending.length, 3);
+  log.complete();
+  await Promise.all(writes);
+  assert.deepEqual(done, [1, 2, 3]);
+  assert.equal(((await read) as { records: unknown[] }).records.length, 3);
+  await new Promise((res) => setImmediate(res));
+  assert.equal(log.pending.length, 1);
+  log.complete();
+  assert.deepEqual(await late, {});
+});
+
 test('a failed fsync answers with an error and applies nothing', async () => {
   const log = new ManualLog();
   const svc = new FluxionService({ store: new FluxionStore(), log, masterKey: 'm' });
@@ -115,7 +135,7 @@ test('DurableLog: everything acknowledged, scoped keys included, survives reopen
   const log = createLogger('test');
   const open = async (): Promise<{ svc: FluxionService; dl: DurableLog }> => {
     const store = new FluxionStore();
-    const dl = await DurableLog.open({ dir, store, masterKey: 'm', log, snapshotWalBytes: 1 << 40, segmentBytesMax: 4096 });
+    const dl = await DurableLog.open({ dir, store, masterKey: 'm', log, snapshotWalBytes: 2 ** 40, segmentBytesMax: 4096 });
     return { svc: new FluxionService({ store, log: dl, masterKey: 'm' }), dl };
   };
   let { svc, dl } = await open();

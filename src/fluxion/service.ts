@@ -8,9 +8,11 @@
  * durable and acknowledged, and recovery (which replays the same log through `applyOp`) rebuilds
  * the same state.
  *
- * Ordering per session: while a session has requests in flight, later requests of that session
- * wait behind them, so replies leave in request order and a read sees the session's own earlier
- * writes. Requests of different sessions do not wait for each other.
+ * Ordering per session: replies leave in request order. A write that arrives while only writes
+ * of the same session are in flight is validated and appended at once (so one connection's
+ * pipelined writes share fsyncs); any other request waits until every earlier request of the
+ * session is answered, so a read sees exactly the session's earlier writes. Requests of
+ * different sessions do not wait for each other.
  *
  * Errors: `handle` returns protocol error replies (`{error}`) for permission problems, the memory
  * limit and WAL failure; it throws (or rejects with) `PayloadError` for an invalid payload and
@@ -25,6 +27,9 @@ import {
   type Scope,
 } from './protocol.js';
 import type { FluxionStore } from './store.js';
+
+/** Writes that may be appended while earlier writes of the same session are still in flight. */
+const BYPASS: ReadonlySet<string> = new Set(['ins', 'sval', 'ddoc', 'dcol', 'drec', 'dmrec', 'drrng', 'rval']);
 
 /** The request's `type` is not part of the protocol. */
 export class UnknownTypeError extends ConureError {
@@ -55,6 +60,8 @@ export interface Session {
   inFlight: number;
   /** Completion of the newest in-flight request (undefined when idle). */
   tail: Promise<unknown> | undefined;
+  /** In-flight requests that were queued behind earlier ones (reads, `keys`, unknown types). */
+  readsPending: number;
 }
 
 export interface ServiceOptions {
@@ -105,7 +112,7 @@ export class FluxionService {
     if (scope === undefined) throw new AuthError('Unknown API key');
     const s: Session = {
       id: this.nextSessionId++, ip, name: name === '' ? null : name, openedAtMs: this.now(), key: apiKey, master, scope,
-      inFlight: 0, tail: undefined,
+      inFlight: 0, tail: undefined, readsPending: 0,
     };
     this.sessions.add(s);
     return s;
@@ -121,21 +128,35 @@ export class FluxionService {
     this.onRequest?.(type);
     if (session.tail === undefined) {
       const r = this.execute(session, type, data);
-      if (r instanceof Promise) this.track(session, r);
+      if (r instanceof Promise) this.track(session, r, false);
       return r;
     }
+    if (BYPASS.has(type) && session.readsPending === 0) {
+      // A write behind only writes is appended at once (group commit needs that); the WAL keeps
+      // the order, and its reply still waits for the earlier replies.
+      let out: { ok: Reply | Promise<Reply> } | { err: unknown };
+      try { out = { ok: this.execute(session, type, data) }; } catch (err) { out = { err }; }
+      const reply = (): Reply | Promise<Reply> => ('err' in out ? Promise.reject(out.err) : out.ok);
+      const p = session.tail.then(reply, reply);
+      this.track(session, p, false);
+      return p;
+    }
+    // Anything else waits until every earlier request of the session is answered, so it sees
+    // their effects and none of the later ones.
     const run = (): Reply | Promise<Reply> => this.execute(session, type, data);
     const p = session.tail.then(run, run);
-    this.track(session, p);
+    this.track(session, p, true);
     return p;
   }
 
-  private track(s: Session, p: Promise<Reply>): void {
+  private track(s: Session, p: Promise<Reply>, chainedRead: boolean): void {
     s.inFlight++;
+    if (chainedRead) s.readsPending++;
     const settled = p.then(() => undefined, () => undefined);
     s.tail = settled;
     void settled.then(() => {
       s.inFlight--;
+      if (chainedRead) s.readsPending--;
       if (s.tail === settled) s.tail = undefined;
     });
   }
