@@ -1,16 +1,14 @@
 import {
-  Server, ServerCredentials, type GrpcObject, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream,
+  Server, ServerCredentials, status, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream,
   type ServiceClientConstructor, type UntypedServiceImplementation, type sendUnaryData,
 } from '@grpc/grpc-js';
 import { MvccError } from '../../mvcc/errors.js';
 import { createLogger, type Logger } from '../../util/log.js';
-import {
-  decodeDeleteRange, decodePut, decodeRange, decodeTxn, encodeDeleteRangeResult, encodePutResult, encodeRangeResult,
-  encodeTxnResult, int, type Msg,
-} from './codec.js';
+import type { Msg } from './codec.js';
 import { grpcStatusOf, toServiceError } from './grpc-status.js';
+import { authNotEnabled, leaseKeepAliveOnce, unaryOperations, type UnaryOperation } from './operations.js';
 import { etcdProto } from './proto.js';
-import type { EtcdMember, EtcdServices } from './services.js';
+import type { EtcdServices } from './services.js';
 import { DEFAULT_WATCH_STREAM_LIMITS, WatchStream, type WatchStreamLimits } from './watch-stream.js';
 
 export interface EtcdGrpcServerOptions {
@@ -52,176 +50,74 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   });
   const pkg = etcdProto();
   const service = (name: string) => (pkg[name] as ServiceClientConstructor).service;
-  const h = (rev?: number) => svc.header(rev);
 
-  /** Wraps a unary handler: one service call, errors mapped in one place. */
-  const unary = (fn: (req: Msg) => Promise<Msg> | Msg) =>
+  /** Wraps a unary operation as a grpc-js handler; errors are mapped in grpc-status.ts. */
+  const unary = (fn: UnaryOperation) =>
     (call: ServerUnaryCall<Msg, Msg>, cb: sendUnaryData<Msg>): void => {
-      Promise.resolve()
-        .then(() => fn(call.request))
-        .then((res) => cb(null, res), (err: unknown) => {
-          const { code } = grpcStatusOf(err);
-          if (code === 13) log.error({ err }, 'etcd request failed');
-          cb(toServiceError(err));
-        });
+      fn(call.request).then((res) => cb(null, res), (err: unknown) => {
+        if (grpcStatusOf(err).code === status.INTERNAL) log.error({ err }, 'etcd request failed');
+        cb(toServiceError(err));
+      });
     };
 
-  const members = (list: EtcdMember[]) => list.map((m) => ({ ...m }));
+  const ops = unaryOperations(svc);
+  const impls: Record<string, UntypedServiceImplementation> = { KV: {}, Watch: {}, Lease: {}, Cluster: {}, Maintenance: {}, Auth: {} };
+  for (const [name, fn] of Object.entries(ops)) {
+    const [serviceName, method] = name.split('.') as [string, string];
+    impls[serviceName]![method] = unary(fn);
+  }
+  for (const method of Object.keys(service('Auth'))) if (!impls.Auth![method]) impls.Auth![method] = unary(authNotEnabled);
 
-  const kv: UntypedServiceImplementation = {
-    Range: unary(async (m) => {
-      const r = await svc.mvcc.range(decodeRange(m));
-      return encodeRangeResult(r, h(r.revision));
-    }),
-    Put: unary(async (m) => {
-      const r = await svc.mvcc.put(decodePut(m));
-      return encodePutResult(r, h(r.revision));
-    }),
-    DeleteRange: unary(async (m) => {
-      const r = await svc.mvcc.deleteRange(decodeDeleteRange(m));
-      return encodeDeleteRangeResult(r, h(r.revision));
-    }),
-    Txn: unary(async (m) => {
-      const r = await svc.mvcc.txn(decodeTxn(m));
-      return encodeTxnResult(r, h(r.revision));
-    }),
-    Compact: unary(async (m) => {
-      const r = await svc.mvcc.compact(int(m.revision));
-      return { header: h(r.revision) };
-    }),
-  };
-
-  const lease: UntypedServiceImplementation = {
-    LeaseGrant: unary(async (m) => {
-      const r = await svc.mvcc.leaseGrant(int(m.TTL), int(m.ID));
-      return { header: h(r.revision), ID: String(r.id), TTL: String(r.ttlSeconds), error: '' };
-    }),
-    LeaseRevoke: unary(async (m) => {
-      const r = await svc.mvcc.leaseRevoke(int(m.ID));
-      return { header: h(r.revision) };
-    }),
-    LeaseTimeToLive: unary(async (m) => {
-      const id = int(m.ID);
+  impls.Lease!.LeaseKeepAlive = (call: ServerDuplexStream<Msg, Msg>) => {
+    if (!admitStream(call)) return;
+    call.on('data', (m: Msg) => {
       try {
-        const r = await svc.mvcc.leaseTimeToLive(id);
-        return { header: h(), ID: String(id), TTL: String(r.remainingSeconds), grantedTTL: String(r.grantedSeconds), keys: m.keys === true ? r.keys : [] };
-      } catch (err) {
-        // etcd answers an unknown lease with TTL -1 rather than an error.
-        if (err instanceof MvccError && err.reason === 'lease_not_found') return { header: h(), ID: String(id), TTL: '-1', grantedTTL: '0', keys: [] };
-        throw err;
-      }
-    }),
-    LeaseLeases: unary(async () => ({ header: h(), leases: (await svc.mvcc.leaseLeases()).map((id) => ({ ID: String(id) })) })),
-    LeaseKeepAlive: (call: ServerDuplexStream<Msg, Msg>) => {
-      if (!admitStream(call)) return;
-      call.on('data', (m: Msg) => {
-        const id = int(m.ID);
-        try {
-          const ttl = svc.mvcc.leaseKeepAlive(id);
-          call.write({ header: h(), ID: String(id), TTL: String(ttl) });
-        } catch (err) {
-          // An unknown or expired lease is answered with TTL 0 (etcd); other errors end the stream.
-          if (err instanceof MvccError && err.reason === 'lease_not_found') call.write({ header: h(), ID: String(id), TTL: '0' });
-          else endWithError(call, err);
-        }
-      });
-    },
-  };
-
-  const watch: UntypedServiceImplementation = {
-    Watch: (call: ServerDuplexStream<Msg, Msg>) => {
-      if (!admitStream(call)) return;
-      const ws = new WatchStream(svc.hub, {
-        send: (msg) => { call.write(msg); },
-        queuedBytes: () => call.writableLength,
-      }, h, watchLimits);
-      call.on('data', (m: Msg) => ws.handle(m));
-      call.on('drain', () => ws.drained());
-      const done = () => ws.close();
-      call.on('end', done);
-      call.on('cancelled', done);
-      call.on('error', done);
-      call.on('close', done);
-    },
-  };
-
-  const cluster: UntypedServiceImplementation = {
-    MemberList: unary(() => ({ header: h(), members: members(svc.memberList()) })),
-    MemberAdd: unary(async (m) => {
-      const r = await svc.memberAdd(strings(m.peerURLs), m.isLearner === true);
-      return { header: h(), member: r.member, members: members(r.members) };
-    }),
-    MemberRemove: unary(async (m) => ({ header: h(), members: members(await svc.memberRemove(String(m.ID ?? '0'))) })),
-    MemberUpdate: unary(async (m) => ({ header: h(), members: members(await svc.memberUpdate(String(m.ID ?? '0'), strings(m.peerURLs))) })),
-    MemberPromote: unary(async (m) => ({ header: h(), members: members(await svc.memberPromote(String(m.ID ?? '0'))) })),
-  };
-
-  const maintenance: UntypedServiceImplementation = {
-    Status: unary(() => {
-      const s = svc.status();
-      return {
-        header: h(), version: s.version, dbSize: String(s.dbSize), leader: s.leader, raftIndex: String(s.raftIndex),
-        raftTerm: String(s.raftTerm), raftAppliedIndex: String(s.raftAppliedIndex), errors: s.errors,
-        dbSizeInUse: String(s.dbSizeInUse), isLearner: s.isLearner,
-      };
-    }),
-    Alarm: unary(async (m) => {
-      const action = String(m.action ?? 'GET').toLowerCase() as 'get' | 'activate' | 'deactivate';
-      const alarm = String(m.alarm ?? 'NONE').toLowerCase() as 'none' | 'nospace' | 'corrupt';
-      const list = await svc.alarm(action, String(m.memberID ?? '0'), alarm);
-      return { header: h(), alarms: list.map((a) => ({ memberID: a.memberId, alarm: a.alarm.toUpperCase() })) };
-    }),
-    Defragment: unary(() => {
-      svc.defragment();
-      return { header: h() };
-    }),
-    Hash: unary(() => ({ header: h(), hash: svc.hash() })),
-    HashKV: unary((m) => {
-      const r = svc.hashKv(int(m.revision));
-      return { header: h(r.revision), hash: r.hash, compact_revision: String(r.compactRevision) };
-    }),
-    MoveLeader: unary(async (m) => {
-      await svc.moveLeader(String(m.targetID ?? '0'));
-      return { header: h() };
-    }),
-    Downgrade: unary(() => { throw new MvccError('not_capable', 'downgrade is not supported'); }),
-    Snapshot: (call: ServerWritableStream<Msg, Msg>) => {
-      try {
-        const header = h();
-        const chunks = svc.snapshot();
-        const pump = (): void => {
-          for (;;) {
-            const next = chunks.next();
-            if (next.done) {
-              call.end();
-              return;
-            }
-            const ok = call.write({ header, remaining_bytes: String(next.value.remainingBytes), blob: next.value.blob });
-            if (!ok) {
-              call.once('drain', pump);
-              return;
-            }
-          }
-        };
-        pump();
+        call.write(leaseKeepAliveOnce(svc, m));
       } catch (err) {
         endWithError(call, err);
       }
-    },
+    });
   };
 
-  const authNotEnabled = () => unary(() => { throw new MvccError('auth_not_enabled', 'authentication is not enabled'); });
-  const auth: UntypedServiceImplementation = {
-    AuthStatus: unary(() => ({ header: h(), enabled: false, authRevision: '0' })),
+  impls.Watch!.Watch = (call: ServerDuplexStream<Msg, Msg>) => {
+    if (!admitStream(call)) return;
+    const ws = new WatchStream(svc.hub, {
+      send: (msg) => { call.write(msg); },
+      queuedBytes: () => call.writableLength,
+    }, (rev) => svc.header(rev), watchLimits);
+    call.on('data', (m: Msg) => ws.handle(m));
+    call.on('drain', () => ws.drained());
+    const done = () => ws.close();
+    call.on('end', done);
+    call.on('cancelled', done);
+    call.on('error', done);
+    call.on('close', done);
   };
-  for (const name of Object.keys(service('Auth'))) if (!auth[name]) auth[name] = authNotEnabled();
 
-  server.addService(service('KV'), kv);
-  server.addService(service('Watch'), watch);
-  server.addService(service('Lease'), lease);
-  server.addService(service('Cluster'), cluster);
-  server.addService(service('Maintenance'), maintenance);
-  server.addService(service('Auth'), auth);
+  impls.Maintenance!.Snapshot = (call: ServerWritableStream<Msg, Msg>) => {
+    try {
+      const header = svc.header();
+      const chunks = svc.snapshot();
+      const pump = (): void => {
+        for (;;) {
+          const next = chunks.next();
+          if (next.done) {
+            call.end();
+            return;
+          }
+          if (!call.write({ header, remaining_bytes: String(next.value.remainingBytes), blob: next.value.blob })) {
+            call.once('drain', pump);
+            return;
+          }
+        }
+      };
+      pump();
+    } catch (err) {
+      endWithError(call, err);
+    }
+  };
+
+  for (const [name, impl] of Object.entries(impls)) server.addService(service(name), impl);
 
   function admitStream(call: ServerDuplexStream<Msg, Msg>): boolean {
     if (streams.size >= streamsMax) {
@@ -272,12 +168,7 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   };
 }
 
-function strings(v: unknown): string[] {
-  return Array.isArray(v) ? v.map(String) : [];
-}
-
 function endWithError(call: { emit(event: 'error', err: unknown): boolean; destroy?(err?: Error): void }, err: unknown): void {
   call.emit('error', toServiceError(err));
 }
 
-export type { GrpcObject };

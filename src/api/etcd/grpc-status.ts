@@ -62,3 +62,27 @@ export function toServiceError(err: unknown): Partial<ServiceError> {
   const { code, details } = grpcStatusOf(err);
   return { code, details, metadata: new Metadata(), name: 'Error', message: details };
 }
+
+/**
+ * The HTTP status the JSON gateway answers for a gRPC code (grpc-gateway v1's table, which
+ * etcd 3.4's gateway uses).
+ */
+export function httpStatusOfGrpc(code: status): number {
+  switch (code) {
+    case status.OK: return 200;
+    case status.CANCELLED: return 408;
+    case status.INVALID_ARGUMENT: return 400;
+    case status.DEADLINE_EXCEEDED: return 504;
+    case status.NOT_FOUND: return 404;
+    case status.ALREADY_EXISTS: return 409;
+    case status.PERMISSION_DENIED: return 403;
+    case status.UNAUTHENTICATED: return 401;
+    case status.RESOURCE_EXHAUSTED: return 429;
+    case status.FAILED_PRECONDITION: return 412;
+    case status.ABORTED: return 409;
+    case status.OUT_OF_RANGE: return 400;
+    case status.UNIMPLEMENTED: return 501;
+    case status.UNAVAILABLE: return 503;
+    default: return 500;
+  }
+}

@@ -1,6 +1,6 @@
 import type { WatchDelivery, WatchHandle, WatchHub, WatchSink, WatchSpec } from '../../mvcc/watch-hub.js';
 import { MvccError } from '../../mvcc/errors.js';
-import { encodeEvent, eventBytes, type Header, type Msg } from './codec.js';
+import { bytes, encodeEvent, eventBytes, int, type Header, type Msg } from './codec.js';
 
 /** Limits of one Watch stream. */
 export interface WatchStreamLimits {
@@ -53,7 +53,7 @@ export class WatchStream {
   handle(req: Msg): void {
     if (this.closed) return;
     if (req.create_request) this.create(req.create_request as Msg);
-    else if (req.cancel_request) this.cancel(Number((req.cancel_request as Msg).watch_id ?? 0));
+    else if (req.cancel_request) this.cancel(int((req.cancel_request as Msg).watch_id));
     else if (req.progress_request) this.progress();
   }
 
@@ -70,7 +70,7 @@ export class WatchStream {
   }
 
   private create(m: Msg): void {
-    const requested = Number(m.watch_id ?? 0);
+    const requested = int(m.watch_id);
     let id: number;
     if (requested > 0) {
       id = requested;
@@ -82,12 +82,11 @@ export class WatchStream {
       this.transport.send({ header: this.header(), watch_id: String(id), created: true, canceled: true, cancel_reason: reason });
     if (this.watches.has(id)) return fail('mvcc: duplicate watch ID provided on the WatchStream');
     if (this.watches.size >= this.limits.watchesPerStreamMax) return fail(`too many watches on one stream (limit ${this.limits.watchesPerStreamMax})`);
-    const key = m.key instanceof Uint8Array ? m.key : new Uint8Array(0);
     const filters = Array.isArray(m.filters) ? (m.filters as unknown[]).map(String) : [];
     const spec: WatchSpec = {
-      key,
-      rangeEnd: m.range_end instanceof Uint8Array ? m.range_end : new Uint8Array(0),
-      startRevision: Math.max(0, Number(m.start_revision ?? 0)),
+      key: bytes(m.key),
+      rangeEnd: bytes(m.range_end),
+      startRevision: Math.max(0, int(m.start_revision)),
       prevKv: m.prev_kv === true,
       noPut: filters.includes('NOPUT') || filters.includes('0'),
       noDelete: filters.includes('NODELETE') || filters.includes('1'),
