@@ -98,8 +98,9 @@ export class DurableLog implements CommitLog {
         apiKey: (k, s) => store.putApiKey(k, s),
         collection: () => undefined,
         value: (c, k, v) => store.setValue(c, k, v),
-        record: (c, d, ts, data) => store.insert([{ col: c, doc: d, ts, data }]),
+        record: (c, d, ts, data) => store.restoreRecord(c, d, ts, data),
       });
+      store.restoreDone();
       snapshotLsn = r.lsn;
       snapshotRecords = r.records;
     }

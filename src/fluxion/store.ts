@@ -61,6 +61,9 @@ export class FluxionStore {
   private kvCount = 0;
   private dataChars = 0;
   private kvChars = 0;
+  private restoreCache: Series | undefined;
+  private restoreCol = '';
+  private restoreDoc = '';
 
   // ---- records ----------------------------------------------------------------------------
 
@@ -86,6 +89,32 @@ export class FluxionStore {
       this.dataChars += s.dataChars - before;
     }
   }
+
+  /**
+   * Adds one record while loading a snapshot. Records of a document arrive consecutively and in
+   * ascending `ts`, so the last series is cached and the append path is taken.
+   */
+  restoreRecord(col: string, doc: string, ts: number, data: string): void {
+    let s = this.restoreCache;
+    if (s === undefined || this.restoreCol !== col || this.restoreDoc !== doc) {
+      const c = this.collection(col, true);
+      s = c.docs.get(doc);
+      if (s === undefined) {
+        s = new Series();
+        c.docs.set(doc, s);
+        this.docCount++;
+      }
+      this.restoreCache = s;
+      this.restoreCol = col;
+      this.restoreDoc = doc;
+    }
+    const before = s.dataChars;
+    this.recordCount += s.upsert(ts, data);
+    this.dataChars += s.dataChars - before;
+  }
+
+  /** Ends a snapshot load (drops the cache of `restoreRecord`). */
+  restoreDone(): void { this.restoreCache = undefined; }
 
   /** `qry`: per selected document, the newest record with `ts <= q.ts`, filtered (no fallback). */
   latest(q: QryRequest): Record<string, RecordOut> {
