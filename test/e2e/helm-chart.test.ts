@@ -246,6 +246,23 @@ test('optional features render valid objects: serviceMonitor, networkPolicy, no 
   assert.equal(withTests.filter((o) => ['Role', 'RoleBinding', 'ClusterRole'].includes(o.kind)).length, 0, 'no RBAC: nothing calls the API');
 });
 
+test('recovery.bootstrapRejoin: the bootstrap pod joins through the client service instead of bootstrapping', { skip }, () => {
+  const r = template(['--set', 'recovery.bootstrapRejoin=true']);
+  assert.ok(r.ok, r.stderr);
+  const objs = parseManifests(r.stdout);
+  for (const o of objs) validateObject(o);
+  const spec = one(objs, 'StatefulSet', 'conure-bootstrap').spec as StsSpec;
+  const c = spec.template.spec.containers[0]!;
+  assert.equal(argValue(c.args!, '--bootstrap'), 'false');
+  assert.equal(argValue(c.args!, '--join'), 'http://conure.default.svc.cluster.local:8081');
+  const wait = envOf(spec.template.spec.initContainers!.find((x) => x.name === 'wait-for-cluster')!);
+  assert.equal(wait.WAIT_MODE, 'any');
+  assert.equal(spec.replicas, 1);
+  // Nothing else changes: the other StatefulSets are rendered exactly as without the flag.
+  const plain = parseManifests(template([]).stdout);
+  for (const name of ['conure', 'conure-arbiter']) assert.deepEqual(one(objs, 'StatefulSet', name), one(plain, 'StatefulSet', name));
+});
+
 test('values.schema.json rejects bad types and values', { skip }, () => {
   const bad: [string, RegExp][] = [
     ['voters.replicas=abc', /voters.replicas: Invalid type. Expected: integer/],
@@ -257,6 +274,7 @@ test('values.schema.json rejects bad types and values', { skip }, () => {
     ['volumePermissions.enabled=maybe', /volumePermissions.enabled: Invalid type/],
     ['voter.replicas=3', /Additional property voter is not allowed/],
     ['join.backoff=soon', /join.backoff/],
+    ['recovery.bootstrapRejoin=yes please', /recovery.bootstrapRejoin: Invalid type/],
   ];
   for (const [set, pattern] of bad) {
     const r = template(['--set', set]);

@@ -320,9 +320,20 @@ test('wait-for: bootstrap refuses an empty disk while a member lives; joiners wa
     assert.match(restart.stderr, /holds data/);
     const empty = mkdtempSync(join(tmpdir(), 'conure-data-'));
     fake.notReadyFor = 2;
-    const join_ = await runScript(t.waitFor, { WAIT_MODE: 'join', WAIT_URL: `${fake.url}/m/conure-bootstrap-0`, CONURE_DATA_DIR: empty, WAIT_INTERVAL_SECONDS: '0' });
+    const join_ = await runScript(t.waitFor, { WAIT_MODE: 'join', WAIT_URL: `${fake.url}/m/conure-bootstrap-0`, CONURE_DATA_DIR: empty, WAIT_INTERVAL_SECONDS: '0', POD_NAME: 'conure-2', CONURE_ENDPOINTS: fake.url });
     assert.equal(join_.code, 0, join_.stderr);
     assert.equal((join_.stderr.match(/waiting for/g) ?? []).length, 2);
+    assert.deepEqual(fake.events, [], 'conure-2 is not a member: nothing removed');
+    // A fresh pod still listed in raft (its volume was lost) drops the stale entry before joining.
+    fake.members.set('conure-2', 'voter');
+    const stale = await runScript(t.waitFor, { WAIT_MODE: 'join', WAIT_URL: `${fake.url}/m/conure-bootstrap-0`, CONURE_DATA_DIR: empty, POD_NAME: 'conure-2', CONURE_ENDPOINTS: fake.url });
+    assert.equal(stale.code, 0, stale.stderr);
+    assert.match(stale.stderr, /removing the stale entry/);
+    assert.deepEqual(fake.events, ['remove conure-2']);
+    // ...but a member with data never does.
+    fake.members.set('conure-2', 'voter');
+    await runScript(t.waitFor, { WAIT_MODE: 'any', WAIT_URL: fake.url, CONURE_DATA_DIR: data, POD_NAME: 'conure-2', CONURE_ENDPOINTS: fake.url });
+    assert.ok(fake.members.has('conure-2'));
     rmSync(data, { recursive: true });
     rmSync(empty, { recursive: true });
   });

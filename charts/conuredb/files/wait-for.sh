@@ -6,14 +6,19 @@
 #
 # WAIT_MODE:
 #   join       (voters)  wait until $WAIT_URL answers /ready (the bootstrap pod)
-#   any        (arbiter) wait until $WAIT_URL answers /ready (the client service: a ready voter)
+#   any        (arbiter, or the bootstrap pod with recovery.bootstrapRejoin) wait until $WAIT_URL
+#              answers /ready (the client service: a ready voter)
+#              In both modes, a pod with an EMPTY data directory that the live raft
+#              configuration still lists (its volume was lost, or it died before writing
+#              anything) first removes that stale entry, so it rejoins as a fresh learner and
+#              is promoted once caught up, instead of voting with an empty log.
 #   bootstrap  (bootstrap pod) refuse to start when the data directory is empty but any other
 #              member already answers /health at one of the space-separated $WAIT_URL: a live
 #              member means the cluster exists, and bootstrapping again would split it in two.
-#              Recover by removing the member (conurectl members remove <pod>) and following
-#              docs/kubernetes.md "Replacing the bootstrap member".
+#              Recover with `helm upgrade --set recovery.bootstrapRejoin=true` (docs/kubernetes.md,
+#              "Replacing the bootstrap member").
 #
-# Environment: WAIT_MODE, WAIT_URL (base URL(s), e.g. http://conure-bootstrap-0.conure-hs:8081;
+# Environment: WAIT_MODE, POD_NAME, CONURE_ENDPOINTS (cluster endpoints for conurectl), WAIT_URL (base URL(s), e.g. http://conure-bootstrap-0.conure-hs:8081;
 #   may be empty in mode bootstrap when there is no other member),
 #   CONURE_DATA_DIR (default /var/lib/conure), WAIT_INTERVAL_SECONDS (default 2).
 set -eu
@@ -39,7 +44,8 @@ case "$mode" in
     for u in $url; do
       if answers "$u/health"; then
         log "REFUSING to bootstrap: $data_dir is empty but member $u is alive, so the cluster exists."
-        log "This member's volume was lost: see docs/kubernetes.md, 'Replacing the bootstrap member'."
+        log "Its volume was lost. Recover with: helm upgrade <release> <chart> --reuse-values --set recovery.bootstrapRejoin=true"
+        log "(docs/kubernetes.md, 'Replacing the bootstrap member')."
         exit 1
       fi
     done
@@ -54,6 +60,14 @@ case "$mode" in
       sleep "$interval"
     done
     log "$url is ready"
+    pod=${POD_NAME:-}
+    if [ -n "$pod" ] && conurectl members | node -e '
+      let s = ""; process.stdin.on("data", (d) => { s += d; }).on("end", () => {
+        process.exit(JSON.parse(s).servers.some((m) => m.id === process.argv[1]) ? 0 : 1);
+      });' "$pod"; then
+      log "$pod is still a raft member but $data_dir is empty: removing the stale entry so it rejoins as a fresh learner"
+      conurectl members remove "$pod" >/dev/null
+    fi
     ;;
   *) log "unknown WAIT_MODE '$mode'"; exit 2 ;;
 esac
