@@ -12,27 +12,27 @@ const view = (kvs: KeyValue[]) => kvs.map((kv) => `${dec(kv.key)}=${dec(kv.value
 test('revisions, versions and create revisions follow etcd', async () => {
   const s = createStack();
   try {
-    assert.equal((await s.svc.put({ key: enc('a'), value: enc('1') })).revision, 1);
-    assert.equal((await s.svc.put({ key: enc('a'), value: enc('2') })).revision, 2);
-    assert.equal((await s.svc.put({ key: enc('b'), value: enc('x') })).revision, 3);
+    assert.equal((await s.svc.put({ key: enc('a'), value: enc('1') })).revision, 2, 'the empty store is revision 1');
+    assert.equal((await s.svc.put({ key: enc('a'), value: enc('2') })).revision, 3);
+    assert.equal((await s.svc.put({ key: enc('b'), value: enc('x') })).revision, 4);
     let r = await s.svc.range({ key: enc('a') });
-    assert.deepEqual(view(r.kvs), ['a=2@c1m2v2']);
-    assert.equal(r.revision, 3);
+    assert.deepEqual(view(r.kvs), ['a=2@c2m3v2']);
+    assert.equal(r.revision, 4);
     const d = await s.svc.deleteRange({ key: enc('a'), prevKv: true });
     assert.equal(d.deleted, 1);
-    assert.equal(d.revision, 4);
-    assert.deepEqual(view(d.prevKvs), ['a=2@c1m2v2']);
+    assert.equal(d.revision, 5);
+    assert.deepEqual(view(d.prevKvs), ['a=2@c2m3v2']);
     // Recreated: new generation, version restarts at 1.
     await s.svc.put({ key: enc('a'), value: enc('3') });
     r = await s.svc.range({ key: enc('a') });
-    assert.deepEqual(view(r.kvs), ['a=3@c5m5v1']);
+    assert.deepEqual(view(r.kvs), ['a=3@c6m6v1']);
     // Reads at past revisions.
-    assert.deepEqual(view((await s.svc.range({ key: enc('a'), revision: 1 })).kvs), ['a=1@c1m1v1']);
-    assert.deepEqual(view((await s.svc.range({ key: enc('a'), revision: 4 })).kvs), []);
+    assert.deepEqual(view((await s.svc.range({ key: enc('a'), revision: 2 })).kvs), ['a=1@c2m2v1']);
+    assert.deepEqual(view((await s.svc.range({ key: enc('a'), revision: 5 })).kvs), []);
     // A delete that matches nothing does not bump the revision.
     const none = await s.svc.deleteRange({ key: enc('zzz') });
     assert.equal(none.deleted, 0);
-    assert.equal(none.revision, 5);
+    assert.equal(none.revision, 6);
     await assert.rejects(s.svc.range({ key: enc('a'), revision: 99 }), (e: unknown) => e instanceof MvccError && e.reason === 'future_revision');
   } finally {
     await s.close();
@@ -60,9 +60,9 @@ test('range conventions: prefix, from-key, all keys, limit, count, sort, filters
     assert.deepEqual(byMod.kvs.map((kv) => dec(kv.key)), ['b/1']);
     const keysOnly = await s.svc.range({ key: enc('a'), keysOnly: true });
     assert.equal(keysOnly.kvs[0]!.value.length, 0);
-    const minMod = await s.svc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), minModRevision: 5 });
+    const minMod = await s.svc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), minModRevision: 6 });
     assert.deepEqual(minMod.kvs.map((kv) => dec(kv.key)), ['b/1', 'c']);
-    const maxCreate = await s.svc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), maxCreateRevision: 2 });
+    const maxCreate = await s.svc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), maxCreateRevision: 3 });
     assert.deepEqual(maxCreate.kvs.map((kv) => dec(kv.key)), ['a', 'b/1']);
   } finally {
     await s.close();
@@ -84,21 +84,21 @@ test('txn: compares, one revision for all writes, read-your-writes, nested, dupl
       failure: [],
     });
     assert.equal(t.succeeded, true);
-    assert.equal(t.revision, 2);
+    assert.equal(t.revision, 3);
     const inner = t.responses[2]!;
     assert.ok('range' in inner);
-    assert.deepEqual(view(inner.range.kvs), ['k=v2@c1m2v2']);
+    assert.deepEqual(view(inner.range.kvs), ['k=v2@c2m3v2']);
     const nested = t.responses[3]!;
     assert.ok('txn' in nested && nested.txn.succeeded);
-    assert.deepEqual(view((await s.svc.range({ key: enc('nested') })).kvs), ['nested=n@c2m2v1']);
+    assert.deepEqual(view((await s.svc.range({ key: enc('nested') })).kvs), ['nested=n@c3m3v1']);
     // Failure branch, and a read-only txn does not bump the revision.
     const f = await s.svc.txn({
-      compare: [{ key: enc('k'), target: 'mod', result: 'less', operand: 2 }],
+      compare: [{ key: enc('k'), target: 'mod', result: 'less', operand: 3 }],
       success: [{ put: { key: enc('x'), value: enc('y') } }],
       failure: [{ range: { key: enc('k') } }],
     });
     assert.equal(f.succeeded, false);
-    assert.equal(f.revision, 2);
+    assert.equal(f.revision, 3);
     // Value compare on a missing key is false; version compare treats it as version 0.
     const missing = await s.svc.txn({ compare: [{ key: enc('nope'), target: 'value', result: 'not_equal', operand: enc('z') }], success: [], failure: [] });
     assert.equal(missing.succeeded, false);
@@ -112,7 +112,7 @@ test('txn: compares, one revision for all writes, read-your-writes, nested, dupl
     );
     // Lease compare and a put under an unknown lease.
     await assert.rejects(s.svc.put({ key: enc('l'), value: enc('v'), lease: 12345 }), (e: unknown) => e instanceof MvccError && e.reason === 'lease_not_found');
-    assert.equal(s.sm.currentRevision(), 2);
+    assert.equal(s.sm.currentRevision(), 3);
   } finally {
     await s.close();
   }
@@ -122,18 +122,18 @@ test('compaction drops history, keeps the latest revision, refuses old reads', a
   const s = createStack();
   try {
     for (let i = 1; i <= 5; i++) await s.svc.put({ key: enc('k'), value: enc(`v${i}`) });
-    await s.svc.put({ key: enc('gone'), value: enc('x') }); // 6
-    await s.svc.deleteRange({ key: enc('gone') }); // 7
+    await s.svc.put({ key: enc('gone'), value: enc('x') }); // 7
+    await s.svc.deleteRange({ key: enc('gone') }); // 8
     await s.svc.compact(4);
     await assert.rejects(s.svc.range({ key: enc('k'), revision: 3 }), (e: unknown) => e instanceof MvccError && e.reason === 'compacted');
-    assert.deepEqual(view((await s.svc.range({ key: enc('k'), revision: 4 })).kvs), ['k=v4@c1m4v4']);
-    assert.deepEqual(view((await s.svc.range({ key: enc('k') })).kvs), ['k=v5@c1m5v5']);
+    assert.deepEqual(view((await s.svc.range({ key: enc('k'), revision: 4 })).kvs), ['k=v3@c2m4v3']);
+    assert.deepEqual(view((await s.svc.range({ key: enc('k') })).kvs), ['k=v5@c2m6v5']);
     await assert.rejects(s.svc.compact(4), (e: unknown) => e instanceof MvccError && e.reason === 'compacted');
     await assert.rejects(s.svc.compact(100), (e: unknown) => e instanceof MvccError && e.reason === 'future_revision');
-    await s.svc.compact(7);
+    await s.svc.compact(8);
     // The tombstoned key is gone from the index and from storage.
     assert.equal(s.store.count('key'), 1);
-    assert.equal(s.sm.compactedRevision(), 7);
+    assert.equal(s.sm.compactedRevision(), 8);
   } finally {
     await s.close();
   }
@@ -198,19 +198,19 @@ test('the index is rebuilt on open (LMDB)', async () => {
   await first.svc.put({ key: enc('a'), value: enc('2'), lease: g.id });
   await first.svc.put({ key: enc('b'), value: enc('1') });
   await first.svc.deleteRange({ key: enc('b') });
-  await first.svc.compact(2);
+  await first.svc.compact(3);
   const hash = first.sm.hashKv(0).hash;
   await first.close();
   const second = createStack({ lmdb: true, dir });
   try {
-    assert.equal(second.sm.currentRevision(), 4);
-    assert.equal(second.sm.compactedRevision(), 2);
-    assert.deepEqual(view((await second.svc.range({ key: enc('a') })).kvs), ['a=2@c1m2v2']);
+    assert.equal(second.sm.currentRevision(), 5);
+    assert.equal(second.sm.compactedRevision(), 3);
+    assert.deepEqual(view((await second.svc.range({ key: enc('a') })).kvs), ['a=2@c2m3v2']);
     assert.equal((await second.svc.range({ key: enc('b') })).kvs.length, 0);
     assert.deepEqual(second.sm.lease(g.id)!.keys.map(dec), ['a']);
     assert.equal(second.sm.hashKv(0).hash, hash);
     await second.svc.put({ key: enc('b'), value: enc('again') });
-    assert.deepEqual(view((await second.svc.range({ key: enc('b') })).kvs), ['b=again@c5m5v1']);
+    assert.deepEqual(view((await second.svc.range({ key: enc('b') })).kvs), ['b=again@c6m6v1']);
   } finally {
     await second.close();
     (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
@@ -224,7 +224,7 @@ test('refused commands still advance the applied index; replays are ignored', as
     assert.ok(bad instanceof MvccError && bad.reason === 'empty_key');
     assert.equal(s.sm.appliedIndex(), 1);
     assert.equal(s.sm.apply(1, encodeCommand({ t: 'put', r: { key: enc('a'), value: enc('x') } })), undefined);
-    assert.equal(s.sm.currentRevision(), 0);
+    assert.equal(s.sm.currentRevision(), 1);
     const unknown = s.sm.apply(2, new Uint8Array([0xc1]));
     assert.ok(unknown instanceof MvccError);
     assert.equal(s.sm.appliedIndex(), 2);
@@ -254,8 +254,8 @@ test('property: the MVCC store agrees with a simple model at every revision', as
         const s = createStack();
         try {
           const model = new Map<string, { v: string; c: number; m: number; ver: number }>();
-          const snapshots: Map<string, { v: string; c: number; m: number; ver: number }>[] = [new Map()];
-          let rev = 0;
+          const snapshots: Map<string, { v: string; c: number; m: number; ver: number }>[] = [new Map(), new Map()];
+          let rev = 1;
           for (const [op, k, n] of ops) {
             if (op === 'put') {
               rev++;

@@ -122,7 +122,8 @@ export class MvccStateMachine implements StateMachine {
     const rev = this.store.get(BUCKETS.meta, META_REV);
     const compact = this.store.get(BUCKETS.meta, META_COMPACT);
     const alarms = this.store.get(BUCKETS.meta, META_ALARMS);
-    this.rev = rev ? decodeUint64(rev) : 0;
+    // etcd's store starts at revision 1 (the empty store), so the first write is revision 2.
+    this.rev = rev ? decodeUint64(rev) : 1;
     this.compactRev = compact ? decodeUint64(compact) : 0;
     this.alarmList = alarms ? (unpack(alarms) as Alarm[]) : [];
     for (const { key, value } of this.store.range(BUCKETS.lease)) {

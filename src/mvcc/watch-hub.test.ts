@@ -27,8 +27,8 @@ test('synced watchers see puts and deletes in a prefix, with prev_kv and filters
     await s.svc.put({ key: enc('q'), value: enc('x') });
     await s.svc.put({ key: enc('p/a'), value: enc('2') });
     await s.svc.deleteRange({ key: enc('p/a') });
-    assert.deepEqual(all.events(), ['put:p/a@1', 'put:p/a@3(prev=1)', 'delete:p/a@4(prev=2)']);
-    assert.deepEqual(noDel.events(), ['put:p/a@1', 'put:p/a@3']);
+    assert.deepEqual(all.events(), ['put:p/a@2', 'put:p/a@4(prev=1)', 'delete:p/a@5(prev=2)']);
+    assert.deepEqual(noDel.events(), ['put:p/a@2', 'put:p/a@4']);
   } finally {
     await s.close();
   }
@@ -39,14 +39,14 @@ test('a watch from a past revision replays history then continues live, without 
   try {
     for (let i = 1; i <= 10; i++) await s.svc.put({ key: enc(`k${i % 3}`), value: enc(String(i)) });
     const c = new Collector();
-    const h = s.hub.watch({ key: enc('k'), rangeEnd: prefixEnd(enc('k')), startRevision: 2 }, c);
+    const h = s.hub.watch({ key: enc('k'), rangeEnd: prefixEnd(enc('k')), startRevision: 3 }, c);
     assert.equal(h.synced(), false);
-    await s.svc.put({ key: enc('k1'), value: enc('live') }); // rev 11, while catching up
+    await s.svc.put({ key: enc('k1'), value: enc('live') }); // rev 12, while catching up
     await settle(10);
     assert.equal(h.synced(), true);
-    await s.svc.put({ key: enc('k2'), value: enc('live2') }); // rev 12
+    await s.svc.put({ key: enc('k2'), value: enc('live2') }); // rev 13
     const revs = c.deliveries.flatMap((d) => d.events.map((e) => e.kv.modRevision));
-    assert.deepEqual(revs, [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert.deepEqual(revs, [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
   } finally {
     await s.close();
   }
@@ -63,7 +63,7 @@ test('a slow watcher never blocks writers and catches up from the store once rea
     slow.open = true;
     s.hub.kick();
     await settle(10);
-    assert.deepEqual(slow.deliveries.flatMap((d) => d.events.map((e) => e.kv.modRevision)), Array.from({ length: 50 }, (_, i) => i + 1));
+    assert.deepEqual(slow.deliveries.flatMap((d) => d.events.map((e) => e.kv.modRevision)), Array.from({ length: 50 }, (_, i) => i + 2));
   } finally {
     await s.close();
   }
@@ -73,12 +73,12 @@ test('a watch from a compacted revision is cancelled with compact_revision', asy
   const s = createStack();
   try {
     for (let i = 0; i < 5; i++) await s.svc.put({ key: enc('c'), value: enc(String(i)) });
-    await s.svc.compact(4);
+    await s.svc.compact(5);
     const c = new Collector();
-    s.hub.watch({ key: enc('c'), startRevision: 2 }, c);
+    s.hub.watch({ key: enc('c'), startRevision: 3 }, c);
     await settle();
     assert.equal(c.deliveries.length, 1);
-    assert.deepEqual([c.deliveries[0]!.canceled, c.deliveries[0]!.compactRevision], [true, 4]);
+    assert.deepEqual([c.deliveries[0]!.canceled, c.deliveries[0]!.compactRevision], [true, 5]);
     assert.equal(s.hub.size, 0);
   } finally {
     await s.close();
@@ -94,7 +94,7 @@ test('lease revocation emits delete events to a prefix watcher', async () => {
     const c = new Collector();
     s.hub.watch({ key: enc('u/'), rangeEnd: prefixEnd(enc('u/')) }, c);
     await s.svc.leaseRevoke(g.id);
-    assert.deepEqual(c.events(), ['delete:u/1/d1@3', 'delete:u/1/d2@3']);
+    assert.deepEqual(c.events(), ['delete:u/1/d1@4', 'delete:u/1/d2@4']);
     assert.equal(c.deliveries.length, 1, 'one revision, one delivery');
   } finally {
     await s.close();

@@ -158,8 +158,10 @@ function encodeResponseOp(r: ResponseOp, header: Header): Msg {
   return { response_txn: encodeTxnResult(r.txn, header) };
 }
 
+/** etcd fills only the revision in the headers of responses nested inside a Txn. */
 export function encodeTxnResult(r: TxnResult, header: Header): Msg {
-  return { header, succeeded: r.succeeded, responses: r.responses.map((x) => encodeResponseOp(x, header)) };
+  const inner: Header = { cluster_id: '0', member_id: '0', revision: header.revision, raft_term: '0' };
+  return { header, succeeded: r.succeeded, responses: r.responses.map((x) => encodeResponseOp(x, inner)) };
 }
 
 export function encodeEvent(e: WatchEvent): Msg {
