@@ -71,7 +71,7 @@ export interface ServiceOptions {
   masterKey: string;
   /** Soft memory limit in bytes for inserts (`ins`, `sval`); 0 or undefined = none. */
   memoryBytesMax?: number;
-  /** Memory in use, compared against the limit (default: process RSS). */
+  /** Memory in use, compared against the limit (default: process RSS, sampled at most every 50 ms). */
   memoryUsedBytes?: () => number;
   /** Wall clock in ms (injected for tests). */
   now?: () => number;
@@ -96,7 +96,7 @@ export class FluxionService {
     this.log = opts.log;
     this.masterKey = opts.masterKey;
     this.memoryBytesMax = opts.memoryBytesMax ?? 0;
-    this.memoryUsedBytes = opts.memoryUsedBytes ?? (() => process.memoryUsage.rss());
+    this.memoryUsedBytes = opts.memoryUsedBytes ?? sampledRss(50);
     this.now = opts.now ?? Date.now;
     this.onRequest = opts.onRequest;
   }
@@ -236,4 +236,15 @@ export class FluxionService {
     const now = this.now();
     return [...this.sessions].map((s) => ({ ip: s.ip, since: Math.max(0, now - s.openedAtMs), name: s.name, self: s === self }));
   }
+}
+
+/** Process RSS, re-read at most every `intervalMs` (reading it costs a system call). */
+function sampledRss(intervalMs: number): () => number {
+  let at = 0;
+  let value = 0;
+  return () => {
+    const now = performance.now();
+    if (now - at >= intervalMs) { value = process.memoryUsage.rss(); at = now; }
+    return value;
+  };
 }
