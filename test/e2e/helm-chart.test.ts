@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { chartFullname, planTopology, type ArbiterMode, type Topology } from '../../src/planner/topology.js';
 import {
   CHART_DIR, CONURECTL_COMMANDS, CONURECTL_GLOBAL_FLAGS, CONURED_FLAGS, CONURE_ENV_VARS, SKIP_NO_HELM,
-  conurectlCalls, envOf, helm, parseManifests, template, validateObject, CONURECTL_JS, type K8sObject,
+  conurectlCalls, envOf, helm, parseManifests, renderNotes, template, validateObject, CONURECTL_JS, type K8sObject,
 } from './helm-support.js';
 
 const skip = SKIP_NO_HELM;
@@ -216,6 +216,22 @@ test('matrix voters 1..7 x arbiter auto|always|never: chart and planner agree, r
     }
   }
   assert.equal(rendered, 21);
+});
+
+test('NOTES.txt prints the planner\'s topology and exactly its warnings', { skip }, () => {
+  for (let voters = 1; voters <= 7; voters++) {
+    for (const mode of ['auto', 'always', 'never'] as const) {
+      const allowEven = mode === 'never' && voters % 2 === 0;
+      const plan = planTopology({ votersReplicas: voters, arbiterMode: mode, allowEvenMembers: allowEven });
+      const notes = renderNotes(['--set', `voters.replicas=${voters}`, '--set', `arbiter.mode=${mode}`, ...(allowEven ? ['--set', 'unsafe.allowEvenMembers=true'] : [])]);
+      assert.match(notes, new RegExp(`^ConureDB \\S+: ${voters} voter\\(s\\) \\+ ${plan.arbiterCount} arbiter\\(s\\) = ${plan.memberCount} member\\(s\\), quorum ${plan.quorum}\\.`));
+      const warnings = notes.split('\n').filter((l) => l.startsWith('WARNING: ') && !l.includes('unsafe.')).map((l) => l.slice('WARNING: '.length));
+      assert.deepEqual(warnings, plan.warnings, `${voters}/${mode}`);
+      assert.equal(notes.includes('WARNING: unsafe.allowEvenMembers=true'), allowEven);
+    }
+  }
+  assert.match(renderNotes(['--set', 'scaling.autoRemoveNodes=false']), /remove the surplus members yourself/);
+  assert.match(renderNotes(['--set', 'recovery.bootstrapRejoin=true']), /joins the existing cluster instead of bootstrapping/);
 });
 
 test('naming: release and fullnameOverride follow chartFullname()', { skip }, () => {

@@ -4,7 +4,7 @@
  * kubernetes-models, and the ONE list of conured / conurectl flags the chart may use.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
@@ -176,3 +176,23 @@ export function conurectlCalls(script: string): { text: string; globals: string[
   return calls;
 }
 
+
+let notesChart: string | undefined;
+/**
+ * Renders templates/NOTES.txt (which `helm template` evaluates but does not print) through a
+ * copy of the chart, under .build/, with one extra template that includes NOTES.txt.
+ * Returns the NOTES text, or the failed HelmResult's stderr as an Error.
+ */
+export function renderNotes(args: readonly string[], release = 'conuredb', namespace = 'default'): string {
+  if (!notesChart) {
+    const root = join(repoRoot(), '.build');
+    mkdirSync(root, { recursive: true });
+    notesChart = join(mkdtempSync(join(root, 'notes-chart-')), 'conuredb');
+    cpSync(CHART_DIR, notesChart, { recursive: true });
+    writeFileSync(join(notesChart, 'templates', 'zz-notes.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n  notes: |-\n    {{- include (print $.Template.BasePath "/NOTES.txt") . | nindent 4 }}\n');
+  }
+  const r = helm(['template', release, notesChart, '--namespace', namespace, '--show-only', 'templates/zz-notes.yaml', ...args]);
+  if (!r.ok) throw new Error(r.stderr);
+  return (parseManifests(r.stdout)[0]!.data as { notes: string }).notes;
+}
