@@ -76,7 +76,7 @@ export async function startFluxion(cfg: FluxionConfig, log: Logger): Promise<Flu
   server = new FluxionServer(service, metrics, log, {
     host: cfg.host, port: cfg.port, messageBytesMax: cfg.messageBytesMax, badInput: cfg.badInput,
     connectionsMax: cfg.connectionsMax, idleTimeoutMs: cfg.idleTimeoutMs, perMessageDeflate: cfg.perMessageDeflate,
-    health: () => ({ durable: commitLog.durable }),
+    health: () => ({ durable: commitLog.durable, writable: commitLog.writable }),
   });
   let address: AddressInfo;
   try {

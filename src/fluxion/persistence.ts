@@ -32,6 +32,8 @@ import { Wal, type DurableCallback } from './wal.js';
 export interface CommitLog {
   /** True when appended records survive a crash. */
   readonly durable: boolean;
+  /** False once the log can no longer accept writes (e.g. a failed fsync). */
+  readonly writable: boolean;
   append(op: number, payload: string, onDurable: (err: Error | null) => void): void;
   /** Flushes what is queued and releases files. Further appends fail. */
   close(): Promise<void>;
@@ -40,6 +42,7 @@ export interface CommitLog {
 /** Memory-only mode (no `--data`): nothing is written; callbacks run synchronously. */
 export class MemoryCommitLog implements CommitLog {
   readonly durable = false;
+  readonly writable = true;
   append(_op: number, _payload: string, onDurable: (err: Error | null) => void): void { onDurable(null); }
   async close(): Promise<void> {}
 }
@@ -71,6 +74,8 @@ export class DurableLog implements CommitLog {
   private bytesSinceSnapshot = 0;
   private snapshotting: Promise<void> | undefined;
   private closed = false;
+
+  get writable(): boolean { return !this.closed && this.wal.failure === undefined; }
 
   private constructor(opts: PersistenceOptions, wal: Wal, appliedLsn: number, recovery: RecoveryStats) {
     this.opts = opts;

@@ -12,6 +12,7 @@ import { FluxionStore } from './store.js';
 /** A commit log whose fsyncs complete only when the test says so. */
 class ManualLog implements CommitLog {
   readonly durable = true;
+  readonly writable = true;
   pending: Array<(err: Error | null) => void> = [];
   append(_op: number, _payload: string, cb: (err: Error | null) => void): void { this.pending.push(cb); }
   complete(err: Error | null = null): void { const p = this.pending; this.pending = []; for (const cb of p) cb(err); }

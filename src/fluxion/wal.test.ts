@@ -113,3 +113,19 @@ test('oversized records are refused before they are queued', async (t) => {
   await wal.close();
   assert.throws(() => wal.append(1, 'x', () => undefined), /closed/);
 });
+
+test('a failed write poisons the log: that record and every later one fail, nothing is acknowledged', async (t) => {
+  const dir = tmp();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const wal = await Wal.open({ dir }, 0, () => undefined);
+  await appendAll(wal, [[1, 'ok']]);
+  // Pull the file out from under the log to make the next write fail (EBADF).
+  await (wal as unknown as { fh: { close(): Promise<void> } }).fh.close();
+  await assert.rejects(appendAll(wal, [[1, 'lost']]), /write-ahead log failed/);
+  assert.ok(wal.failure);
+  await assert.rejects(appendAll(wal, [[1, 'later']]), /write-ahead log failed/);
+  await wal.close();
+  const c = collect();
+  await (await Wal.open({ dir }, 0, c.fn)).close();
+  assert.deepEqual(c.rows.map((r) => r[2]), ['ok']);
+});

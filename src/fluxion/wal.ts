@@ -170,6 +170,9 @@ export class Wal {
   /** LSN the next append will get. */
   get nextSequence(): number { return this.nextLsn; }
 
+  /** The error that poisoned the log, if any (writes are refused from then on). */
+  get failure(): Error | undefined { return this.failed; }
+
   /** Bytes queued but not yet written. */
   get pendingBytes(): number { return this.queuedBytes; }
 
@@ -216,7 +219,11 @@ export class Wal {
     if (this.closed) return;
     this.closed = true;
     while (this.running !== undefined) await this.running;
-    await this.fh.close();
+    try {
+      await this.fh.close();
+    } catch (err) {
+      if (this.failed === undefined) throw err; // a poisoned log may have lost its file already
+    }
   }
 
   private kick(): void {

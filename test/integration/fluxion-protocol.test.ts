@@ -212,6 +212,7 @@ describe('every message type, scopes and bad input (default policy: reply with t
     const health = await (await fetch(`${base}/health`)).json() as Record<string, unknown>;
     assert.equal(health.status, 'ok');
     assert.equal(health.durable, false);
+    assert.equal(health.writable, true);
     assert.equal(typeof health.records, 'number');
     const metrics = await (await fetch(`${base}/metrics`)).text();
     for (const name of ['fluxion_records', 'fluxion_documents', 'fluxion_collections', 'fluxion_connections', 'fluxion_wal_fsync_seconds', 'fluxion_memory_rss_bytes', 'fluxion_requests_total']) {
