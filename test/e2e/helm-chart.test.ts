@@ -250,6 +250,9 @@ test('optional features render valid objects: serviceMonitor, networkPolicy, no 
   const objs = parseManifests(r.stdout);
   for (const o of objs) validateObject(o);
   assert.equal(byKind(objs, 'ServiceMonitor').length, 1);
+  const sm = byKind(objs, 'ServiceMonitor')[0]!.spec as { selector: { matchLabels: Record<string, string> } };
+  assert.deepEqual(byKind(objs, 'Service').filter((svc) => matches(sm.selector.matchLabels, svc.metadata.labels ?? {})).map((svc) => svc.metadata.name), ['conure-hs'],
+    'the ServiceMonitor scrapes every member once, through the headless service');
   assert.equal(byKind(objs, 'NetworkPolicy').length, 1);
   assert.equal(byKind(objs, 'Job').length, 0, 'autoRemoveNodes=false: no hook Job');
   assert.equal(byKind(objs, 'Pod').length, 0, 'tests.enabled=false: no test pod');
@@ -259,6 +262,14 @@ test('optional features render valid objects: serviceMonitor, networkPolicy, no 
   assert.equal(testPod.metadata.annotations?.['helm.sh/hook'], 'test');
   const env = envOf((testPod.spec as PodSpec).containers[0]!);
   assert.deepEqual([env.EXPECTED_VOTERS, env.EXPECTED_ARBITERS], ['2', '1']);
+  // Only member pods count for the PDB and get headless DNS: not the test pod, not the hook Job.
+  const pdbSel = (one(withTests, 'PodDisruptionBudget', 'conure').spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels;
+  const hsSel = (one(withTests, 'Service', 'conure-hs').spec as { selector: Record<string, string> }).selector;
+  const jobLabels = (one(withTests, 'Job', 'conure-scale-down').spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels;
+  for (const labels of [testPod.metadata.labels ?? {}, jobLabels]) {
+    assert.equal(matches(pdbSel, labels), false, 'PDB must not select a non-member pod');
+    assert.equal(matches(hsSel, labels), false, 'headless service must not select a non-member pod');
+  }
   assert.equal(withTests.filter((o) => ['Role', 'RoleBinding', 'ClusterRole'].includes(o.kind)).length, 0, 'no RBAC: nothing calls the API');
 });
 

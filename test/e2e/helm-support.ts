@@ -4,7 +4,7 @@
  * kubernetes-models, and the ONE list of conured / conurectl flags the chart may use.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
@@ -187,7 +187,9 @@ export function renderNotes(args: readonly string[], release = 'conuredb', names
   if (!notesChart) {
     const root = join(repoRoot(), '.build');
     mkdirSync(root, { recursive: true });
-    notesChart = join(mkdtempSync(join(root, 'notes-chart-')), 'conuredb');
+    const tmp = mkdtempSync(join(root, 'notes-chart-'));
+    process.once('exit', () => rmSync(tmp, { recursive: true, force: true }));
+    notesChart = join(tmp, 'conuredb');
     cpSync(CHART_DIR, notesChart, { recursive: true });
     writeFileSync(join(notesChart, 'templates', 'zz-notes.yaml'),
       'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n  notes: |-\n    {{- include (print $.Template.BasePath "/NOTES.txt") . | nindent 4 }}\n');

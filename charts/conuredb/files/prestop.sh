@@ -19,14 +19,15 @@
 #   TOPOLOGY_DIR      directory holding <statefulset>.replicas (default /etc/conure/topology)
 #   LOCAL_ENDPOINT    this member's HTTP API (default http://127.0.0.1:8081)
 #   CONURE_ENDPOINTS  cluster HTTP endpoints, used by conurectl for the removal
-#   REMOVE_ATTEMPTS   removal attempts before giving up (default 5)
+#   REMOVE_ATTEMPTS   removal attempts before giving up (default 3; keep the total well inside
+#                     terminationGracePeriodSeconds: each attempt may take conurectl's 10 s timeout)
 set -u
 log() { echo "prestop: $*" >&2; }
 
 pod=${POD_NAME:?POD_NAME is required}
 TOPOLOGY_DIR=${TOPOLOGY_DIR:-/etc/conure/topology}
 LOCAL_ENDPOINT=${LOCAL_ENDPOINT:-http://127.0.0.1:8081}
-REMOVE_ATTEMPTS=${REMOVE_ATTEMPTS:-5}
+REMOVE_ATTEMPTS=${REMOVE_ATTEMPTS:-3}
 
 if conurectl --endpoints "$LOCAL_ENDPOINT" leader transfer >/dev/null; then
   log "leadership handed off (no-op when $pod is not the leader)"
