@@ -110,9 +110,14 @@ test('authentication, scopes and API key management', async () => {
   ]);
   assert.throws(() => svc.handle(m, 'nope', '{}'), UnknownTypeError);
   assert.throws(() => svc.handle(m, 'qry', '{"col":"c"}'), PayloadError);
+  // Adding the master key's own string answers ok with the requested scope but changes nothing.
+  assert.deepEqual(await call(m, 'keys', { action: 'add', key: 's3cret', scope: 'readonly' }), { status: 'ok', scope: 'readonly' });
+  assert.equal(svc.openSession('s3cret', '', '').scope, 'read_write_delete');
+  assert.equal(svc.store.apiKeyScope('s3cret'), undefined);
   // conn lists every session and marks the caller.
   const conns = (await call(m, 'conn', '{}')) as { connections: Array<{ self: boolean; name: string | null }> };
-  assert.equal(conns.connections.length, 4);
+  assert.equal(conns.connections.length, 5);
+  assert.ok(conns.connections.every((c) => c.name === null)); // empty handshake name → null
   assert.equal(conns.connections.filter((c) => c.self).length, 1);
 });
 
