@@ -100,3 +100,20 @@ test('lease revocation emits delete events to a prefix watcher', async () => {
     await s.close();
   }
 });
+
+test('progress_notify sends an empty delivery at the current revision to idle synced watchers', async () => {
+  const s = createStack({ hub: { progressIntervalMs: 20 } });
+  try {
+    await s.svc.put({ key: enc('p'), value: enc('1') });
+    const c = new Collector();
+    const quiet = new Collector();
+    s.hub.watch({ key: enc('p'), progressNotify: true }, c);
+    s.hub.watch({ key: enc('p') }, quiet);
+    for (let i = 0; i < 100 && c.deliveries.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(c.deliveries.length > 0, 'a progress notification arrived');
+    assert.deepEqual([c.deliveries[0]!.events.length, c.deliveries[0]!.revision], [0, 2]);
+    assert.equal(quiet.deliveries.length, 0, 'only watchers that asked get progress notifications');
+  } finally {
+    await s.close();
+  }
+});

@@ -81,7 +81,12 @@ export function registerEtcdGateway(app: FastifyInstance, svc: EtcdServices, opt
   });
 
   app.post('/v3/watch', { bodyLimit }, async (req, reply) => {
-    const first = body(req);
+    let first: Msg;
+    try {
+      first = body(req);
+    } catch (err) {
+      return sendError(reply, err);
+    }
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'application/json' });
