@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { createLogger } from '../util/log.js';
+import { CorruptionError } from './errors.js';
+import { DurableLog } from './persistence.js';
+import { FluxionService } from './service.js';
+import { FluxionStore } from './store.js';
+
+const log = createLogger('test');
+
+async function open(dir: string): Promise<{ svc: FluxionService; dl: DurableLog }> {
+  const store = new FluxionStore();
+  const dl = await DurableLog.open({ dir, store, masterKey: 'm', log, snapshotWalBytes: 2 ** 40, segmentBytesMax: 2048 });
+  return { svc: new FluxionService({ store, log: dl, masterKey: 'm' }), dl };
+}
+
+/** Everything observable about a store, in a canonical order. */
+function state(s: FluxionStore): unknown {
+  return {
+    keys: s.listApiKeys().sort(),
+    cols: s.collectionNames().filter((c) => s.getKeys(c).length > 0 || Object.keys(s.latest({ col: c, ts: 2 ** 52, doc: '', from: 0, where: '', filter: '' })).length > 0)
+      .sort().map((c) => ({
+        c,
+        kv: Object.entries(s.getAllValues(c)).sort(),
+        docs: Object.keys(s.latest({ col: c, ts: 2 ** 52, doc: '', from: 0, where: '', filter: '' })).sort()
+          .map((d) => [d, s.history({ col: c, doc: d, from: -(2 ** 52), to: 2 ** 52, limit: 0, reverse: false, where: '', filter: '' })]),
+      })),
+  };
+}
+
+const col = fc.constantFrom('a', 'b', 'c');
+const doc = fc.constantFrom('x', 'y', 'z');
+const ts = fc.integer({ min: 1, max: 40 });
+const op = fc.oneof(
+  fc.record({ t: fc.constant('ins'), d: fc.array(fc.record({ col, doc, ts, data: fc.string({ maxLength: 4 }) }), { maxLength: 6 }) }),
+  fc.record({ t: fc.constant('drec'), d: fc.record({ col, doc, ts }) }),
+  fc.record({ t: fc.constant('drrng'), d: fc.record({ col, doc, fromTs: ts, toTs: fc.integer({ min: 40, max: 60 }) }) }),
+  fc.record({ t: fc.constant('ddoc'), d: fc.record({ doc, col: fc.constantFrom('', 'a', 'b') }) }),
+  fc.record({ t: fc.constant('dcol'), d: fc.record({ col }) }),
+  fc.record({ t: fc.constant('sval'), d: fc.record({ col, key: fc.constantFrom('k1', 'k2'), value: fc.constantFrom('v1', 'v2') }) }),
+  fc.record({ t: fc.constant('rval'), d: fc.record({ col, key: fc.constantFrom('k1', 'k2') }) }),
+  fc.record({ t: fc.constant('keys'), d: fc.record({ action: fc.constantFrom('add', 'remove'), key: fc.constantFrom('r1', 'r2'), scope: fc.constantFrom('readonly', 'read_write') }) }),
+  fc.record({ t: fc.constant('snapshot'), d: fc.constant(null) }),
+  fc.record({ t: fc.constant('reopen'), d: fc.constant(null) }),
+);
+
+test('recovery reproduces the acknowledged state for random operation sequences, snapshots and restarts', async () => {
+  await fc.assert(fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
+    const dir = mkdtempSync(join(tmpdir(), 'fluxion-prop-'));
+    try {
+      let { svc, dl } = await open(dir);
+      let s = svc.openSession('m', '', '');
+      const pending: Array<Promise<unknown>> = [];
+      for (const o of ops) {
+        if (o.t === 'snapshot') { await Promise.all(pending); void dl.snapshot(); continue; }
+        if (o.t === 'reopen') {
+          await Promise.all(pending);
+          const before = state(svc.store);
+          await dl.close();
+          ({ svc, dl } = await open(dir));
+          s = svc.openSession('m', '', '');
+          assert.deepEqual(state(svc.store), before);
+          continue;
+        }
+        pending.push(Promise.resolve(svc.handle(s, o.t, JSON.stringify(o.d))));
+      }
+      await Promise.all(pending);
+      const before = state(svc.store);
+      await dl.close();
+      ({ svc, dl } = await open(dir));
+      assert.deepEqual(state(svc.store), before);
+      await dl.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }), { numRuns: 40 });
+});
+
+test('leftover temp files are ignored; a damaged newest snapshot stops start-up', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fluxion-persist-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  let { svc, dl } = await open(dir);
+  await svc.handle(svc.openSession('m', '', ''), 'ins', '[{"col":"c","doc":"d","ts":1,"data":"x"}]');
+  await dl.snapshot();
+  await dl.close();
+  writeFileSync(join(dir, 'snapshot-00000000000000000099.snap.tmp'), 'half-written');
+  ({ svc, dl } = await open(dir));
+  assert.equal(svc.store.stats().records, 1);
+  assert.ok(!readdirSync(dir).some((f) => f.endsWith('.tmp')));
+  await dl.close();
+  const snap = join(dir, readdirSync(dir).find((f) => f.endsWith('.snap'))!);
+  const b = readFileSync(snap);
+  b[b.length - 10] ^= 0xff;
+  writeFileSync(snap, b);
+  await assert.rejects(open(dir), CorruptionError);
+});
+
+test('a second server on the same directory is refused while the first holds it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fluxion-persist-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'LOCK'), '1\n'); // pid 1 is always alive
+  await assert.rejects(open(dir), /in use by process 1/);
+  writeFileSync(join(dir, 'LOCK'), '999999999\n'); // stale lock of a dead process is taken over
+  const { dl } = await open(dir);
+  await dl.close();
+});
