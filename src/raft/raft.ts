@@ -22,8 +22,9 @@ import { NONE, allMembers, cloneMembership, entryBytes, makeMessage, quorumSize,
  * - `countStaleVotes`: a candidate counts vote grants from an earlier term.
  * - `skipUpToDateCheck`: voters grant votes without the §5.4.1 log comparison.
  * - `commitPriorTermByCounting`: the leader commits entries of earlier terms by counting (Figure 8).
+ * - `voteTwice`: a voter grants a second vote in a term it already voted in.
  */
-export type RaftMutation = 'countStaleVotes' | 'skipUpToDateCheck' | 'commitPriorTermByCounting';
+export type RaftMutation = 'countStaleVotes' | 'skipUpToDateCheck' | 'commitPriorTermByCounting' | 'voteTwice';
 
 /** Read modes: `safe` is ReadIndex with a heartbeat round; `lease` trusts the leader lease. */
 export type ReadOnlyOption = 'safe' | 'lease';
@@ -177,6 +178,19 @@ export class Raft {
   softState(): SoftState { return { lead: this.lead, role: this.role }; }
   isArbiter(): boolean { return this.membership.arbiters.includes(this.id); }
   promotable(): boolean { return this.membership.voters.includes(this.id) || this.membership.arbiters.includes(this.id); }
+
+  /**
+   * Whether this member may start an election: it votes in its latest configuration, or
+   * (thesis §4.2.2) that configuration is not yet committed and it voted in the one before:
+   * a member being removed may still be needed to commit its own removal.
+   */
+  canCampaign(): boolean {
+    if (this.promotable()) return true;
+    const n = this.configs.length;
+    if (n < 2 || this.configs[n - 1]!.index <= this.log.committed) return false;
+    const prev = this.configs[n - 2]!.membership;
+    return prev.voters.includes(this.id) || prev.arbiters.includes(this.id);
+  }
 
   /** The membership in force at `index` (applied ≤ index). */
   membershipAt(index: number): Membership {
@@ -363,7 +377,7 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+    if (this.canCampaign() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.hup(false);
     }
@@ -407,7 +421,7 @@ export class Raft {
   }
 
   hup(transfer: boolean): void {
-    if (this.role === 'leader' || !this.promotable()) return;
+    if (this.role === 'leader' || !this.canCampaign()) return;
     if (this.preVote && !transfer) this.campaign('pre', false);
     else this.campaign('election', transfer);
   }
@@ -483,7 +497,7 @@ export class Raft {
     }
 
     if (m.type === 'vote' || m.type === 'preVote') {
-      const canVote = this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === 'preVote' && m.term > this.term);
+      const canVote = this.mutation === 'voteTwice' || this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === 'preVote' && m.term > this.term);
       const upToDate = this.mutation === 'skipUpToDateCheck' || this.log.isUpToDate(m.index, m.logTerm);
       const respType = m.type === 'vote' ? 'voteResp' : 'preVoteResp';
       if (canVote && upToDate) {

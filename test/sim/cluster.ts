@@ -45,6 +45,10 @@ export interface SimStats {
   snapshotsSent: number;
   confChanges: number;
   arbiterLeaderships: number;
+  /** Arbiter entries verified to have had their payload dropped after every voter had them. */
+  arbiterTrimmedChecked: number;
+  /** Members lost for good (with their disk). */
+  lost: number;
 }
 
 export interface SimResult {
@@ -138,7 +142,7 @@ export class Simulation {
   private committedTerm = new Map<number, number>();
   private maxApplied = 1;
   private arbiterTermEntries = new Map<number, number>();
-  stats: SimStats = { ticks: 0, elections: 0, commits: 0, reads: 0, crashes: 0, snapshotsSent: 0, confChanges: 0, arbiterLeaderships: 0 };
+  stats: SimStats = { ticks: 0, elections: 0, commits: 0, reads: 0, crashes: 0, snapshotsSent: 0, confChanges: 0, arbiterLeaderships: 0, arbiterTrimmedChecked: 0, lost: 0 };
   private liveMarker: string | null = null;
   private liveApplied = false;
 
@@ -218,7 +222,8 @@ export class Simulation {
     if (this.faulty && this.pct(this.dropPct)) return;
     const copies = this.faulty && this.pct(this.dupPct) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
-      const delay = this.faulty ? this.r(this.delayMax + 1) : this.r(2);
+      // Mostly short delays; now and then a long stall (longer than an election timeout).
+      const delay = !this.faulty ? this.r(2) : this.pct(2) ? ELECTION_TICKS + this.r(3 * ELECTION_TICKS) : this.r(this.delayMax + 1);
       this.net.push({ at: this.tickNow + delay, seq: this.seq++, m });
     }
     if (m.type === 'snap') this.stats.snapshotsSent++;
@@ -467,6 +472,7 @@ export class Simulation {
       if (victim) {
         this.trace(`lose ${victim.id} permanently (with its disk)`);
         victim.lost = true;
+        this.stats.lost++;
         victim.raw = null;
         this.blocked.clear();
       }
@@ -534,6 +540,7 @@ export class Simulation {
       for (let i = n.mem.firstIndex(); i <= commit; i++) {
         const [e] = n.mem.entries(i, i + 1, 1 << 20);
         if (e && e.type === 'normal' && e.data.length > 0) this.fail(`arbiter ${a} still holds the payload of entry ${i} (commit ${commit}) though every voter has it`);
+        if (e && e.type === 'normal') this.stats.arbiterTrimmedChecked++;
       }
     }
   }

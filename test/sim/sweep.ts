@@ -26,7 +26,7 @@ const start = Number(opt('start') ?? 1);
 const maxFailures = Number(opt('max-failures') ?? 20);
 const t0 = performance.now();
 let lastReport = t0;
-const total: SimStats = { ticks: 0, elections: 0, commits: 0, reads: 0, crashes: 0, snapshotsSent: 0, confChanges: 0, arbiterLeaderships: 0 };
+const total: SimStats = { ticks: 0, elections: 0, commits: 0, reads: 0, crashes: 0, snapshotsSent: 0, confChanges: 0, arbiterLeaderships: 0, arbiterTrimmedChecked: 0, lost: 0 };
 const failures: number[] = [];
 for (let s = start; s < start + seeds; s++) {
   const r = runSim({ seed: s, mutation });
@@ -45,5 +45,5 @@ for (let s = start; s < start + seeds; s++) {
 }
 const secs = (performance.now() - t0) / 1000;
 console.log(`sim sweep: seeds ${start}..${start + seeds - 1} (${seeds})${mutation ? ` mutation=${mutation}` : ''}: ${failures.length} failures${failures.length ? ` [${failures.slice(0, 10).join(', ')}]` : ''}; ` +
-  `${total.ticks} ticks, ${total.elections} elections, ${total.commits} commits, ${total.reads} reads, ${total.crashes} crashes, ${total.snapshotsSent} snapshots, ${total.confChanges} conf changes, ${total.arbiterLeaderships} arbiter leaderships; ${secs.toFixed(1)} s`);
+  `${total.ticks} ticks, ${total.elections} elections, ${total.commits} commits, ${total.reads} reads, ${total.crashes} crashes, ${total.snapshotsSent} snapshots, ${total.confChanges} conf changes, ${total.arbiterLeaderships} arbiter leaderships, ${total.lost} members lost, ${total.arbiterTrimmedChecked} arbiter entries checked trimmed; ${secs.toFixed(1)} s`);
 process.exit(failures.length === 0 ? 0 : 1);
