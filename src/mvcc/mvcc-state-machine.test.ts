@@ -285,3 +285,20 @@ test('property: the MVCC store agrees with a simple model at every revision', as
     { numRuns: 60 },
   );
 });
+
+test('MvccKvService: the seed /kv view of the same keyspace, with the seed limits', async () => {
+  const { MvccKvService } = await import('./kv-service.js');
+  const s = createStack();
+  try {
+    const kv = new MvccKvService(s.svc);
+    await kv.put(enc('seed'), enc('v'));
+    assert.equal(dec((await kv.get(enc('seed'), 'linearizable'))!), 'v');
+    assert.deepEqual(view((await s.svc.range({ key: enc('seed') })).kvs), ['seed=v@c2m2v1']);
+    await kv.delete(enc('seed'));
+    assert.equal(await kv.get(enc('seed'), 'serializable'), undefined);
+    await assert.rejects(kv.put(new Uint8Array(0), enc('v')), /missing key/);
+    await assert.rejects(kv.put(new Uint8Array(2000), enc('v')), (e: unknown) => (e as { code?: string }).code === 'too_large');
+  } finally {
+    await s.close();
+  }
+});

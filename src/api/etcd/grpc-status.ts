@@ -51,7 +51,11 @@ const BY_CODE: Record<ErrorCode, [status, string | undefined]> = {
 
 /** The gRPC status and text for `err`. */
 export function grpcStatusOf(err: unknown): { code: status; details: string } {
-  if (err instanceof MvccError) return { code: BY_REASON[err.reason], details: ETCD_ERROR_TEXT[err.reason] };
+  if (err instanceof MvccError) {
+    // 'invalid' covers several conditions; its own message says which.
+    const details = err.reason === 'invalid' ? `etcdserver: ${err.message}` : ETCD_ERROR_TEXT[err.reason];
+    return { code: BY_REASON[err.reason], details };
+  }
   const e = asConureError(err);
   const [code, text] = BY_CODE[e.code];
   return { code, details: text ?? `etcdserver: ${e.message}` };
