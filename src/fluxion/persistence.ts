@@ -103,7 +103,7 @@ export class DurableLog implements CommitLog {
         apiKey: (k, s) => store.putApiKey(k, s),
         collection: () => undefined,
         value: (c, k, v) => store.setValue(c, k, v),
-        record: (c, d, ts, data) => store.restoreRecord(c, d, ts, data),
+        run: (c, d, n, tsAt, lenAt, src, start) => store.restoreRun(c, d, n, tsAt, lenAt, src, start),
       });
       store.restoreDone();
       snapshotLsn = r.lsn;

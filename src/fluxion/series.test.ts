@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Series } from './series.js';
+import { Series, type SeriesView } from './series.js';
+
+function viewDump(v: SeriesView): Array<[number, string]> {
+  return Array.from({ length: v.len }, (_, i) => [v.ts[i]!, v.bytes.toString('utf8', v.offs[i]!, v.offs[i + 1]!)]);
+}
 
 function dump(s: Series): Array<[number, string]> {
   const out: Array<[number, string]> = [];
@@ -17,7 +21,7 @@ test('appends in order, binary-inserts out of order, replaces on equal ts', () =
   assert.equal(s.upsert(5, 'z'), 1);
   assert.equal(s.upsert(20, 'B'), 0);
   assert.deepEqual(dump(s), [[5, 'z'], [10, 'a'], [20, 'B'], [30, 'c']]);
-  assert.equal(s.dataChars, 4);
+  assert.equal(s.dataBytes, 4);
 });
 
 test('lookups: lowerBound, upperBound, latestAtOrBefore', () => {
@@ -49,8 +53,7 @@ test('a pinned view keeps its records while the series changes (copy-on-write)',
   s.upsert(20, 'overwrite');
   s.upsert(15, 'insert');
   s.deleteRange(30, 40);
-  const seen = Array.from({ length: view.len }, (_, i) => [view.ts[i], view.data[i]]);
-  assert.deepEqual(seen, [[10, 'v1'], [20, 'v2'], [30, 'v3'], [40, 'v4'], [50, 'v5']]);
+  assert.deepEqual(viewDump(view), [[10, 'v1'], [20, 'v2'], [30, 'v3'], [40, 'v4'], [50, 'v5']]);
   assert.deepEqual(dump(s), [[10, 'v1'], [15, 'insert'], [20, 'overwrite'], [50, 'v5'], [60, 'append']]);
   s.unpin(view);
 });
@@ -58,7 +61,7 @@ test('a pinned view keeps its records while the series changes (copy-on-write)',
 test('matches a sorted-map model under random operations', () => {
   fc.assert(fc.property(
     fc.array(fc.oneof(
-      fc.record({ op: fc.constant('put' as const), ts: fc.integer({ min: -50, max: 50 }), v: fc.string({ maxLength: 3 }) }),
+      fc.record({ op: fc.constant('put' as const), ts: fc.integer({ min: -50, max: 50 }), v: fc.string({ maxLength: 6, unit: 'binary' }) }),
       fc.record({ op: fc.constant('del' as const), ts: fc.integer({ min: -50, max: 50 }) }),
       fc.record({ op: fc.constant('rng' as const), a: fc.integer({ min: -50, max: 50 }), b: fc.integer({ min: -50, max: 50 }) }),
       fc.record({ op: fc.constant('pin' as const) }),
@@ -75,10 +78,33 @@ test('matches a sorted-map model under random operations', () => {
       }
       const expected = [...model].sort((x, y) => x[0] - y[0]);
       assert.deepEqual(dump(s), expected);
-      assert.equal(s.dataChars, expected.reduce((n, [, v]) => n + v.length, 0));
-      for (const { view, expect } of views) {
-        assert.deepEqual(Array.from({ length: view.len }, (_, i) => [view.ts[i], view.data[i]]), expect);
-      }
+      assert.equal(s.dataBytes, expected.reduce((n, [, v]) => n + Buffer.byteLength(v), 0));
+      for (const { view, expect } of views) assert.deepEqual(viewDump(view), expect);
     },
   ), { numRuns: 200 });
+});
+
+test('data of any length and script round-trips, including replacements that grow and shrink', () => {
+  const s = new Series();
+  const big = 'é'.repeat(500);
+  s.upsert(2, 'two');
+  s.upsert(1, big);
+  s.upsert(3, '\u{1F600}');
+  s.upsert(2, '');
+  s.upsert(1, 'x');
+  s.upsert(2, big + big);
+  assert.deepEqual(dump(s), [[1, 'x'], [2, big + big], [3, '\u{1F600}']]);
+  assert.equal(s.dataBytes, 1 + 2000 + 4);
+});
+
+test('appendRun appends packed records, and refuses a run that is not newer', () => {
+  const s = new Series();
+  s.upsert(1, 'a');
+  const src = Buffer.from('..bbccc');
+  const ts = [2, 3];
+  const lens = [2, 3];
+  assert.equal(s.appendRun(2, (k) => ts[k]!, (k) => lens[k]!, src, 2), true);
+  assert.deepEqual(dump(s), [[1, 'a'], [2, 'bb'], [3, 'ccc']]);
+  assert.equal(s.appendRun(1, () => 3, () => 1, src, 0), false);
+  assert.equal(s.length, 3);
 });

@@ -13,8 +13,9 @@ function load(path: string): { store: FluxionStore; lsn: number; records: number
     apiKey: (k, s) => store.putApiKey(k, s),
     collection: () => undefined,
     value: (c, k, v) => store.setValue(c, k, v),
-    record: (c, d, ts, data) => store.insert([{ col: c, doc: d, ts, data }]),
+    run: (c, d, n, tsAt, lenAt, src, start) => store.restoreRun(c, d, n, tsAt, lenAt, src, start),
   });
+  store.restoreDone();
   return { store, ...r };
 }
 

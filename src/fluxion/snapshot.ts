@@ -10,7 +10,8 @@
  *   KEYS    kind=2  count u32, (key str, scope str)*
  *   COL     kind=3  name str                       — following VALUES/DOC frames belong to it
  *   VALUES  kind=4  count u32, (key str, value str)*
- *   DOC     kind=5  doc str, count u32, (ts f64, data str)*   — a document may span frames; ts ascending
+ *   DOC     kind=5  doc str, count u32, ts f64 × count, byteLen u32 × count, UTF-8 data (back to back)
+ *                   — a document may span several frames; timestamps ascending across them
  *   END     kind=6  records f64, frames u32        — a file without END is incomplete and rejected
  *   str = byteLength u32 + UTF-8 bytes
  * ```
@@ -65,6 +66,11 @@ class BodyEncoder {
   u8(v: number): void { this.need(1); this.buf[this.pos++] = v; }
   u32(v: number): void { this.need(4); this.buf.writeUInt32LE(v, this.pos); this.pos += 4; }
   f64(v: number): void { this.need(8); this.buf.writeDoubleLE(v, this.pos); this.pos += 8; }
+  raw(src: Buffer, start: number, end: number): void {
+    this.need(end - start);
+    src.copy(this.buf, this.pos, start, end);
+    this.pos += end - start;
+  }
   str(s: string): void {
     this.need(4 + s.length * 3);
     const n = this.buf.write(s, this.pos + 4, 'utf8');
@@ -129,16 +135,20 @@ export async function writeSnapshot(dir: string, lsn: number, picture: StorePict
         await emit();
       }
       for (const d of c.docs) {
-        const { ts, data, len } = d.view;
+        const { ts, offs, bytes, len } = d.view;
         for (let i = 0; i < len;) {
+          // Take records until the frame reaches its target size (at least one).
+          let j = i + 1;
+          let size = 12 + (offs[j]! - offs[i]!);
+          while (j < len && size + 12 + (offs[j + 1]! - offs[j]!) <= FRAME_BYTES_TARGET) { size += 12 + (offs[j + 1]! - offs[j]!); j++; }
           enc.reset(Kind.Doc);
           enc.str(d.name);
-          const countAt = enc.pos;
-          enc.u32(0);
-          let n = 0;
-          for (; i < len && enc.pos < FRAME_BYTES_TARGET; i++, n++) { enc.f64(ts[i]!); enc.str(data[i]!); }
-          enc.buf.writeUInt32LE(n, countAt);
-          records += n;
+          enc.u32(j - i);
+          for (let k = i; k < j; k++) enc.f64(ts[k]!);
+          for (let k = i; k < j; k++) enc.u32(offs[k + 1]! - offs[k]!);
+          enc.raw(bytes, offs[i]!, offs[j]!);
+          records += j - i;
+          i = j;
           await emit();
         }
       }
@@ -159,12 +169,17 @@ export async function writeSnapshot(dir: string, lsn: number, picture: StorePict
   }
 }
 
-/** Receives a snapshot's contents, in file order. Records of one document arrive in ascending `ts`. */
+/**
+ * Receives a snapshot's contents, in file order. `run` delivers `count` records of one document:
+ * record k has timestamp `tsAt(k)` and `lenAt(k)` bytes of UTF-8 data, stored back to back in
+ * `src` from `srcStart`. Runs of a document arrive consecutively, timestamps ascending. The
+ * accessors and `src` are valid only during the call.
+ */
 export interface SnapshotSink {
   apiKey(key: string, scope: Scope): void;
   collection(col: string): void;
   value(col: string, key: string, value: string): void;
-  record(col: string, doc: string, ts: number, data: string): void;
+  run(col: string, doc: string, count: number, tsAt: (k: number) => number, lenAt: (k: number) => number, src: Buffer, srcStart: number): void;
 }
 
 /** Reads and verifies a snapshot, streaming it into `sink`. Returns its LSN and record count. */
@@ -242,7 +257,14 @@ export function readSnapshot(path: string, sink: SnapshotSink): { lsn: number; r
           if (col === undefined) fail(frameAt, 'records before any collection');
           const doc = str();
           const n = u32();
-          for (let i = 0; i < n; i++) { const ts = f64(); sink.record(col!, doc, ts, str()); }
+          const tsBase = p;
+          const lenBase = p + 8 * n;
+          const dataBase = lenBase + 4 * n;
+          if (dataBase > body.length) fail(frameAt, 'DOC frame shorter than its record count');
+          let total = 0;
+          for (let k = 0; k < n; k++) total += body.readUInt32LE(lenBase + 4 * k);
+          if (dataBase + total !== body.length) fail(frameAt, 'DOC frame data length mismatch');
+          sink.run(col!, doc, n, (k) => body.readDoubleLE(tsBase + 8 * k), (k) => body.readUInt32LE(lenBase + 4 * k), body, dataBase);
           records += n;
           break;
         }

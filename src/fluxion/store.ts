@@ -23,10 +23,10 @@ import type { DrecRequest, DrrngRequest, InsRecord, QdocRequest, QryRequest, Sco
 import { parsePattern, patternSearch, RecordPredicate } from './pattern.js';
 import { Series, type SeriesView } from './series.js';
 
-/** Estimated V8 cost of one record beyond its characters: ts (8) + pointer (8) + string header (16). */
-export const RECORD_OVERHEAD_BYTES = 32;
-/** Estimated cost of a document entry: map slot, Series object, initial columns. */
-export const DOC_OVERHEAD_BYTES = 160;
+/** Estimated cost of one record beyond its UTF-8 data: ts (8) + offset (8) + average spare capacity. */
+export const RECORD_OVERHEAD_BYTES = 20;
+/** Estimated cost of a document entry: map slot, name, Series object, three column objects. */
+export const DOC_OVERHEAD_BYTES = 400;
 /** Estimated cost of one key/value entry beyond its characters. */
 export const KV_OVERHEAD_BYTES = 64;
 
@@ -42,7 +42,7 @@ export interface StoreStats {
   documents: number;
   records: number;
   keyValues: number;
-  /** Estimated bytes held by records, documents and key/values (not the whole process). */
+  /** Estimated bytes held by records, documents and key/values (not the whole process); key/value characters count as bytes. */
   estimatedBytes: number;
 }
 
@@ -59,7 +59,7 @@ export class FluxionStore {
   private recordCount = 0;
   private docCount = 0;
   private kvCount = 0;
-  private dataChars = 0;
+  private dataBytes = 0;
   private kvChars = 0;
   private restoreCache: Series | undefined;
   private restoreCol = '';
@@ -84,17 +84,18 @@ export class FluxionStore {
         col.docs.set(r.doc, s);
         this.docCount++;
       }
-      const before = s.dataChars;
+      const before = s.dataBytes;
       this.recordCount += s.upsert(r.ts, r.data);
-      this.dataChars += s.dataChars - before;
+      this.dataBytes += s.dataBytes - before;
     }
   }
 
   /**
-   * Adds one record while loading a snapshot. Records of a document arrive consecutively and in
-   * ascending `ts`, so the last series is cached and the append path is taken.
+   * Appends a run of records of one document while loading a snapshot (see `Series.appendRun`).
+   * Runs of a document arrive consecutively and in ascending `ts`, so the last series is cached.
+   * A run that is not newer than what the document holds is inserted record by record.
    */
-  restoreRecord(col: string, doc: string, ts: number, data: string): void {
+  restoreRun(col: string, doc: string, count: number, tsAt: (k: number) => number, lenAt: (k: number) => number, src: Buffer, srcStart: number): void {
     let s = this.restoreCache;
     if (s === undefined || this.restoreCol !== col || this.restoreDoc !== doc) {
       const c = this.collection(col, true);
@@ -108,9 +109,18 @@ export class FluxionStore {
       this.restoreCol = col;
       this.restoreDoc = doc;
     }
-    const before = s.dataChars;
-    this.recordCount += s.upsert(ts, data);
-    this.dataChars += s.dataChars - before;
+    const before = s.dataBytes;
+    const n0 = s.length;
+    if (!s.appendRun(count, tsAt, lenAt, src, srcStart)) {
+      let off = srcStart;
+      for (let k = 0; k < count; k++) {
+        const len = lenAt(k);
+        s.upsert(tsAt(k), src.toString('utf8', off, off + len));
+        off += len;
+      }
+    }
+    this.recordCount += s.length - n0;
+    this.dataBytes += s.dataBytes - before;
   }
 
   /** Ends a snapshot load (drops the cache of `restoreRecord`). */
@@ -201,9 +211,9 @@ export class FluxionStore {
     const c = this.collections.get(r.col);
     const s = c?.docs.get(r.doc);
     if (c === undefined || s === undefined) return;
-    const before = s.dataChars;
+    const before = s.dataBytes;
     this.recordCount -= s.deleteRange(r.fromTs, r.toTs);
-    this.dataChars += s.dataChars - before;
+    this.dataBytes += s.dataBytes - before;
     if (s.length === 0) this.dropSeries(c, r.doc, s);
   }
 
@@ -272,7 +282,7 @@ export class FluxionStore {
       documents: this.docCount,
       records: this.recordCount,
       keyValues: this.kvCount,
-      estimatedBytes: this.recordCount * RECORD_OVERHEAD_BYTES + this.dataChars
+      estimatedBytes: this.recordCount * RECORD_OVERHEAD_BYTES + this.dataBytes
         + this.docCount * DOC_OVERHEAD_BYTES + this.kvCount * KV_OVERHEAD_BYTES + this.kvChars,
     };
   }
@@ -313,7 +323,7 @@ export class FluxionStore {
 
   private dropSeries(c: Collection, doc: string, s: Series): void {
     this.recordCount -= s.length;
-    this.dataChars -= s.dataChars;
+    this.dataBytes -= s.dataBytes;
     this.docCount--;
     c.docs.delete(doc);
   }
