@@ -6,9 +6,7 @@
  * connections, answers in-flight requests, flushes the WAL and releases the data directory.
  */
 import type { AddressInfo } from 'node:net';
-import { getHeapStatistics } from 'node:v8';
 import type { Logger } from '../util/log.js';
-import { formatBytes } from './errors.js';
 import { FluxionMetrics } from './metrics.js';
 import { DurableLog, MemoryCommitLog, type CommitLog } from './persistence.js';
 import { FluxionServer } from './server.js';
@@ -65,13 +63,6 @@ export async function startFluxion(cfg: FluxionConfig, log: Logger): Promise<Flu
     log.warn('memory-only mode: no --data directory, nothing survives a restart');
   }
   const memoryBytesMax = cfg.memoryBytesMax ?? 0;
-  if (memoryBytesMax > 0) {
-    const heap = getHeapStatistics().heap_size_limit;
-    if (heap < memoryBytesMax) {
-      log.warn({ heapLimit: formatBytes(heap), maxMemory: formatBytes(memoryBytesMax) },
-        'the V8 heap limit is below --max-memory; raise it with NODE_OPTIONS=--max-old-space-size=<MiB>');
-    }
-  }
   service = new FluxionService({ store, log: commitLog, masterKey: cfg.secretKey, memoryBytesMax });
   server = new FluxionServer(service, metrics, log, {
     host: cfg.host, port: cfg.port, messageBytesMax: cfg.messageBytesMax, badInput: cfg.badInput,
