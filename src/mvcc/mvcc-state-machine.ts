@@ -7,6 +7,7 @@ import { MvccError } from './errors.js';
 import { KeyIndex } from './key-index.js';
 import { OrderedKeys, bytesToKey, keyToBytes, resolveRange, type KeyBounds } from './ordered-keys.js';
 import { decodeRevision, encodeRevision, type Revision } from './revision.js';
+import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 import type {
   Alarm, AlarmKind, AlarmResult, Compare, CompactResult, DeleteRangeRequest, DeleteRangeResult, KeyValue,
   LeaseGrantResult, LeaseRevokeResult, MvccEvent, PutRequest, PutResult, RangeRequest, RangeResult, RequestOp,
@@ -194,6 +195,27 @@ export class MvccStateMachine implements StateMachine {
   appliedIndex(): number { return this.store.appliedIndex(); }
   sync(): Promise<void> { return this.store.sync(); }
 
+  /**
+   * Group commit: the `apply` calls `fn` makes share one storage transaction (one commit, one
+   * fsync). Observers still run after each apply; a failing batch is a storage failure, which is
+   * fatal for the member, so they never see a change that is later undone by a live member.
+   */
+  batch<T>(fn: () => T): T {
+    return this.store.batch(fn);
+  }
+
+  /** The whole state (every bucket) for a raft snapshot, taken synchronously, so consistent. */
+  exportState(): { index: number; data: Uint8Array } {
+    return { index: this.store.appliedIndex(), data: encodeSnapshot(this.store) };
+  }
+
+  /** Installs a state produced by `exportState` (or a Maintenance snapshot) and rebuilds the index. */
+  async restoreState(index: number, data: Uint8Array): Promise<void> {
+    const snap = decodeSnapshot(data);
+    await this.store.restore(index, snap.data);
+    this.reload();
+  }
+
   // ---- reads ----
 
   /** The current (latest) revision. */
@@ -367,7 +389,7 @@ export class MvccStateMachine implements StateMachine {
     ops.push({ op: 'put', bucket: BUCKETS.meta, key: META_COMPACT, value: encodeUint64(rev) });
     this.store.apply(index, ops);
     this.compactRev = rev;
-    for (const o of this.observers) o.compacted?.(rev);
+    this.notify((o) => o.compacted?.(rev));
     return { revision: this.rev } satisfies CompactResult;
   }
 
@@ -387,7 +409,7 @@ export class MvccStateMachine implements StateMachine {
     const ttlSeconds = Math.max(ttl, this.minLeaseTtlSeconds);
     this.store.apply(index, [{ op: 'put', bucket: BUCKETS.lease, key: encodeUint64(id), value: pack({ ttl: ttlSeconds }) }]);
     this.leaseMap.set(id, { id, ttlSeconds, keys: new Set() });
-    for (const o of this.observers) o.leaseGranted?.(id, ttlSeconds);
+    this.notify((o) => o.leaseGranted?.(id, ttlSeconds));
     return { revision: this.rev, id, ttlSeconds } satisfies LeaseGrantResult;
   }
 
@@ -402,7 +424,7 @@ export class MvccStateMachine implements StateMachine {
     w.ops.push({ op: 'del', bucket: BUCKETS.lease, key: encodeUint64(id) });
     this.leaseMap.delete(id);
     this.commit(index, w);
-    for (const o of this.observers) o.leaseRevoked?.(id);
+    this.notify((o) => o.leaseRevoked?.(id));
     return { revision: this.rev } satisfies LeaseRevokeResult;
   }
 
@@ -425,8 +447,17 @@ export class MvccStateMachine implements StateMachine {
     this.store.apply(index, w.ops);
     if (!w.changed) return;
     this.rev = w.rev;
+    this.notify((o) => o.events?.(w.rev, w.events));
+  }
+
+  /** Calls every observer; one that throws is skipped so it cannot break apply on this member. */
+  private notify(fn: (o: MvccObserver) => void): void {
     for (const o of this.observers) {
-      try { o.events?.(w.rev, w.events); } catch { /* observers must not break apply */ }
+      try {
+        fn(o);
+      } catch {
+        // Observers are documented not to throw; apply's outcome must not depend on them.
+      }
     }
   }
 
