@@ -74,3 +74,17 @@ test('a damaged or truncated snapshot is rejected', async (t) => {
   writeFileSync(path, good);
   assert.equal(load(path).records, 1000);
 });
+
+test('records larger than the write chunk round-trip', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fluxion-snap-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new FluxionStore();
+  const big = 'b'.repeat(9 * 1024 * 1024);
+  store.insert([{ col: 'c', doc: 'd', ts: 1, data: 'small' }, { col: 'c', doc: 'd', ts: 2, data: big }, { col: 'c', doc: 'e', ts: 1, data: 'x' }]);
+  const picture = store.pin();
+  const { path } = await writeSnapshot(dir, 1, picture, 0);
+  store.release(picture);
+  const loaded = load(path).store;
+  assert.deepEqual(loaded.history({ col: 'c', doc: 'd', from: 0, to: 5, limit: 0, reverse: false, where: '', filter: '' }).map((r) => r.data.length), [5, big.length]);
+  assert.equal(loaded.stats().records, 3);
+});
