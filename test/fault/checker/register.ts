@@ -18,7 +18,9 @@
  * Indeterminate operations (`info`, or never completed) return at +∞: they may be linearized
  * anywhere after their invocation. Linearizing one after every completed operation is the same
  * as "it never took effect", so the search needs no special case. An indeterminate read
- * constrains nothing and is dropped; a `fail` operation did not take effect and is dropped.
+ * constrains nothing and is dropped; a `fail` operation did not take effect and is dropped;
+ * on keys without cas, an indeterminate write whose value is never read is dropped too (exact;
+ * see pruneUnobservedIndeterminateWrites).
  *
  * The search is bounded (steps per key and a wall-clock deadline); when a bound is hit the key's
  * verdict is `unknown`, never a guess. On a violation the failing key's history is shrunk
@@ -233,15 +235,36 @@ function shrink(ops: SearchOp[], budgetMs: number, stepsMax: number): { ops: Sea
   // Never drop the write (or cas) that produced a value some kept operation observes: without
   // it the counterexample degenerates to "a read of a value nobody wrote", true but useless.
   const observed = (xs: SearchOp[], except: SearchOp) => xs.some((x) => x !== except && (x.f === 'read' || x.f === 'cas') && x.a !== 'null' && x.a === (except.f === 'cas' ? except.b : except.a));
+  // Passes until nothing more can go: a removal can make an earlier-kept operation removable.
   let minimal = true;
-  for (let i = cur.length - 1; i >= 0; i--) {
-    if (Date.now() > deadline) { minimal = false; break; }
-    const o = cur[i]!;
-    if (o.f !== 'read' && observed(cur, o)) continue;
-    const candidate = cur.slice(0, i).concat(cur.slice(i + 1));
-    if (violates(candidate)) cur = candidate;
+  for (let changed = true, pass = 0; changed && minimal && pass < 100; pass++) {
+    changed = false;
+    for (let i = cur.length - 1; i >= 0; i--) {
+      if (Date.now() > deadline) { minimal = false; break; }
+      const o = cur[i]!;
+      if (o.f !== 'read' && observed(cur, o)) continue;
+      const candidate = cur.slice(0, i).concat(cur.slice(i + 1));
+      if (violates(candidate)) { cur = candidate; changed = true; }
+    }
   }
   return { ops: cur, minimal };
+}
+
+/**
+ * Drops indeterminate writes whose value no read observes, when the key has no cas.
+ *
+ * Exact for read/write registers: in any linearization, after such a write W sets the value to
+ * w, no read can be linearized until another write replaces w (every read returns an observed
+ * value, and w is not one), so deleting W from the linearization keeps it valid; and deleting
+ * an operation from the history only removes constraints. The converse needs no argument.
+ * This matters in practice: every request cut off by a crash or refused with a 5xx is an
+ * indeterminate write that stays concurrent with the rest of the history, and the search is
+ * exponential in how many of them are pending at once.
+ */
+function pruneUnobservedIndeterminateWrites(ops: SearchOp[]): SearchOp[] {
+  if (ops.some((o) => o.f === 'cas')) return ops;
+  const observed = new Set(ops.filter((o) => o.f === 'read').map((o) => o.a));
+  return ops.filter((o) => o.f !== 'write' || o.known || observed.has(o.a));
 }
 
 /**
@@ -264,7 +287,7 @@ export function checkRegister(history: readonly HistoryEvent[] | readonly Operat
   }
   const keys: KeyResult[] = [];
   for (const [key, keyOps] of byKey) {
-    const sops = toSearchOps(keyOps);
+    const sops = pruneUnobservedIndeterminateWrites(toSearchOps(keyOps));
     if (Date.now() > deadline) { keys.push({ key, verdict: 'unknown', ops: sops.length, steps: 0, reason: 'check deadline reached before this key' }); continue; }
     const r = search(sops, stepsMax, deadline);
     const kr: KeyResult = { key, verdict: r.verdict, ops: sops.length, steps: r.steps, ...(r.reason && { reason: r.reason }) };
@@ -283,4 +306,48 @@ export function checkRegister(history: readonly HistoryEvent[] | readonly Operat
   const verdict: Verdict = keys.some((k) => k.verdict === 'not_linearizable') ? 'not_linearizable'
     : keys.some((k) => k.verdict === 'unknown') ? 'unknown' : 'linearizable';
   return { verdict, keys, counts };
+}
+
+/** A key whose final read does not show the latest acknowledged write. */
+export interface LostWrite {
+  key: string;
+  /** The value the final read returned (null: absent). */
+  read: unknown;
+  /** Values that could legitimately be last (acknowledged or indeterminate writes). */
+  expectedOneOf: unknown[];
+}
+
+/**
+ * "No acknowledged write lost", stated directly for registers: for each key, take the last `ok`
+ * read invoked after every acknowledged write of the key completed (the final read). It must
+ * return the value of a write that may be last: one not followed, in real time, by another
+ * acknowledged write completed before the read began. Indeterminate writes may be last too.
+ * Keys without such a read are not judged here. Every loss is also a linearizability
+ * violation; this count makes the common failure ("the data is gone") obvious in a report.
+ */
+export function lostRegisterWrites(history: readonly HistoryEvent[]): LostWrite[] {
+  const byKey = new Map<string, Operation[]>();
+  for (const op of pairOperations(history)) {
+    if (op.status === 'fail') continue;
+    const k = op.key ?? '';
+    let l = byKey.get(k);
+    if (!l) byKey.set(k, (l = []));
+    l.push(op);
+  }
+  const lost: LostWrite[] = [];
+  for (const [key, ops] of byKey) {
+    const writes = ops.filter((o) => o.f === 'write');
+    const acked = writes.filter((o) => o.status === 'ok');
+    if (acked.length === 0) continue;
+    const lastAck = Math.max(...acked.map((o) => o.completeTime));
+    const finals = ops.filter((o) => o.f === 'read' && o.status === 'ok' && o.invokeTime > lastAck);
+    const final = finals.at(-1);
+    if (!final) continue;
+    const candidates = writes.filter((w) => w.invokeTime < final.completeTime
+      && !acked.some((w2) => w2.invokeTime > w.completeTime && w2.completeTime < final.invokeTime));
+    if (!candidates.some((w) => canon(w.input) === canon(final.output))) {
+      lost.push({ key, read: final.output ?? null, expectedOneOf: candidates.map((w) => w.input) });
+    }
+  }
+  return lost;
 }

@@ -1,0 +1,177 @@
+/**
+ * Workloads: concurrent clients over the seed REST API that record every operation's
+ * invocation and completion in a HistoryRecorder.
+ *
+ * Processes: worker `w` starts as process `w`. When an operation ends `info` the request may
+ * still be in flight, so the worker continues as a new process (`w + workers`, then
+ * `w + 2·workers`, …): a process never has two operations open. The timeline groups processes
+ * back into worker lanes with `process % workers`.
+ *
+ * Both workloads end with final reads (`final`), made after the nemesis healed the cluster.
+ */
+import type { HistoryRecorder } from '../history-recorder.js';
+import { kvGet, kvPut, type Outcome } from './http-kv.js';
+
+/** Options shared by the workloads. */
+export interface WorkloadOptions {
+  /** Concurrent client workers. */
+  workers: number;
+  /** Stop invoking at this Date.now(). */
+  deadline: number;
+  /** Operations invoked at most (all workers together). */
+  opsMax: number;
+  /** Per-request timeout: a request slower than this is recorded `info`. */
+  requestTimeoutMs: number;
+  /** Pause between one worker's operations, ms, uniform in [0, thinkMs]. */
+  thinkMs: number;
+  /** HTTP endpoints; a worker picks one at random per operation. */
+  endpoints: () => string[];
+  random: () => number;
+  /** Prefix of every key this run touches (keeps runs on one data directory apart). */
+  keyPrefix: string;
+  /**
+   * Client-side mutation used to prove the pipeline catches a violation (see docs):
+   * `stale-read` answers some reads from an old value; `lost-ack` acknowledges some writes
+   * without sending them. Never set in a real run.
+   */
+  mutation?: 'stale-read' | 'lost-ack';
+  signal?: AbortSignal;
+}
+
+/** A workload: `run` drives the clients until the deadline; `final` records the final reads. */
+export interface Workload {
+  readonly name: 'register' | 'set';
+  /** The model the history is checked against. */
+  readonly checker: 'register' | 'set';
+  run(recorder: HistoryRecorder, opts: WorkloadOptions): Promise<void>;
+  final(recorder: HistoryRecorder, opts: WorkloadOptions): Promise<void>;
+}
+
+/** Mean pause of a worker after a failed or indeterminate operation. */
+const ERROR_BACKOFF_MS = 100;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `workers` loops of `step` until the deadline, the op budget, an abort, or a full history. */
+async function drive(recorder: HistoryRecorder, opts: WorkloadOptions, step: (process: number) => Promise<'ok' | 'fail' | 'info'>): Promise<void> {
+  let invoked = 0;
+  const worker = async (w: number) => {
+    let process = w;
+    while (Date.now() < opts.deadline && invoked < opts.opsMax && !opts.signal?.aborted && !recorder.full) {
+      invoked++;
+      const type = await step(process);
+      if (type === 'info') process += opts.workers;
+      // Back off after an error so a down or leaderless node is not hammered with requests.
+      const pauseMs = type === 'ok' ? opts.random() * opts.thinkMs : ERROR_BACKOFF_MS * (0.5 + opts.random());
+      if (pauseMs > 0) await sleep(pauseMs);
+    }
+  };
+  await Promise.all(Array.from({ length: opts.workers }, (_, w) => worker(w)));
+}
+
+const endpoint = (opts: WorkloadOptions) => { const e = opts.endpoints(); return e[Math.floor(opts.random() * e.length)]!; };
+
+/**
+ * Register workload: reads and writes of unique values on a few keys at a time. Keys rotate
+ * every `opsPerKey` operations (Jepsen's "independent" keys), which bounds how many
+ * indeterminate writes one key accumulates and so keeps every key's search small.
+ * CAS joins when the etcd Txn API lands (the checker and porcupine harness already model it).
+ */
+export function registerWorkload(params: { keys: number; opsPerKey: number; readFraction: number }): Workload {
+  let ops = 0;
+  let seq = 0;
+  const touched = new Set<string>();
+  const lastSeen = new Map<string, string | null>(); // for the stale-read mutation only
+  return {
+    name: 'register',
+    checker: 'register',
+    async run(recorder, opts) {
+      await drive(recorder, opts, async (process) => {
+        const gen = Math.floor(ops++ / (params.opsPerKey * params.keys));
+        const key = `${opts.keyPrefix}/r${gen}.${Math.floor(opts.random() * params.keys)}`;
+        touched.add(key);
+        const base = endpoint(opts);
+        if (opts.random() < params.readFraction) {
+          recorder.record({ process, type: 'invoke', f: 'read', key, value: null });
+          const r = await kvGet(base, key, { timeoutMs: opts.requestTimeoutMs });
+          if (r.type === 'ok') {
+            let value = r.value;
+            if (opts.mutation === 'stale-read' && lastSeen.has(key) && opts.random() < 0.3) value = lastSeen.get(key)!;
+            else lastSeen.set(key, r.value);
+            recorder.record({ process, type: 'ok', f: 'read', key, value });
+          } else recorder.record({ process, type: r.type, f: 'read', key, value: null, error: r.error });
+          return r.type;
+        }
+        const value = `${process}-${seq++}`;
+        recorder.record({ process, type: 'invoke', f: 'write', key, value });
+        const r: Outcome<undefined> = opts.mutation === 'lost-ack' && opts.random() < 0.1 ? { type: 'ok', value: undefined } : await kvPut(base, key, value, { timeoutMs: opts.requestTimeoutMs });
+        recorder.record({ process, type: r.type, f: 'write', key, value, ...(r.type !== 'ok' && { error: r.error }) });
+        return r.type;
+      });
+    },
+    async final(recorder, opts) {
+      // One fresh process per key reads it once; retried a few times if the node is still recovering.
+      let process = 1_000_000;
+      for (const key of touched) {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const p = process++;
+          recorder.record({ process: p, type: 'invoke', f: 'read', key, value: null });
+          const r = await kvGet(endpoint(opts), key, { timeoutMs: opts.requestTimeoutMs });
+          recorder.record({ process: p, type: r.type, f: 'read', key, value: r.type === 'ok' ? r.value : null, ...(r.type !== 'ok' && { error: r.error }) });
+          if (r.type === 'ok') break;
+          await sleep(200);
+        }
+      }
+    },
+  };
+}
+
+/**
+ * Set workload: each add stores one new element under its own key (`<prefix>/s/<n>`); the final
+ * read fetches every attempted element plus `canaries` never-attempted ones (which must be
+ * absent) and records the set of elements present. Checked by checker/set.ts.
+ */
+export function setWorkload(params: { canaries: number }): Workload {
+  let next = 0;
+  return {
+    name: 'set',
+    checker: 'set',
+    async run(recorder, opts) {
+      await drive(recorder, opts, async (process) => {
+        const element = next++;
+        const key = `${opts.keyPrefix}/s/${element}`;
+        recorder.record({ process, type: 'invoke', f: 'add', key: 'set', value: element });
+        const r: Outcome<undefined> = opts.mutation === 'lost-ack' && opts.random() < 0.05 ? { type: 'ok', value: undefined } : await kvPut(endpoint(opts), key, String(element), { timeoutMs: opts.requestTimeoutMs });
+        recorder.record({ process, type: r.type, f: 'add', key: 'set', value: element, ...(r.type !== 'ok' && { error: r.error }) });
+        return r.type;
+      });
+    },
+    async final(recorder, opts) {
+      const process = 2_000_000;
+      recorder.record({ process, type: 'invoke', f: 'read', key: 'set', value: null });
+      const present: number[] = [];
+      const total = next + params.canaries;
+      for (let element = 0; element < total; element++) {
+        let r: Outcome<string | null> | undefined;
+        for (let attempt = 0; attempt < 5; attempt++) {
+          r = await kvGet(endpoint(opts), `${opts.keyPrefix}/s/${element}`, { timeoutMs: opts.requestTimeoutMs });
+          if (r.type === 'ok') break;
+          await sleep(200);
+        }
+        if (r?.type !== 'ok') {
+          recorder.record({ process, type: 'info', f: 'read', key: 'set', value: null, error: `element ${element}: ${r?.error}` });
+          return;
+        }
+        if (r.value !== null) present.push(Number(r.value));
+      }
+      recorder.record({ process, type: 'ok', f: 'read', key: 'set', value: present });
+    },
+  };
+}
+
+/** Workloads by name. */
+export function workloadByName(name: string): Workload {
+  if (name === 'register') return registerWorkload({ keys: 3, opsPerKey: 150, readFraction: 0.5 });
+  if (name === 'set') return setWorkload({ canaries: 20 });
+  throw new RangeError(`unknown workload ${JSON.stringify(name)}; known: register, set`);
+}
