@@ -35,13 +35,14 @@ export class SnapshotTemporarilyUnavailableError extends ConureError {
 
 export type DropReason =
   | 'no-leader' | 'not-leader' | 'transferring' | 'arbiter' | 'conf-pending'
-  | 'uncommitted-limit' | 'read-queue-full' | 'not-member';
+  | 'uncommitted-limit' | 'read-queue-full' | 'not-member' | 'learner-behind';
 
 /**
  * The proposal (or read) was not accepted; it may be retried, possibly on another member.
  * `reason` tells why: no leader known, this member is not the leader and forwarding is
  * disabled, a leadership transfer is in progress, this member is an arbiter, a configuration
- * change is still uncommitted, or a queue limit was reached.
+ * change is still uncommitted, a learner is not caught up enough to be promoted, or a queue
+ * limit was reached.
  */
 export class ProposalDroppedError extends ConureError {
   readonly reason: DropReason;

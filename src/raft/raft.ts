@@ -93,6 +93,8 @@ export class Raft {
   heartbeatElapsed = 0;
   randomizedElectionTimeout = 0;
   leadTransferee: NodeId = NONE;
+  /** The last transferee whose transfer timed out (the arbiter hand-off avoids it). */
+  private failedTransferee: NodeId = NONE;
   pendingConfIndex = 0;
   /** Arbiter only: the highest index whose payload may be dropped. */
   trimTo = 0;
@@ -213,6 +215,8 @@ export class Raft {
     return min;
   }
 
+  private voterDurableFor(to: NodeId): number { return this.membership.arbiters.includes(to) ? this.voterDurable() : 0; }
+
   private payloadFloor(): number { return Math.max(this.log.storage.payloadFloor?.() ?? 0, this.isArbiter() ? this.trimTo : 0); }
 
   /** Sends an append (or a snapshot) to `to` when its flow control allows; returns whether it sent. */
@@ -236,7 +240,7 @@ export class Raft {
     for (const e of ents) bytes += entryBytes(e);
     this.send(makeMessage({
       type: 'app', from: this.id, to, term: this.term, index: prevIndex, logTerm: prevTerm,
-      entries: ents, commit: this.log.committed, voterDurable: this.voterDurable(),
+      entries: ents, commit: this.log.committed, voterDurable: this.voterDurableFor(to),
     }));
     pr.sentEntries(ents.length > 0 ? ents[ents.length - 1]!.index : prevIndex, ents.length, bytes);
     return true;
@@ -259,7 +263,7 @@ export class Raft {
   private sendHeartbeat(to: NodeId, context: Uint8Array): void {
     const pr = this.prs.get(to);
     const commit = Math.min(pr ? pr.match : 0, this.log.committed);
-    this.send(makeMessage({ type: 'heartbeat', from: this.id, to, term: this.term, commit, context, voterDurable: this.voterDurable() }));
+    this.send(makeMessage({ type: 'heartbeat', from: this.id, to, term: this.term, commit, context, voterDurable: this.voterDurableFor(to) }));
   }
 
   bcastAppend(): void { for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id); }
@@ -392,14 +396,18 @@ export class Raft {
         this.becomeFollower(this.term, NONE);
         return;
       }
-      if (this.leadTransferee !== NONE) this.leadTransferee = NONE;
+      if (this.leadTransferee !== NONE) {
+        this.failedTransferee = this.leadTransferee;
+        this.leadTransferee = NONE;
+      }
     }
     if (this.isArbiter() && this.leadTransferee === NONE) {
-      // Arbiter hand-off retry (a transfer may have been abandoned).
+      // Arbiter hand-off retry (a transfer may have been abandoned): pick a caught-up voter
+      // that has answered recently, preferring one that did not just fail to take over.
       const last = this.log.lastIndex();
-      for (const v of this.membership.voters) {
-        if (this.prs.get(v)?.match === last) { this.handleTransferLeader(v); break; }
-      }
+      const ready = this.membership.voters.filter((v) => { const pr = this.prs.get(v); return pr?.match === last && pr.recentActive; });
+      const pick = ready.find((v) => v !== this.failedTransferee) ?? ready[0];
+      if (pick !== undefined) this.handleTransferLeader(pick);
     }
     if (this.heartbeatElapsed >= this.heartbeatTicks) {
       this.heartbeatElapsed = 0;
@@ -744,10 +752,31 @@ export class Raft {
    */
   appendProposal(entries: readonly { type: EntryType; data: Uint8Array }[]): { index: number; term: number } {
     let m = this.membership;
-    for (const e of entries) if (e.type === 'conf') m = applyConfChange(m, decodeConfChange(e.data));
+    for (const e of entries) {
+      if (e.type !== 'conf') continue;
+      const cc = decodeConfChange(e.data);
+      if (cc.type === 'addVoter') this.checkPromotion(m, cc.nodeId);
+      m = applyConfChange(m, cc);
+    }
     if (!this.appendEntries(entries, false)) throw new ProposalDroppedError('uncommitted-limit', `${this.uncommittedBytes} bytes uncommitted`);
     this.bcastAppend();
     return { index: this.log.lastIndex(), term: this.term };
+  }
+
+  /**
+   * A new voter must hold every committed entry: arbiters drop payloads that all voters hold,
+   * so a voter joining behind that point could never be caught up by an arbiter. Hence, with
+   * arbiters in the configuration, voters are only added by promoting a learner, and a
+   * learner is promoted only once it holds everything committed.
+   */
+  private checkPromotion(m: Membership, id: NodeId): void {
+    const isLearner = m.learners.includes(id);
+    if (!isLearner) {
+      if (m.arbiters.length > 0) throw new InvalidConfChangeError(`${id} must join as a learner first (the configuration has arbiters)`);
+      return;
+    }
+    const pr = this.prs.get(id);
+    if (!pr || pr.match < this.log.committed) throw new ProposalDroppedError('learner-behind', `${id} has ${pr?.match ?? 0}, commit is ${this.log.committed}`);
   }
 
   private appendEntries(entries: readonly { type: EntryType; data: Uint8Array }[], force: boolean): boolean {
