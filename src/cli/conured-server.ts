@@ -2,10 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import { createHttpApi } from '../api/http/server.js';
 import { HttpMetrics } from '../api/http/metrics.js';
 import { LmdbStateStore } from '../storage/lmdb-state-store.js';
+import { MemoryStateStore } from '../storage/memory-state-store.js';
+import { joinCluster } from '../node/joiner.js';
+import { RefusingKvService, type KvService } from '../node/kv-service.js';
 import { MembershipService } from '../node/membership-service.js';
 import { PlainKvService, PlainKvStateMachine } from '../node/plain-kv.js';
-import { SingleNodeReplicator } from '../node/single-node-replicator.js';
-import type { Replicator } from '../node/types.js';
+import { RaftReplicator } from '../node/raft-replicator.js';
+import { UnavailableError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { HostPort } from './options.js';
 
@@ -22,6 +25,9 @@ export interface ConuredConfig {
   joinBackoffMs: number;
   joinRetries: number;
   role: 'voter' | 'arbiter';
+  heartbeatMs: number;
+  electionTimeoutMs: number;
+  snapshotEntries: number;
   /** Test-only fault switch: acknowledge writes without waiting for fsync. */
   unsafeNoSync: boolean;
 }
@@ -33,43 +39,67 @@ export interface RunningConured {
 }
 
 /**
- * Composition root of one member: storage → state machine → replicator → services → HTTP.
+ * Composition root of one member: storage → state machine → raft replicator → services → HTTP.
  * Layers only see the seams below them; this is the one place that knows them all.
+ * `onFatal` is called when the member cannot continue (storage failure, join gave up).
  */
-export async function startConured(cfg: ConuredConfig, log: Logger): Promise<RunningConured> {
-  const store = new LmdbStateStore({ dir: cfg.dataDir, unsafeNoSync: cfg.unsafeNoSync });
+export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (err: unknown) => void): Promise<RunningConured> {
+  const arbiter = cfg.role === 'arbiter';
+  // Arbiters keep no state machine: an in-memory store that is never written stands in.
+  const store = arbiter ? new MemoryStateStore() : new LmdbStateStore({ dir: cfg.dataDir, unsafeNoSync: cfg.unsafeNoSync });
   const sm = new PlainKvStateMachine(store);
-  const replicator: Replicator = new SingleNodeReplicator({ id: cfg.nodeId, raftAddress: cfg.advertiseRaft, httpAddress: cfg.advertiseHttp, stateMachine: sm });
+  let replicator: RaftReplicator;
+  try {
+    replicator = await RaftReplicator.start({
+      id: cfg.nodeId, role: cfg.role, dataDir: cfg.dataDir, raftListen: cfg.raft,
+      advertiseRaft: cfg.advertiseRaft, advertiseHttp: cfg.advertiseHttp,
+      stateMachine: sm, bootstrap: cfg.bootstrap,
+      tickMs: cfg.heartbeatMs, electionTimeoutTicks: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatMs)),
+      snapshotEntries: cfg.snapshotEntries, logger: log, unsafeNoSync: cfg.unsafeNoSync, onFatal,
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const kv: KvService = arbiter
+    ? new RefusingKvService(() => new UnavailableError(`this member is an arbiter: it holds no data; send reads and writes to a voter${replicator.status().leaderHttp ? ` (the leader is at http://${replicator.status().leaderHttp})` : ''}`, 1))
+    : new PlainKvService(replicator, sm);
   const metrics = new HttpMetrics({
     conure_store_size_bytes: { help: 'Bytes used by the state store on disk', read: () => store.sizeBytes() },
     conure_applied_index: { help: 'Highest log index applied to the state machine', read: () => sm.appliedIndex() },
     conure_is_leader: { help: '1 when this member is the leader', read: () => (replicator.status().isLeader ? 1 : 0) },
+    conure_raft_term: { help: 'Current raft term', read: () => replicator.stats().term },
+    conure_raft_commit_index: { help: 'Raft commit index known to this member', read: () => replicator.stats().commit_index },
+    conure_raft_log_size_bytes: { help: 'Bytes used by the raft log on disk', read: () => Number(replicator.stats().log_size_bytes ?? 0) },
   });
-  const app: FastifyInstance = createHttpApi({
-    kv: new PlainKvService(replicator, sm),
-    replicator,
-    membership: new MembershipService(replicator),
-    metrics,
-    logger: log,
-  });
+  const app: FastifyInstance = createHttpApi({ kv, replicator, membership: new MembershipService(replicator), metrics, snapshots: replicator, logger: log });
   try {
     await app.listen({ host: cfg.http.host, port: cfg.http.port });
   } catch (err) {
+    await replicator.close();
     await store.close();
     throw err;
   }
   const address = app.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : cfg.http.port;
-  log.info({ node_id: cfg.nodeId, http: `${cfg.http.host}:${httpPort}`, advertise_http: cfg.advertiseHttp, advertise_raft: cfg.advertiseRaft, data_dir: cfg.dataDir, applied_index: sm.appliedIndex(), mode: 'standalone' }, 'conured_started');
+  log.info({ node_id: cfg.nodeId, role: cfg.role, http: `${cfg.http.host}:${httpPort}`, advertise_http: cfg.advertiseHttp, advertise_raft: cfg.advertiseRaft, data_dir: cfg.dataDir, applied_index: sm.appliedIndex() }, 'conured_started');
+
+  const joining = new AbortController();
+  if (cfg.join.length > 0) {
+    joinCluster({
+      id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, seeds: cfg.join,
+      backoffMs: cfg.joinBackoffMs, retries: cfg.joinRetries, logger: log, signal: joining.signal,
+    }).catch((err: Error) => { if (!joining.signal.aborted) onFatal(err); });
+  }
 
   let closing: Promise<void> | undefined;
   return {
     httpPort,
     close: () => {
       closing ??= (async () => {
-        await replicator.transferLeadership().catch(() => undefined);
+        joining.abort();
+        await replicator.close(); // hands leadership over first when this member leads
         await app.close();
-        await replicator.close();
         await store.close();
         log.info({ node_id: cfg.nodeId }, 'conured_stopped');
       })();

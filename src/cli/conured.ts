@@ -4,7 +4,9 @@
  * the contract the Helm chart and the local launcher rely on (docs/cli.md).
  */
 import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { createLogger } from '../util/log.js';
 import { advertised, parseBool, parseDurationMs, parseHostPort } from './options.js';
 import { startConured, type ConuredConfig } from './conured-server.js';
@@ -25,6 +27,9 @@ const program = new Command('conured')
   .addOption(new Option('--join-backoff <duration>', 'wait between join attempts').default('2s').env('CONURE_JOIN_BACKOFF'))
   .addOption(new Option('--join-retries <n>', 'join attempts before giving up; 0 = forever').default('0').env('CONURE_JOIN_RETRIES'))
   .addOption(new Option('--role <role>', 'voter or arbiter').choices(['voter', 'arbiter']).default('voter').env('CONURE_ROLE'))
+  .addOption(new Option('--heartbeat-interval <duration>', 'leader heartbeat interval (one raft tick)').default('100ms').env('CONURE_HEARTBEAT_INTERVAL'))
+  .addOption(new Option('--election-timeout <duration>', 'time without a leader before an election').default('1s').env('CONURE_ELECTION_TIMEOUT'))
+  .addOption(new Option('--snapshot-entries <n>', 'applied entries between snapshots (then the log is compacted)').default('10000').env('CONURE_SNAPSHOT_ENTRIES'))
   .showHelpAfterError();
 
 program.parse();
@@ -34,8 +39,12 @@ const log = createLogger('conured');
 function config(): ConuredConfig {
   const http = parseHostPort(String(o.httpAddr), '--http-addr');
   const raft = parseHostPort(String(o.raftAddr), '--raft-addr');
-  const joinRetries = Number(o.joinRetries);
-  if (!Number.isInteger(joinRetries) || joinRetries < 0) throw new Error(`--join-retries: ${JSON.stringify(o.joinRetries)} is not a whole number >= 0`);
+  const joinRetries = wholeNumber(o.joinRetries, '--join-retries', 0);
+  const snapshotEntries = wholeNumber(o.snapshotEntries, '--snapshot-entries', 1);
+  const heartbeatMs = parseDurationMs(String(o.heartbeatInterval));
+  const electionTimeoutMs = parseDurationMs(String(o.electionTimeout));
+  if (heartbeatMs < 1) throw new Error('--heartbeat-interval must be at least 1ms');
+  if (electionTimeoutMs < 2 * heartbeatMs) throw new Error('--election-timeout must be at least twice --heartbeat-interval');
   return {
     nodeId: String(o.nodeId ?? hostname()),
     dataDir: String(o.dataDir),
@@ -48,6 +57,9 @@ function config(): ConuredConfig {
     joinBackoffMs: parseDurationMs(String(o.joinBackoff)),
     joinRetries,
     role: o.role === 'arbiter' ? 'arbiter' : 'voter',
+    heartbeatMs,
+    electionTimeoutMs,
+    snapshotEntries,
     unsafeNoSync: process.env.CONURE_UNSAFE_NO_FSYNC === '1',
   };
 }
@@ -60,12 +72,21 @@ async function main(): Promise<void> {
     console.error(`conured: ${(err as Error).message}`);
     process.exit(2);
   }
-  if (cfg.join.length > 0 || cfg.role === 'arbiter') {
-    console.error('conured: --join and --role arbiter need the raft-replicated member, which this build does not have yet; start a standalone node with --bootstrap');
+  if (cfg.bootstrap && cfg.role === 'arbiter') {
+    console.error('conured: an arbiter cannot --bootstrap a cluster; start it with --join');
+    process.exit(2);
+  }
+  if (!cfg.bootstrap && cfg.join.length === 0 && !hasRaftLog(cfg.dataDir)) {
+    console.error(`conured: ${cfg.dataDir} holds no cluster data: start with --bootstrap to form a new cluster or --join <seed urls> to join one`);
     process.exit(2);
   }
   if (cfg.unsafeNoSync) log.warn('CONURE_UNSAFE_NO_FSYNC=1: writes are acknowledged before fsync (fault-test mutation only)');
-  const running = await startConured(cfg, log).catch((err: Error) => {
+  const fatal = (err: unknown) => {
+    log.fatal({ err }, 'conured_fatal');
+    console.error(`conured: ${(err as Error).message}`);
+    process.exit(1);
+  };
+  const running = await startConured(cfg, log, fatal).catch((err: Error) => {
     console.error(`conured: cannot start: ${err.message}`);
     process.exit(1);
   });
@@ -79,6 +100,16 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function wholeNumber(v: unknown, flag: string, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${flag}: ${JSON.stringify(v)} is not a whole number >= ${min}`);
+  return n;
+}
+
+function hasRaftLog(dataDir: string): boolean {
+  return existsSync(join(dataDir, 'raft.mdb'));
 }
 
 await main();

@@ -81,8 +81,8 @@ export async function runDevCluster(opts: DevClusterOptions): Promise<number> {
         children.delete(m.id);
         if (!stopping) {
           exitCode = 1;
-          out(`${m.id} exited (${signal ?? `code ${code}`}); its log: ${m.logFile}. Stopping the cluster.`);
-          void stopAll();
+          // A cluster survives the loss of a minority: keep the others running, as a real one would.
+          out(`${m.id} exited (${signal ?? `code ${code}`}); its log: ${m.logFile}. The other members keep running.`);
         }
         resolveExit();
       });

@@ -17,3 +17,11 @@ export const KV_LIMITS = {
   keyBytesMax: 1024,
   valueBytesMax: 1024 * 1024,
 } as const;
+
+/** A KvService that refuses every call with the error `refusal()` builds (arbiters hold no data). */
+export class RefusingKvService implements KvService {
+  constructor(private readonly refusal: () => Error) {}
+  async put(): Promise<void> { throw this.refusal(); }
+  async get(): Promise<Uint8Array | undefined> { throw this.refusal(); }
+  async delete(): Promise<void> { throw this.refusal(); }
+}

@@ -32,8 +32,10 @@ describe('LmdbRaftStorage', () => {
       }
       assert.deepEqual(lmdb.entries(2, 6, Infinity), mem.entries(2, 6, Infinity).map((e) => ({ ...e, data: e.data })));
       assert.deepEqual(lmdb.initialState(), { hardState: { term: 2, vote: 'a', commit: 3 }, membership: { voters: ['a'], learners: [], arbiters: [] } });
-      lmdb.markSnapshot(4, 2, { voters: ['a', 'b'], learners: [], arbiters: [] }, 4);
-      assert.equal(lmdb.firstIndex(), 5);
+      lmdb.markSnapshot(4, 2, { voters: ['a', 'b'], learners: [], arbiters: [] });
+      assert.equal(lmdb.firstIndex(), 2, 'marking a snapshot keeps the entries');
+      lmdb.compact(10);
+      assert.equal(lmdb.firstIndex(), 5, 'compaction stops at the snapshot mark');
       assert.deepEqual(lmdb.snapshot().meta, { index: 4, term: 2, membership: { voters: ['a', 'b'], learners: [], arbiters: [] } });
       await lmdb.sync();
       await log.close();

@@ -76,10 +76,15 @@ export class LmdbRaftStorage implements Storage {
     });
   }
 
-  /** Records that the application's state covers `index` (membership at it) and compacts. */
-  markSnapshot(index: number, term: number, membership: Membership, compactTo: number): void {
-    this.log.persist({ snapshot: { index, term, meta: pack(membership) } });
-    if (compactTo > this.log.firstIndex() - 1) this.log.compact(Math.min(compactTo, index));
+  /** Records that the application's state covers `index` (membership at it); entries stay. */
+  markSnapshot(index: number, term: number, membership: Membership): void {
+    this.log.recordSnapshot({ index, term, meta: pack(membership) });
+  }
+
+  /** Drops entries up to `index` (raft's Ready.compactTo), never beyond the snapshot mark. */
+  compact(index: number): void {
+    const to = Math.min(index, this.log.snapshot().index);
+    if (to >= this.log.firstIndex()) this.log.compact(to);
   }
 
   /** Arbiter retention: drop normal-entry payloads at or below `index`; conf entries stay whole. */

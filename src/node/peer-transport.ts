@@ -28,14 +28,21 @@ export interface PeerEnvelope {
   from: string;
   /** Recipient member id; frames for another id are dropped (a stale address). */
   to: string;
+  /** The sender's advertised addresses, so a member that does not know them yet can answer. */
+  fromAdvertise?: PeerAdvertise;
   msg: unknown;
 }
 
+/** Where a member can be reached: raft and HTTP `host:port`. */
+export interface PeerAdvertise { raft: string; http: string }
+
 export interface PeerTransportOptions {
   id: string;
+  /** This member's advertised addresses, sent in every envelope. */
+  advertise?: PeerAdvertise;
   listenHost: string;
   listenPort: number;
-  onMessage: (from: string, msg: unknown) => void;
+  onMessage: (from: string, msg: unknown, fromAdvertise: PeerAdvertise | undefined) => void;
   logger?: Logger;
   /** Largest frame accepted or sent; default 16 MiB. */
   frameBytesMax?: number;
@@ -89,7 +96,7 @@ export class PeerTransport {
     }
     let payload: Buffer;
     try {
-      payload = pack({ from: this.opts.id, to, msg } satisfies PeerEnvelope);
+      payload = pack({ from: this.opts.id, to, ...(this.opts.advertise && { fromAdvertise: this.opts.advertise }), msg } satisfies PeerEnvelope);
     } catch (err) {
       this.opts.logger?.error({ err, to }, 'peer_message_unencodable');
       this.stats.dropped++;
@@ -144,7 +151,8 @@ export class PeerTransport {
         if (env.to !== this.opts.id) { this.stats.dropped++; continue; }
         this.stats.received++;
         try {
-          this.opts.onMessage(env.from, env.msg);
+          const adv = env.fromAdvertise;
+          this.opts.onMessage(env.from, env.msg, adv && typeof adv.raft === 'string' && typeof adv.http === 'string' ? adv : undefined);
         } catch (err) {
           this.opts.logger?.error({ err, from: env.from }, 'peer_message_handler_failed');
         }

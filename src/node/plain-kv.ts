@@ -2,7 +2,8 @@ import { pack, unpack } from 'msgpackr';
 import { InvalidArgumentError, TooLargeError } from '../util/errors.js';
 import type { StateStore } from '../storage/state-store.js';
 import { KV_LIMITS, type KvService } from './kv-service.js';
-import type { ReadConsistency, Replicator, StateMachine } from './types.js';
+import { exportStore, restoreStore } from './state-export.js';
+import type { ReadConsistency, Replicator, SnapshottableStateMachine } from './types.js';
 
 const BUCKET = 'kv';
 
@@ -13,7 +14,7 @@ type PlainKvCommand = { t: 'put'; k: Uint8Array; v: Uint8Array } | { t: 'del'; k
  * seed REST API before the etcd MVCC store serves it. Commands are msgpack-encoded; unknown
  * commands are ignored (the index still advances) so a newer peer cannot wedge an older one.
  */
-export class PlainKvStateMachine implements StateMachine {
+export class PlainKvStateMachine implements SnapshottableStateMachine {
   constructor(private readonly store: StateStore) {}
 
   apply(index: number, command: Uint8Array): unknown {
@@ -28,6 +29,9 @@ export class PlainKvStateMachine implements StateMachine {
   appliedIndex(): number { return this.store.appliedIndex(); }
   sync(): Promise<void> { return this.store.sync(); }
   batch<T>(fn: () => T): T { return this.store.batch(fn); }
+
+  exportState(): { index: number; data: Uint8Array } { return exportStore(this.store); }
+  restoreState(index: number, data: Uint8Array): Promise<void> { return restoreStore(this.store, index, data); }
 
   read(key: Uint8Array): Uint8Array | undefined { return this.store.get(BUCKET, key); }
 }

@@ -36,6 +36,17 @@ export interface StateMachine {
   batch?<T>(fn: () => T): T;
 }
 
+/**
+ * A state machine whose whole state can be exported and restored, for raft snapshots sent to
+ * members that fell behind the leader's compacted log.
+ */
+export interface SnapshottableStateMachine extends StateMachine {
+  /** The whole state as bytes, taken synchronously (so it is consistent), with its applied index. */
+  exportState(): { index: number; data: Uint8Array };
+  /** Replaces the whole state with `data` (from exportState) at `index`; durable on resolve. */
+  restoreState(index: number, data: Uint8Array): Promise<void>;
+}
+
 export type Suffrage = 'voter' | 'learner' | 'arbiter';
 
 export interface Member {

@@ -152,6 +152,31 @@ export class LmdbRaftLog {
     this.first = first; this.last = last; this.snap = snap;
   }
 
+  /**
+   * Records that the application's own state covers `mark.index` without dropping entries
+   * (slow followers may still need them); `compact` drops them later.
+   */
+  recordSnapshot(mark: SnapshotMark): void {
+    this.check();
+    if (mark.index <= this.snap.index) return;
+    if (mark.index > this.last) throw new InvalidArgumentError(`cannot record a snapshot at ${mark.index}: the log ends at ${this.last}`);
+    const head = new Uint8Array(16 + mark.meta.length);
+    head.set(encodeUint64(mark.index), 0); head.set(encodeUint64(mark.term), 8); head.set(mark.meta, 16);
+    this.meta.putSync(SNAP, head);
+    this.snap = mark;
+  }
+
+  /** A small named value kept beside the log (e.g. the member address registry). */
+  getMeta(name: string): Uint8Array | undefined {
+    const v = this.meta.get(new TextEncoder().encode(`x:${name}`));
+    return v ? new Uint8Array(v) : undefined;
+  }
+
+  putMeta(name: string, value: Uint8Array): void {
+    this.check();
+    this.meta.putSync(new TextEncoder().encode(`x:${name}`), value);
+  }
+
   /** Drops entries at or below `index` (which must be covered by a snapshot mark). */
   compact(index: number): void {
     this.check();

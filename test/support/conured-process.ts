@@ -29,8 +29,22 @@ export interface StartOptions {
   nodeId?: string;
   args?: string[];
   env?: Record<string, string>;
-  /** Give up waiting for the started line after this long. */
+  /** Give up waiting for the started line (and readiness) after this long. */
   startTimeoutMs?: number;
+  /** Wait until GET /ready answers 200 (a leader is known and the member caught up); default true. */
+  waitReady?: boolean;
+}
+
+/** Polls GET /ready until it answers 200. */
+export async function waitReady(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/ready`, { signal: AbortSignal.timeout(1000) })).ok) return;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`${url} did not become ready within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
@@ -54,6 +68,7 @@ export async function startConured(opts: StartOptions = {}): Promise<ConuredProc
     });
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`conured exited with ${code} before starting:\n${err}`)); });
   });
+  if (opts.waitReady ?? true) await waitReady(`http://127.0.0.1:${port}`, opts.startTimeoutMs ?? 15000);
   return {
     proc, port, dataDir, url: `http://127.0.0.1:${port}`,
     stderr: () => err,

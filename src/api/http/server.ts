@@ -12,6 +12,8 @@ export interface HttpApiOptions {
   replicator: Replicator;
   membership: MembershipService;
   metrics: HttpMetrics;
+  /** Serves `GET /raft/snapshot` to members catching up from a snapshot. */
+  snapshots?: { exportSnapshot(): { index: number; data: Uint8Array } };
   logger?: Logger;
 }
 
@@ -23,6 +25,7 @@ const ALLOWED: Record<string, string[]> = {
   '/status': ['GET', 'HEAD'],
   '/raft/config': ['GET', 'HEAD'],
   '/raft/stats': ['GET', 'HEAD'],
+  '/raft/snapshot': ['GET'],
   '/join': ['POST'],
   '/remove': ['POST'],
   '/promote': ['POST'],
@@ -118,6 +121,12 @@ export function createHttpApi(opts: HttpApiOptions): FastifyInstance {
   }));
 
   app.get('/raft/stats', async () => replicator.stats());
+
+  app.get('/raft/snapshot', async (_req, reply) => {
+    if (!opts.snapshots) return sendError(reply, new InvalidArgumentError('this member does not serve snapshots'), 'json');
+    const snap = opts.snapshots.exportSnapshot();
+    return reply.type('application/octet-stream').header('x-conure-snapshot-index', String(snap.index)).send(Buffer.from(snap.data.buffer, snap.data.byteOffset, snap.data.byteLength));
+  });
 
   app.post('/join', async (req, reply) => json(reply, () => membership.join(jsonBody(req))));
   app.post('/remove', async (req, reply) => json(reply, () => membership.remove(jsonBody(req))));

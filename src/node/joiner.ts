@@ -1,0 +1,59 @@
+/**
+ * The join loop of a member started with `--join`: POST /join {"ID","RaftAddr","HttpAddr","Role"}
+ * to each seed in turn until one accepts. A follower answers 409 with the leader's HTTP
+ * address, which is tried next. Joining is idempotent, so a restarted member (even one that
+ * was removed meanwhile) simply joins again and keeps its data.
+ */
+import type { Logger } from '../util/log.js';
+import { ConureError } from '../util/errors.js';
+
+export interface JoinOptions {
+  id: string;
+  raftAddr: string;
+  httpAddr: string;
+  role: 'voter' | 'arbiter';
+  seeds: string[];
+  backoffMs: number;
+  /** Attempts over all seeds before giving up; 0 means forever. */
+  retries: number;
+  logger?: Logger;
+  /** Stops the loop early (shutdown). */
+  signal?: AbortSignal;
+}
+
+/** Resolves once a seed (or the leader it pointed to) accepted the join. */
+export async function joinCluster(o: JoinOptions): Promise<{ via: string; outcome: string }> {
+  const self = new Set([o.httpAddr, `http://${o.httpAddr}`]);
+  const seeds = o.seeds.map((s) => s.replace(/\/+$/, '')).filter((s) => !self.has(s) && !self.has(s.replace(/^https?:\/\//, '')));
+  if (seeds.length === 0) throw new ConureError('invalid_argument', '--join lists no seed other than this member');
+  const body = JSON.stringify({ ID: o.id, RaftAddr: o.raftAddr, HttpAddr: o.httpAddr, Role: o.role });
+  for (let attempt = 1; o.retries === 0 || attempt <= o.retries; attempt++) {
+    const queue = [...seeds];
+    const tried = new Set<string>();
+    while (queue.length > 0) {
+      if (o.signal?.aborted) throw new ConureError('closed', 'join cancelled');
+      const url = queue.shift()!;
+      if (tried.has(url)) continue;
+      tried.add(url);
+      try {
+        const res = await fetch(`${url}/join`, { method: 'POST', body, headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(15_000) });
+        const text = await res.text();
+        if (res.ok) {
+          const outcome = (JSON.parse(text) as { outcome?: string }).outcome ?? 'ok';
+          o.logger?.info({ via: url, outcome, attempt }, 'join_accepted');
+          return { via: url, outcome };
+        }
+        let leaderHttp = '';
+        try { leaderHttp = (JSON.parse(text) as { leader_http?: string }).leader_http ?? ''; } catch { /* plain text */ }
+        if (res.status === 409 && leaderHttp) queue.unshift(leaderHttp.startsWith('http') ? leaderHttp : `http://${leaderHttp}`);
+        else o.logger?.warn({ via: url, status: res.status, body: text.slice(0, 300), attempt }, 'join_refused');
+        if (res.status === 400) throw new ConureError('invalid_argument', `join refused by ${url}: ${text}`);
+      } catch (err) {
+        if (err instanceof ConureError && err.code === 'invalid_argument') throw err;
+        o.logger?.info({ via: url, err: (err as Error).message, attempt }, 'join_attempt_failed');
+      }
+    }
+    await new Promise((r) => setTimeout(r, o.backoffMs));
+  }
+  throw new ConureError('unavailable', `could not join through ${seeds.join(', ')} after ${o.retries} attempts`);
+}

@@ -1,0 +1,625 @@
+/**
+ * RaftReplicator: one running raft member: the driver loop around the pure raft core.
+ *
+ * ```
+ *   timers ──tick()──┐          peers ──step(m)──┐        clients ──propose/readIndex──┐
+ *                    ▼                           ▼                                     ▼
+ *               ┌───────────────────── RawNode (src/raft, no I/O) ─────────────────────┐
+ *               └──────────────────────────── ready() ─────────────────────────────────┘
+ *                                               │
+ *   1. persist snapshot mark, entries, hard state in ONE LMDB transaction; fsync if mustSync
+ *   2. send messages (only now: nothing leaves before it is durable here)
+ *   3. restore a received snapshot; apply committed entries in ONE state-store transaction
+ *   4. answer proposals (by id) and read barriers (once applied ≥ read index)
+ *   5. compact (rd.compactTo) / drop arbiter payloads (rd.arbiterTrimTo); advance()
+ * ```
+ *
+ * Leader writes are NOT sent in parallel with the leader's own fsync. The core counts the
+ * leader's own copy toward commit as soon as it is appended; if messages (which carry the
+ * commit index) left before the leader's fsync, a follower could apply an entry that only one
+ * disk holds. Persisting first costs one fsync (~0.3 ms here) on the leader's path and keeps
+ * "committed ⇒ durable on a quorum" unconditional. See docs/decisions/001-no-parallel-leader-write.md.
+ *
+ * Entry data of normal entries: msgpack `[origin member id, proposal seq, command bytes]`.
+ * The proposer resolves its promise when the entry is applied locally, so a proposal made on a
+ * follower (forwarded to the leader by the core) is answered on the follower: one answer.
+ *
+ * Member addresses travel in conf-change contexts and are kept in a registry persisted beside
+ * the raft log (and shipped inside snapshots).
+ */
+import { pack, unpack } from 'msgpackr';
+import { randomInt } from 'node:crypto';
+import { createRng, decodeConfChange, RawNode, type Ready } from '../raft/index.js';
+import { ProposalDroppedError } from '../raft/errors.js';
+import { bootstrapSnapshot } from '../raft/storage.js';
+import type { ConfChange, Entry, Message, Snapshot } from '../raft/types.js';
+import { LmdbRaftLog } from '../storage/raft-log-store.js';
+import { ClosedError, ConureError, InvalidArgumentError, NotLeaderError, UnavailableError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import { LmdbRaftStorage } from './lmdb-raft-storage.js';
+import { PeerTransport, type PeerAdvertise } from './peer-transport.js';
+import type { Member, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from './types.js';
+
+export interface RaftReplicatorOptions {
+  id: string;
+  role: 'voter' | 'arbiter';
+  dataDir: string;
+  /** Listen address for raft peers. */
+  raftListen: { host: string; port: number };
+  advertiseRaft: string;
+  advertiseHttp: string;
+  /** The state machine; unused (never applied) on arbiters. */
+  stateMachine: SnapshottableStateMachine;
+  /** Form a new single-member cluster when the log is empty. */
+  bootstrap: boolean;
+  tickMs?: number;
+  electionTimeoutTicks?: number;
+  /** Take a snapshot (and let the log be compacted) every this many applied entries. */
+  snapshotEntries?: number;
+  /** How long a proposal or read may wait before failing with an unknown outcome. */
+  requestTimeoutMs?: number;
+  logger?: Logger;
+  unsafeNoSync?: boolean;
+  /** Called when the member cannot continue (storage failure): the process should exit. */
+  onFatal?: (err: unknown) => void;
+}
+
+interface MemberAddress { raft: string; http: string; intent: Suffrage }
+interface Waiter { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
+interface ReadWaiter extends Waiter { index: number }
+
+const REGISTRY_KEY = 'members';
+const PROPOSAL_BYTES_MAX = 4 * 1024 * 1024;
+const SNAPSHOT_FETCH_TIMEOUT_MS = 60_000;
+
+export class RaftReplicator implements Replicator {
+  private readonly log: LmdbRaftLog;
+  private readonly storage: LmdbRaftStorage;
+  private readonly raw: RawNode;
+  private readonly transport: PeerTransport;
+  private readonly sm: SnapshottableStateMachine;
+  private readonly registry = new Map<string, MemberAddress>();
+  /** Addresses learnt from envelopes of members not (yet) in the registry. */
+  private readonly hints = new Map<string, PeerAdvertise>();
+  private readonly proposals = new Map<number, Waiter>();
+  private readonly reads = new Map<string, Waiter>();
+  private readonly readyReads: ReadWaiter[] = [];
+  private readonly confWaiters: Array<{ match: (cc: ConfChange) => boolean; w: Waiter }> = [];
+  private seq = 0;
+  private readSeq = 0;
+  private ticker: NodeJS.Timeout | undefined;
+  private promoter: NodeJS.Timeout | undefined;
+  private processing = false;
+  private again = false;
+  private closed = false;
+  private lastSnapshotIndex: number;
+  private lastLeaderContactMs = 0;
+  private readonly tickMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly snapshotEntries: number;
+  private readonly fetchingSnapshot = new Set<string>();
+  private fatal: unknown;
+
+  private constructor(private readonly opts: RaftReplicatorOptions, bound: { log: LmdbRaftLog; raw: RawNode; storage: LmdbRaftStorage }) {
+    this.log = bound.log;
+    this.storage = bound.storage;
+    this.raw = bound.raw;
+    this.sm = opts.stateMachine;
+    this.tickMs = opts.tickMs ?? 100;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
+    this.snapshotEntries = opts.snapshotEntries ?? 10_000;
+    this.lastSnapshotIndex = this.log.snapshot().index;
+    const saved = this.log.getMeta(REGISTRY_KEY);
+    if (saved) for (const [id, a] of Object.entries(unpack(saved) as Record<string, MemberAddress>)) this.registry.set(id, a);
+    this.registry.set(opts.id, { raft: opts.advertiseRaft, http: opts.advertiseHttp, intent: this.registry.get(opts.id)?.intent ?? opts.role });
+    this.transport = new PeerTransport({
+      id: opts.id,
+      advertise: { raft: opts.advertiseRaft, http: opts.advertiseHttp },
+      listenHost: opts.raftListen.host,
+      listenPort: opts.raftListen.port,
+      onMessage: (from, msg, fromAdvertise) => this.receive(from, msg as Message, fromAdvertise),
+      frameBytesMax: 2 * PROPOSAL_BYTES_MAX + 1024 * 1024,
+      ...(opts.logger && { logger: opts.logger }),
+    });
+  }
+
+  /** Opens (or bootstraps) the member's log, starts the transport and the tick timer. */
+  static async start(opts: RaftReplicatorOptions): Promise<RaftReplicator> {
+    const log = new LmdbRaftLog({ dir: opts.dataDir, unsafeNoSync: opts.unsafeNoSync ?? false });
+    const storage = new LmdbRaftStorage(log);
+    const empty = log.lastIndex() === 0 && log.hardState() === undefined;
+    if (empty && opts.bootstrap) {
+      if (opts.role === 'arbiter') throw new InvalidArgumentError('an arbiter cannot bootstrap a cluster');
+      const snap = bootstrapSnapshot({ voters: [opts.id], learners: [], arbiters: [] });
+      storage.persist({ term: 1, vote: '', commit: 1 }, [], snap);
+      log.putMeta(REGISTRY_KEY, pack({ [opts.id]: { raft: opts.advertiseRaft, http: opts.advertiseHttp, intent: 'voter' } }));
+      await log.sync();
+      if (opts.stateMachine.appliedIndex() < 1) opts.stateMachine.applyNoop(1);
+    }
+    const applied = opts.role === 'arbiter' ? undefined : Math.max(opts.stateMachine.appliedIndex(), log.snapshot().index);
+    const raw = new RawNode({
+      id: opts.id,
+      storage,
+      rng: createRng(randomInt(2 ** 31)),
+      electionTimeoutTicks: opts.electionTimeoutTicks ?? 10,
+      heartbeatTicks: 1,
+      ...(applied !== undefined && { applied }),
+      maxSizePerMsgBytes: PROPOSAL_BYTES_MAX,
+      preVote: true,
+      checkQuorum: true,
+    });
+    const r = new RaftReplicator(opts, { log, raw, storage });
+    await r.transport.start();
+    r.ticker = setInterval(() => { r.raw.tick(); r.kick(); }, r.tickMs);
+    r.promoter = setInterval(() => r.promoteCaughtUpLearners(), Math.max(200, r.tickMs * 5));
+    opts.logger?.info({ node_id: opts.id, role: opts.role, bootstrapped: empty && opts.bootstrap, last_index: log.lastIndex(), applied: applied ?? 0 }, 'raft_started');
+    // A sole voter need not wait out an election timeout: nobody else can be elected.
+    const m = raw.membership;
+    if (m.voters.length === 1 && m.voters[0] === opts.id && m.arbiters.length === 0) raw.campaign();
+    r.kick();
+    return r;
+  }
+
+  // ------------------------------------------------------------------ Replicator
+
+  propose(command: Uint8Array): Promise<unknown> {
+    this.checkOpen();
+    if (this.opts.role === 'arbiter') return Promise.reject(arbiterRefusal(this.status()));
+    const seq = ++this.seq;
+    const data = pack([this.opts.id, seq, command]);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.proposals.delete(seq);
+        reject(new UnavailableError('the write was not confirmed in time; its outcome is unknown (leader change or partition)', 1));
+      }, this.requestTimeoutMs);
+      this.proposals.set(seq, { resolve, reject, timer });
+      try {
+        this.raw.propose(data);
+      } catch (err) {
+        clearTimeout(timer);
+        this.proposals.delete(seq);
+        reject(asClientError(err));
+        return;
+      }
+      this.kick();
+    });
+  }
+
+  readBarrier(): Promise<void> {
+    this.checkOpen();
+    if (this.opts.role === 'arbiter') return Promise.reject(arbiterRefusal(this.status()));
+    const key = `${this.opts.id}:${++this.readSeq}`;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(key);
+        const i = this.readyReads.findIndex((w) => w.timer === timer);
+        if (i >= 0) this.readyReads.splice(i, 1);
+        reject(new UnavailableError('the read barrier was not confirmed in time (no leader or partition)', 1));
+      }, this.requestTimeoutMs);
+      this.reads.set(key, { resolve: () => resolve(), reject, timer });
+      try {
+        this.raw.readIndex(new TextEncoder().encode(key));
+      } catch (err) {
+        clearTimeout(timer);
+        this.reads.delete(key);
+        reject(asClientError(err));
+        return;
+      }
+      this.kick();
+    });
+  }
+
+  status(): NodeStatus {
+    const lead = this.raw.leaderId;
+    const addr = lead ? this.addressOf(lead) : undefined;
+    const applied = this.opts.role === 'arbiter' ? this.raw.commitIndex : this.sm.appliedIndex();
+    return {
+      id: this.opts.id,
+      isLeader: !this.closed && this.raw.role === 'leader',
+      leader: addr?.raft ?? '',
+      leaderHttp: addr?.http ?? '',
+      ready: !this.closed && lead !== '' && applied >= this.raw.commitIndex,
+    };
+  }
+
+  members(): Member[] {
+    const m = this.raw.membership;
+    const row = (id: string, suffrage: Suffrage): Member => {
+      const a = this.addressOf(id);
+      return { id, address: a?.raft ?? '', ...(a?.http && { httpAddress: a.http }), suffrage };
+    };
+    return [...m.voters.map((id) => row(id, 'voter')), ...m.learners.map((id) => row(id, 'learner')), ...m.arbiters.map((id) => row(id, 'arbiter'))]
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  stats(): RaftStats {
+    const s = this.raw.status();
+    const suffrage = s.suffrage;
+    const state: RaftStats['state'] = this.closed ? 'shutdown' : s.role === 'leader' ? 'leader' : suffrage === 'learner' ? 'learner' : suffrage === 'arbiter' ? 'arbiter' : s.role;
+    return {
+      state,
+      term: s.term,
+      commit_index: s.commit,
+      applied_index: this.opts.role === 'arbiter' ? s.applied : this.sm.appliedIndex(),
+      last_log_index: s.lastIndex,
+      last_log_term: s.lastTerm,
+      num_peers: Math.max(0, this.members().length - 1),
+      last_contact_ms: s.role === 'leader' ? 0 : this.lastLeaderContactMs ? Date.now() - this.lastLeaderContactMs : null,
+      id: this.opts.id,
+      role: this.opts.role,
+      suffrage: suffrage ?? 'none',
+      leader_id: s.lead,
+      vote: s.vote,
+      first_log_index: this.log.firstIndex(),
+      snapshot_index: this.log.snapshot().index,
+      payload_floor: this.log.trimmedTo(),
+      log_size_bytes: this.log.sizeBytes(),
+      lead_transferee: s.leadTransferee,
+      transport: { ...this.transport.stats },
+      progress: s.progress,
+    };
+  }
+
+  async addMember(m: { id: string; address: string; httpAddress?: string; suffrage: Suffrage }): Promise<void> {
+    this.requireLeader();
+    const current = this.raw.membership;
+    const existing = [...current.voters, ...current.learners, ...current.arbiters].includes(m.id);
+    const context = pack({ raft: m.address, http: m.httpAddress ?? this.registry.get(m.id)?.http ?? '', intent: m.suffrage } satisfies MemberAddress);
+    if (existing) {
+      // Same id at a new address: record the new address through the log (a no-op change).
+      const type = current.arbiters.includes(m.id) ? 'addArbiter' : current.voters.includes(m.id) ? 'addVoter' : 'addLearner';
+      if (type === 'addArbiter') {
+        // raft refuses re-adding an arbiter; an address change needs remove + add.
+        await this.confChange({ type: 'remove', nodeId: m.id, context: new Uint8Array(0) });
+        await this.confChange({ type: 'addArbiter', nodeId: m.id, context });
+        return;
+      }
+      await this.confChange({ type, nodeId: m.id, context });
+      return;
+    }
+    await this.confChange({ type: m.suffrage === 'arbiter' ? 'addArbiter' : 'addLearner', nodeId: m.id, context });
+  }
+
+  async removeMember(id: string): Promise<void> {
+    this.requireLeader();
+    const m = this.raw.membership;
+    if (m.voters.length === 1 && m.voters[0] === id) throw new InvalidArgumentError(`cannot remove ${id}: it is the last voter`);
+    await this.confChange({ type: 'remove', nodeId: id, context: new Uint8Array(0) });
+  }
+
+  async promoteMember(id: string): Promise<void> {
+    this.requireLeader();
+    if (!this.raw.membership.learners.includes(id)) throw new InvalidArgumentError(`${id} is not a learner`);
+    const a = this.registry.get(id);
+    await this.confChange({ type: 'addVoter', nodeId: id, context: pack({ raft: a?.raft ?? '', http: a?.http ?? '', intent: 'voter' } satisfies MemberAddress) });
+  }
+
+  /**
+   * On the leader: hands leadership to `toId`, or to the most caught-up voter, and waits until
+   * it has moved (bounded by two election timeouts). Elsewhere: a no-op.
+   */
+  async transferLeadership(toId?: string): Promise<void> {
+    if (this.closed || this.raw.role !== 'leader') return;
+    const s = this.raw.status();
+    const candidates = s.membership.voters.filter((v) => v !== this.opts.id);
+    const target = toId ?? candidates.sort((a, b) => (s.progress[b]?.match ?? 0) - (s.progress[a]?.match ?? 0))[0];
+    if (target === undefined || target === this.opts.id) return;
+    if (!s.membership.voters.includes(target)) throw new InvalidArgumentError(`${target} is not a voter`);
+    this.raw.transferLeadership(target);
+    this.kick();
+    const deadline = Date.now() + 2 * (this.opts.electionTimeoutTicks ?? 10) * this.tickMs + 500;
+    while (Date.now() < deadline) {
+      if (this.raw.role !== 'leader') return;
+      await sleep(this.tickMs / 2);
+    }
+    throw new ConureError('timeout', `leadership did not move to ${target} in time`);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.transferLeadership().catch((err) => this.opts.logger?.warn({ err: (err as Error).message }, 'leadership_transfer_on_close_failed'));
+    this.closed = true;
+    clearInterval(this.ticker);
+    clearInterval(this.promoter);
+    while (this.processing) await sleep(5);
+    const err = new ClosedError('replicator');
+    for (const w of this.proposals.values()) { clearTimeout(w.timer); w.reject(err); }
+    for (const w of this.reads.values()) { clearTimeout(w.timer); w.reject(err); }
+    for (const w of this.readyReads) { clearTimeout(w.timer); w.reject(err); }
+    for (const c of this.confWaiters) { clearTimeout(c.w.timer); c.w.reject(err); }
+    this.proposals.clear(); this.reads.clear(); this.readyReads.length = 0; this.confWaiters.length = 0;
+    await this.transport.close();
+    await this.log.close();
+  }
+
+  /** The state to send a member that needs a snapshot (served over HTTP to the follower). */
+  exportSnapshot(): { index: number; data: Uint8Array } {
+    const state = this.opts.role === 'arbiter' ? { index: 0, data: new Uint8Array(0) } : this.sm.exportState();
+    return { index: state.index, data: pack({ state: state.data, registry: Object.fromEntries(this.registry) }) };
+  }
+
+  /** HTTP addresses of the other voters, for a joiner or a follower fetching a snapshot. */
+  httpAddressOf(id: string): string | undefined { return this.addressOf(id)?.http || undefined; }
+
+  // ------------------------------------------------------------------ internals
+
+  private checkOpen(): void {
+    if (this.closed) throw new ClosedError('replicator');
+    if (this.fatal) throw new UnavailableError('this member stopped after a storage failure', 5);
+  }
+
+  private requireLeader(): void {
+    this.checkOpen();
+    if (this.raw.role !== 'leader') {
+      const st = this.status();
+      throw new NotLeaderError(st.leader || undefined, st.leaderHttp || undefined);
+    }
+  }
+
+  private addressOf(id: string): MemberAddress | undefined {
+    const a = this.registry.get(id);
+    if (a) return a;
+    const hint = this.hints.get(id);
+    return hint ? { ...hint, intent: 'voter' } : undefined;
+  }
+
+  private confChange(cc: ConfChange): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = this.confWaiters.findIndex((c) => c.w.timer === timer);
+        if (i >= 0) this.confWaiters.splice(i, 1);
+        reject(new UnavailableError(`the membership change (${cc.type} ${cc.nodeId}) was not committed in time`, 2));
+      }, this.requestTimeoutMs);
+      this.confWaiters.push({ match: (c) => c.type === cc.type && c.nodeId === cc.nodeId, w: { resolve: () => resolve(), reject, timer } });
+      try {
+        this.raw.proposeConfChange(cc);
+      } catch (err) {
+        clearTimeout(timer);
+        this.confWaiters.pop();
+        reject(asClientError(err));
+        return;
+      }
+      this.kick();
+    });
+  }
+
+  private receive(from: string, m: Message, fromAdvertise: PeerAdvertise | undefined): void {
+    if (this.closed || !m || typeof m.type !== 'string') return;
+    if (fromAdvertise) {
+      const known = this.registry.get(from);
+      if (!known) this.hints.set(from, fromAdvertise);
+      else if (!known.http && fromAdvertise.http) this.registry.set(from, { ...known, http: fromAdvertise.http });
+    }
+    if (m.from === this.raw.leaderId || m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap') this.lastLeaderContactMs = Date.now();
+    if (m.type === 'snap' && m.snapshot && this.opts.role !== 'arbiter') {
+      void this.receiveSnapshot(m);
+      return;
+    }
+    try {
+      this.raw.step(m);
+    } catch (err) {
+      this.opts.logger?.warn({ err: (err as Error).message, from, type: m.type }, 'raft_step_failed');
+      return;
+    }
+    this.kick();
+  }
+
+  /** A `snap` message carries only metadata; the state is fetched from the sender over HTTP. */
+  private async receiveSnapshot(m: Message): Promise<void> {
+    const key = `${m.from}:${m.snapshot!.meta.index}`;
+    if (this.fetchingSnapshot.has(key)) return;
+    this.fetchingSnapshot.add(key);
+    try {
+      const http = this.addressOf(m.from)?.http;
+      if (!http) throw new Error(`no HTTP address known for ${m.from}`);
+      const res = await fetch(`http://${http}/raft/snapshot`, { signal: AbortSignal.timeout(SNAPSHOT_FETCH_TIMEOUT_MS) });
+      if (!res.ok) throw new Error(`GET /raft/snapshot from ${m.from} answered ${res.status}`);
+      const data = new Uint8Array(await res.arrayBuffer());
+      if (this.closed) return;
+      this.raw.step({ ...m, snapshot: { meta: m.snapshot!.meta, data } });
+      this.kick();
+    } catch (err) {
+      this.opts.logger?.warn({ err: (err as Error).message, from: m.from }, 'snapshot_fetch_failed');
+    } finally {
+      this.fetchingSnapshot.delete(key);
+    }
+  }
+
+  /** Schedules the driver loop (coalescing repeated calls). */
+  private kick(): void {
+    if (this.closed || this.fatal) return;
+    if (this.processing) { this.again = true; return; }
+    this.processing = true;
+    setImmediate(() => void this.process());
+  }
+
+  private async process(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        while (!this.closed && this.raw.hasReady()) await this.handleReady(this.raw.ready());
+      } while (this.again && !this.closed);
+    } catch (err) {
+      this.fatal = err;
+      this.opts.logger?.fatal({ err }, 'raft_driver_failed');
+      this.opts.onFatal?.(err);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    // 1. Durability first.
+    const restored = rd.snapshot ? await this.installSnapshot(rd.snapshot) : false;
+    if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
+      this.storage.persist(rd.hardState ?? undefined, rd.entries, rd.snapshot ?? undefined);
+      this.learnAddresses(rd.entries);
+      if (rd.mustSync) await this.storage.sync();
+    }
+    if (rd.softState) {
+      this.opts.logger?.info({ node_id: this.opts.id, role: rd.softState.role, leader: rd.softState.lead, term: this.raw.term }, 'raft_role_changed');
+      if (rd.softState.lead === '') this.failReadsAwaitingLeader();
+    }
+    // 2. Then tell the others.
+    for (const m of rd.messages) this.send(m);
+    // 3. Apply.
+    if (!restored || rd.committedEntries.length > 0) this.applyCommitted(rd.committedEntries);
+    // 4. Reads whose index is now known.
+    for (const rs of rd.readStates) {
+      const key = new TextDecoder().decode(rs.context);
+      const w = this.reads.get(key);
+      if (!w) continue;
+      this.reads.delete(key);
+      this.readyReads.push({ ...w, index: rs.index });
+    }
+    this.releaseReads();
+    // 5. Housekeeping.
+    if (rd.compactTo > 0) this.storage.compact(rd.compactTo);
+    if (rd.arbiterTrimTo > 0) this.storage.trimPayloads(rd.arbiterTrimTo);
+    this.raw.advance();
+    await this.maybeSnapshot();
+  }
+
+  private async installSnapshot(snap: Snapshot): Promise<boolean> {
+    if (this.opts.role === 'arbiter' || snap.data.length === 0) return false;
+    const doc = unpack(snap.data) as { state: Uint8Array; registry: Record<string, MemberAddress> };
+    await this.sm.restoreState(snap.meta.index, doc.state);
+    for (const [id, a] of Object.entries(doc.registry ?? {})) if (id !== this.opts.id) this.registry.set(id, a);
+    this.saveRegistry();
+    this.opts.logger?.info({ index: snap.meta.index, applied: this.sm.appliedIndex() }, 'snapshot_installed');
+    return true;
+  }
+
+  private send(m: Message): void {
+    const addr = this.addressOf(m.to)?.raft;
+    if (!addr) {
+      this.opts.logger?.debug({ to: m.to, type: m.type }, 'raft_message_no_address');
+      return;
+    }
+    if (m.type === 'snap') {
+      // The recipient fetches the state over HTTP; the message carries metadata only.
+      this.transport.send(m.to, addr, { ...m, snapshot: m.snapshot ? { meta: m.snapshot.meta, data: new Uint8Array(0) } : null });
+      this.raw.reportSnapshot(m.to, true);
+      return;
+    }
+    this.transport.send(m.to, addr, m);
+  }
+
+  private learnAddresses(entries: readonly Entry[]): void {
+    let changed = false;
+    for (const e of entries) {
+      if (e.type !== 'conf') continue;
+      const cc = decodeConfChange(e.data);
+      if (cc.type === 'remove' || cc.context.length === 0) continue;
+      const a = unpack(cc.context) as MemberAddress;
+      if (a && typeof a.raft === 'string' && a.raft) {
+        this.registry.set(cc.nodeId, a);
+        changed = true;
+      }
+    }
+    if (changed) this.saveRegistry();
+  }
+
+  private saveRegistry(): void {
+    this.log.putMeta(REGISTRY_KEY, pack(Object.fromEntries(this.registry)));
+  }
+
+  private applyCommitted(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    const results: Array<{ seq: number; result: unknown }> = [];
+    const confs: ConfChange[] = [];
+    const applyAll = () => {
+      for (const e of entries) {
+        if (e.type === 'conf') {
+          confs.push(decodeConfChange(e.data));
+          if (this.opts.role !== 'arbiter') this.sm.applyNoop(e.index);
+          continue;
+        }
+        if (this.opts.role === 'arbiter') continue;
+        if (e.data.length === 0) { this.sm.applyNoop(e.index); continue; }
+        const [origin, seq, command] = unpack(e.data) as [string, number, Uint8Array];
+        const result = this.sm.apply(e.index, command);
+        if (origin === this.opts.id) results.push({ seq, result });
+      }
+    };
+    if (this.opts.role !== 'arbiter' && this.sm.batch) this.sm.batch(applyAll); else applyAll();
+    for (const { seq, result } of results) {
+      const w = this.proposals.get(seq);
+      if (!w) continue;
+      this.proposals.delete(seq);
+      clearTimeout(w.timer);
+      if (result instanceof Error) w.reject(result); else w.resolve(result);
+    }
+    for (const cc of confs) {
+      const i = this.confWaiters.findIndex((c) => c.match(cc));
+      if (i < 0) continue;
+      const [c] = this.confWaiters.splice(i, 1);
+      clearTimeout(c!.w.timer);
+      c!.w.resolve(undefined);
+    }
+  }
+
+  private releaseReads(): void {
+    const applied = this.sm.appliedIndex();
+    for (let i = this.readyReads.length - 1; i >= 0; i--) {
+      const w = this.readyReads[i]!;
+      if (applied >= w.index) {
+        this.readyReads.splice(i, 1);
+        clearTimeout(w.timer);
+        w.resolve(undefined);
+      }
+    }
+  }
+
+  private failReadsAwaitingLeader(): void {
+    // Read requests in flight to a leader that is gone are dropped by raft; fail them fast.
+    for (const [key, w] of this.reads) {
+      clearTimeout(w.timer);
+      w.reject(new UnavailableError('leadership changed before the read was confirmed; retry', 1));
+      this.reads.delete(key);
+    }
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    if (this.opts.role === 'arbiter') return;
+    const applied = this.sm.appliedIndex();
+    if (applied - this.lastSnapshotIndex < this.snapshotEntries) return;
+    const index = Math.min(applied, this.raw.applied);
+    const term = this.raw.termAt(index);
+    if (term === 0 || index <= this.log.snapshot().index) return;
+    await this.sm.sync(); // the state must be durable before the log may be compacted under it
+    this.storage.markSnapshot(index, term, this.raw.membershipAt(index));
+    this.raw.snapshotCreated(index);
+    this.lastSnapshotIndex = index;
+    this.opts.logger?.info({ index }, 'snapshot_created');
+  }
+
+  /** Leader only: promotes learners that joined as voters once they have caught up. */
+  private promoteCaughtUpLearners(): void {
+    if (this.closed || this.raw.role !== 'leader') return;
+    const s = this.raw.status();
+    for (const id of s.membership.learners) {
+      const a = this.registry.get(id);
+      const pr = s.progress[id];
+      // Caught up: replicating normally, recently heard from, and within a few entries of commit.
+      if (a?.intent !== 'voter' || !pr || pr.state !== 'replicate' || !pr.recentActive || pr.match === 0 || pr.match + 16 < s.commit) continue;
+      this.promoteMember(id).then(
+        () => this.opts.logger?.info({ member: id }, 'learner_promoted'),
+        (err) => this.opts.logger?.debug({ member: id, err: (err as Error).message }, 'learner_promotion_deferred'),
+      );
+      return; // one membership change at a time
+    }
+  }
+}
+
+/** Raft's drop errors become retryable 503s with Retry-After; the rest keep their codes. */
+function asClientError(err: unknown): unknown {
+  if (err instanceof ProposalDroppedError) return new UnavailableError(`${err.message}; retry shortly`, 1, { cause: err });
+  return err;
+}
+
+function arbiterRefusal(st: NodeStatus): UnavailableError {
+  return new UnavailableError(`this member is an arbiter: it holds no data and serves no reads or writes${st.leaderHttp ? `; the leader is at http://${st.leaderHttp}` : ''}`, 1);
+}
+
+function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
