@@ -100,3 +100,17 @@ test('set checker: lost, unexpected, recovered and stale reads', () => {
   assert.equal(clean.lostCount, 0);
   assert.equal(checkSet(op(0, 'add', 's', 1, 0, 1)).valid, false, 'no final read is not a pass');
 });
+
+test('shrinking keeps a writer invoked after the read that observes it (regression)', () => {
+  const ev = fixture('late writer', false,
+    op(0, 'write', 'k', 'STALE', 10, 11), op(0, 'write', 'k', 'NEWER', 12, 13),
+    op(2, 'read', 'k', null, 15, 20, 'ok', 'b0'), op(1, 'write', 'k', 'b0', 16, null),
+    op(0, 'read', 'k', null, 30, 31, 'ok', 'STALE')).events;
+  const k = checkRegister(ev).keys[0]!;
+  assert.equal(k.verdict, 'not_linearizable');
+  const ops = pairOperations(k.counterexample!);
+  assert.ok(ops.some((o) => o.f === 'read' && o.output === 'STALE'), JSON.stringify(k.counterexample));
+  for (const r of ops.filter((o) => o.f === 'read' && o.output !== null)) {
+    assert.ok(ops.some((w) => w.f === 'write' && w.input === r.output), `the writer of ${String(r.output)} is kept`);
+  }
+});

@@ -223,18 +223,27 @@ function search(ops: readonly SearchOp[], stepsMax: number, deadline: number): S
 function shrink(ops: SearchOp[], budgetMs: number, stepsMax: number): { ops: SearchOp[]; minimal: boolean } {
   const deadline = Date.now() + budgetMs;
   const violates = (xs: SearchOp[]) => search(xs, stepsMax, deadline).verdict === 'not_linearizable';
+  // Never drop the write (or cas) that produced a value some kept operation observes: without
+  // it the counterexample degenerates to "a read of a value nobody wrote", true but useless.
+  const produced = (o: SearchOp) => (o.f === 'cas' ? o.b : o.f === 'write' ? o.a : undefined);
+  const observes = (x: SearchOp, value: string | undefined) => (x.f === 'read' || x.f === 'cas') && x.a !== 'null' && x.a === value;
+  const observed = (xs: SearchOp[], except: SearchOp) => xs.some((x) => x !== except && observes(x, produced(except)));
   let cur = [...ops].sort((x, y) => x.call - y.call || x.op.index - y.op.index);
+  // The first k operations by invocation, plus the writers of values they observe (a writer
+  // may be invoked after the read that sees it).
+  const prefix = (k: number) => {
+    const head = cur.slice(0, k);
+    const extra = cur.slice(k).filter((w) => head.some((x) => observes(x, produced(w))));
+    return head.concat(extra);
+  };
   // Binary search for a short violating prefix (violation is usually monotone in the prefix;
   // every candidate is verified, so a non-monotone case only costs shrink quality).
   let lo = 1, hi = cur.length;
   while (lo < hi && Date.now() < deadline) {
     const mid = (lo + hi) >> 1;
-    if (violates(cur.slice(0, mid))) hi = mid; else lo = mid + 1;
+    if (violates(prefix(mid))) hi = mid; else lo = mid + 1;
   }
-  if (hi < cur.length && violates(cur.slice(0, hi))) cur = cur.slice(0, hi);
-  // Never drop the write (or cas) that produced a value some kept operation observes: without
-  // it the counterexample degenerates to "a read of a value nobody wrote", true but useless.
-  const observed = (xs: SearchOp[], except: SearchOp) => xs.some((x) => x !== except && (x.f === 'read' || x.f === 'cas') && x.a !== 'null' && x.a === (except.f === 'cas' ? except.b : except.a));
+  if (hi < cur.length) { const p = prefix(hi); if (violates(p)) cur = p; }
   // Passes until nothing more can go: a removal can make an earlier-kept operation removable.
   let minimal = true;
   for (let changed = true, pass = 0; changed && minimal && pass < 100; pass++) {
