@@ -6,7 +6,7 @@
  *
  * Commands (one per block; `key=value` arguments):
  *   add-nodes voters=n1,n2,n3 [learners=..] [arbiters=..] [prevote=false] [checkquorum=false]
- *             [lease=true] [retain=N]      bootstraps the listed members
+ *             [lease=true] [retain=N] [maxmsg=BYTES]   bootstraps the listed members
  *   add-blank id                          a member with empty storage (to be joined)
  *   campaign id | tick id [n=1] | tick-all [n=1]
  *   propose id data | propose-conf-change id type=addVoter node=n4 | read-index id ctx
@@ -63,7 +63,7 @@ export class InteractionEnv {
   nodes = new Map<string, EnvNode>();
   private inbox = new Map<string, Message[]>();
   private isolated = new Set<string>();
-  private opts = { preVote: true, checkQuorum: true, lease: false, retain: 0 };
+  private opts = { preVote: true, checkQuorum: true, lease: false, retain: 0, maxMsgBytes: 1 << 16 };
   private out: string[] = [];
 
   run(command: string): string {
@@ -98,7 +98,7 @@ export class InteractionEnv {
     n.raw = new RawNode({
       id: n.id, storage: n.mem, rng: createRng(seed), electionTimeoutTicks: 10, heartbeatTicks: 1,
       preVote: this.opts.preVote, checkQuorum: this.opts.checkQuorum, readOnlyOption: this.opts.lease ? 'lease' : 'safe',
-      compactionRetainEntries: this.opts.retain, maxSizePerMsgBytes: 1 << 16,
+      compactionRetainEntries: this.opts.retain, maxSizePerMsgBytes: this.opts.maxMsgBytes,
     });
   }
 
@@ -106,7 +106,7 @@ export class InteractionEnv {
     const list = (s: string | undefined) => (s ? s.split(',').filter(Boolean) : []);
     switch (cmd) {
       case 'add-nodes': {
-        this.opts = { preVote: kv.prevote !== 'false', checkQuorum: kv.checkquorum !== 'false', lease: kv.lease === 'true', retain: Number(kv.retain ?? 0) };
+        this.opts = { preVote: kv.prevote !== 'false', checkQuorum: kv.checkquorum !== 'false', lease: kv.lease === 'true', retain: Number(kv.retain ?? 0), maxMsgBytes: Number(kv.maxmsg ?? 1 << 16) };
         const m: Membership = { voters: list(kv.voters).sort(), learners: list(kv.learners).sort(), arbiters: list(kv.arbiters).sort() };
         for (const id of [...m.voters, ...m.learners, ...m.arbiters]) {
           const disk = MemoryStorage.bootstrapped(m);
