@@ -3,7 +3,9 @@ import { createHttpApi } from '../api/http/server.js';
 import { HttpMetrics } from '../api/http/metrics.js';
 import { LmdbStateStore } from '../storage/lmdb-state-store.js';
 import { MemoryStateStore } from '../storage/memory-state-store.js';
-import { joinCluster } from '../node/joiner.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { anySeedHasLeader, joinCluster } from '../node/joiner.js';
 import { RefusingKvService, type KvService } from '../node/kv-service.js';
 import { MembershipService } from '../node/membership-service.js';
 import { PlainKvService, PlainKvStateMachine } from '../node/plain-kv.js';
@@ -48,12 +50,18 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   // Arbiters keep no state machine: an in-memory store that is never written stands in.
   const store = arbiter ? new MemoryStateStore() : new LmdbStateStore({ dir: cfg.dataDir, unsafeNoSync: cfg.unsafeNoSync });
   const sm = new PlainKvStateMachine(store);
+  const fresh = !existsSync(join(cfg.dataDir, 'raft.mdb'));
+  let bootstrap = cfg.bootstrap;
+  if (bootstrap && fresh && cfg.join.length > 0 && await anySeedHasLeader(cfg.join, cfg.advertiseHttp)) {
+    log.warn({ seeds: cfg.join }, 'bootstrap_skipped_cluster_exists_joining_instead');
+    bootstrap = false;
+  }
   let replicator: RaftReplicator;
   try {
     replicator = await RaftReplicator.start({
       id: cfg.nodeId, role: cfg.role, dataDir: cfg.dataDir, raftListen: cfg.raft,
       advertiseRaft: cfg.advertiseRaft, advertiseHttp: cfg.advertiseHttp,
-      stateMachine: sm, bootstrap: cfg.bootstrap,
+      stateMachine: sm, bootstrap,
       tickMs: cfg.heartbeatMs, electionTimeoutTicks: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatMs)),
       snapshotEntries: cfg.snapshotEntries, logger: log, unsafeNoSync: cfg.unsafeNoSync, onFatal,
     });
@@ -87,7 +95,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   const joining = new AbortController();
   if (cfg.join.length > 0) {
     joinCluster({
-      id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, seeds: cfg.join,
+      id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, seeds: cfg.join, fresh: fresh && !bootstrap,
       backoffMs: cfg.joinBackoffMs, retries: cfg.joinRetries, logger: log, signal: joining.signal,
     }).catch((err: Error) => { if (!joining.signal.aborted) onFatal(err); });
   }

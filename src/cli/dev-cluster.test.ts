@@ -18,6 +18,7 @@ describe('dev cluster plan', () => {
     assert.equal(m.length, 3);
     const seeds = ['http://127.0.0.1:9000', 'http://127.0.0.1:9001', 'http://127.0.0.1:9002'];
     assert.ok(conuredArgs(m[0]!, seeds).includes('--bootstrap'));
+    assert.ok(conuredArgs(m[0]!, seeds).includes('--join'), 'the bootstrap member knows the seeds, to rejoin after losing its disk');
     const a = conuredArgs(m[2]!, seeds);
     assert.equal(a[a.indexOf('--join') + 1], seeds.join(','));
     assert.ok(a.includes('--bootstrap=false'));

@@ -56,7 +56,10 @@ export function conuredArgs(m: LocalMember, seeds: string[]): string[] {
     '--node-id', m.id, '--data-dir', m.dataDir,
     '--http-addr', m.http, '--raft-addr', m.raft, '--client-addr', m.client,
     '--advertise-http', m.http, '--advertise-raft', m.raft,
-    ...(m.bootstrap ? ['--bootstrap'] : ['--bootstrap=false', '--join', seeds.join(','), '--join-backoff', '500ms']),
+    // The bootstrap member gets the seeds too: if its disk is lost it joins the running cluster
+    // instead of founding a second one.
+    ...(m.bootstrap ? ['--bootstrap'] : ['--bootstrap=false']),
+    '--join', seeds.join(','), '--join-backoff', '500ms',
     ...(m.role === 'arbiter' ? ['--role', 'arbiter'] : []),
   ];
 }

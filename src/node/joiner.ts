@@ -12,6 +12,8 @@ export interface JoinOptions {
   raftAddr: string;
   httpAddr: string;
   role: 'voter' | 'arbiter';
+  /** The member's log was empty at start (new, or its disk was lost). */
+  fresh: boolean;
   seeds: string[];
   backoffMs: number;
   /** Attempts over all seeds before giving up; 0 means forever. */
@@ -26,7 +28,7 @@ export async function joinCluster(o: JoinOptions): Promise<{ via: string; outcom
   const self = new Set([o.httpAddr, `http://${o.httpAddr}`]);
   const seeds = o.seeds.map((s) => s.replace(/\/+$/, '')).filter((s) => !self.has(s) && !self.has(s.replace(/^https?:\/\//, '')));
   if (seeds.length === 0) throw new ConureError('invalid_argument', '--join lists no seed other than this member');
-  const body = JSON.stringify({ ID: o.id, RaftAddr: o.raftAddr, HttpAddr: o.httpAddr, Role: o.role });
+  const body = JSON.stringify({ ID: o.id, RaftAddr: o.raftAddr, HttpAddr: o.httpAddr, Role: o.role, Fresh: o.fresh });
   for (let attempt = 1; o.retries === 0 || attempt <= o.retries; attempt++) {
     const queue = [...seeds];
     const tried = new Set<string>();
@@ -56,4 +58,18 @@ export async function joinCluster(o: JoinOptions): Promise<{ via: string; outcom
     await new Promise((r) => setTimeout(r, o.backoffMs));
   }
   throw new ConureError('unavailable', `could not join through ${seeds.join(', ')} after ${o.retries} attempts`);
+}
+
+/**
+ * True when any seed answers /status with a known leader: an existing cluster. A bootstrap
+ * member whose disk was lost must join it rather than found a second cluster.
+ */
+export async function anySeedHasLeader(seeds: string[], selfHttp: string): Promise<boolean> {
+  const answers = await Promise.all(seeds.filter((s) => !s.endsWith(selfHttp)).map(async (s) => {
+    try {
+      const res = await fetch(`${s.replace(/\/+$/, '')}/status`, { signal: AbortSignal.timeout(2000) });
+      return res.ok && Boolean(((await res.json()) as { leader?: string }).leader);
+    } catch { return false; }
+  }));
+  return answers.some(Boolean);
 }

@@ -16,7 +16,7 @@ export interface JoinResult {
 /**
  * Validates and carries out membership requests from the seed API (`/join`, `/remove`,
  * `/leader/transfer`) and conurectl. Field names follow the seed API: `ID`, `RaftAddr`,
- * `Role`, plus an optional `HttpAddr`.
+ * `Role`, plus optional `HttpAddr` and `Fresh` (the joiner's disk is empty).
  *
  * Errors: `InvalidArgumentError` for a malformed request, an empty id or an address that does
  * not resolve; `NotLeaderError` from the replicator on a follower (the HTTP layer answers 409
@@ -34,10 +34,12 @@ export class MembershipService {
     if (role !== 'voter' && role !== 'arbiter' && role !== 'learner') {
       throw new InvalidArgumentError(`Role must be "voter", "arbiter" or "learner", not ${JSON.stringify(role)}`);
     }
+    if (req.Fresh !== undefined && typeof req.Fresh !== 'boolean') throw new InvalidArgumentError('Fresh must be true or false');
+    const fresh = req.Fresh === true;
     const existing = this.replicator.members().find((m) => m.id === id);
     const suffrage: Suffrage = role;
-    if (existing && existing.address === address) return { outcome: 'unchanged', member: existing };
-    await this.replicator.addMember({ id, address, ...(httpAddress && { httpAddress }), suffrage });
+    if (existing && existing.address === address && !fresh) return { outcome: 'unchanged', member: existing };
+    await this.replicator.addMember({ id, address, ...(httpAddress && { httpAddress }), suffrage, fresh });
     const member = this.replicator.members().find((m) => m.id === id) ?? { id, address, suffrage };
     return { outcome: existing ? 'updated' : 'added', member };
   }

@@ -260,11 +260,17 @@ export class RaftReplicator implements Replicator {
     };
   }
 
-  async addMember(m: { id: string; address: string; httpAddress?: string; suffrage: Suffrage }): Promise<void> {
+  async addMember(m: { id: string; address: string; httpAddress?: string; suffrage: Suffrage; fresh?: boolean }): Promise<void> {
     this.requireLeader();
     const current = this.raw.membership;
-    const existing = [...current.voters, ...current.learners, ...current.arbiters].includes(m.id);
+    let existing = [...current.voters, ...current.learners, ...current.arbiters].includes(m.id);
     const context = pack({ raft: m.address, http: m.httpAddress ?? this.registry.get(m.id)?.http ?? '', intent: m.suffrage } satisfies MemberAddress);
+    if (existing && m.fresh && m.id !== this.opts.id) {
+      // It lost its disk (and maybe its vote): take it out, then let it back in as a learner.
+      this.opts.logger?.warn({ member: m.id }, 'member_rejoined_with_empty_disk_readding');
+      await this.confChange({ type: 'remove', nodeId: m.id, context: new Uint8Array(0) });
+      existing = false;
+    }
     if (existing) {
       // Same id at a new address: record the new address through the log (a no-op change).
       const type = current.arbiters.includes(m.id) ? 'addArbiter' : current.voters.includes(m.id) ? 'addVoter' : 'addLearner';

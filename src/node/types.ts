@@ -95,8 +95,12 @@ export interface Replicator {
   status(): NodeStatus;
   members(): Member[];
   stats(): RaftStats;
-  /** Adds (or re-addresses) a member; idempotent for the same id and address. */
-  addMember(m: { id: string; address: string; httpAddress?: string; suffrage: Suffrage }): Promise<void>;
+  /**
+   * Adds (or re-addresses) a member; idempotent for the same id and address. `fresh` says the
+   * member lost its disk: an existing entry for it is removed and it re-enters as a learner,
+   * since a voter that forgot its vote could otherwise vote twice in one term.
+   */
+  addMember(m: { id: string; address: string; httpAddress?: string; suffrage: Suffrage; fresh?: boolean }): Promise<void>;
   removeMember(id: string): Promise<void>;
   promoteMember(id: string): Promise<void>;
   transferLeadership(toId?: string): Promise<void>;

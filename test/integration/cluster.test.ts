@@ -1,0 +1,188 @@
+/**
+ * Replicated ConureDB with real processes on 127.0.0.1: formation, follower writes, leader
+ * failover, arbiters, scaling with /join and /remove under load, restarts, and disk loss.
+ * Timeouts bound every wait; nothing asserts timings.
+ */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { missingKeys, startWriter, TestCluster } from '../support/cluster.js';
+
+async function put(url: string, key: string, value: string): Promise<void> {
+  const res = await fetch(`${url}/kv?key=${key}&value=${value}`, { method: 'PUT' });
+  assert.equal(res.status, 200, `PUT via ${url}: ${await res.text()}`);
+}
+
+async function get(url: string, key: string): Promise<string> {
+  const res = await fetch(`${url}/kv?key=${key}`);
+  assert.equal(res.status, 200, `GET via ${url}`);
+  return res.text();
+}
+
+/** Bootstrap + voter + arbiter, as `conurectl dev cluster` and the chart start them. */
+async function threeMembers(): Promise<TestCluster> {
+  const c = new TestCluster();
+  const boot = await c.add({ id: 'boot', bootstrap: true });
+  const v1 = await c.add({ id: 'v1' });
+  const arb = await c.add({ id: 'arb', role: 'arbiter' });
+  boot.spec.join = [v1.url]; v1.spec.join = [boot.url]; arb.spec.join = [boot.url, v1.url];
+  await boot.start();
+  await v1.start();
+  await arb.start();
+  await c.waitConfig((s) => s.length === 3 && s.filter((x) => x.suffrage === 'voter').length === 2 && s.some((x) => x.id === 'arb' && x.suffrage === 'arbiter'), '2 voters + 1 arbiter');
+  await v1.waitReady();
+  return c;
+}
+
+function duBytes(dir: string): number {
+  return Number(execFileSync('du', ['-sb', dir]).toString().split('\t')[0]);
+}
+
+describe('replicated cluster', { timeout: 240_000 }, () => {
+  it('forms bootstrap + voter + arbiter with the right suffrage; follower writes reach every voter; arbiters refuse data', async () => {
+    const c = await threeMembers();
+    try {
+      const config = await c.config();
+      assert.deepEqual(config.servers.map((s) => [s.id, s.suffrage]), [['arb', 'arbiter'], ['boot', 'voter'], ['v1', 'voter']]);
+      assert.equal(config.servers.find((s) => s.id === 'v1')!.address, c.get('v1').raftAddr);
+      const leader = await c.leader();
+      const follower = c.members.find((m) => m !== leader && m.spec.role !== 'arbiter')!;
+      await put(follower.url, 'from-follower', 'hello');
+      for (const m of [c.get('boot'), c.get('v1')]) assert.equal(await get(m.url, 'from-follower'), 'hello', m.spec.id);
+      const arb = await fetch(`${c.get('arb').url}/kv?key=from-follower`);
+      assert.equal(arb.status, 503);
+      assert.match(await arb.text(), /arbiter: it holds no data/);
+      // A follower asked to change membership answers 409 with the leader.
+      const res = await fetch(`${follower.url}/remove`, { method: 'POST', body: JSON.stringify({ ID: 'arb' }) });
+      assert.equal(res.status, 409);
+      assert.equal(((await res.json()) as { leader_http: string }).leader_http, `127.0.0.1:${leader.httpPort}`);
+      // Bad joins leave membership unchanged.
+      for (const body of ['{oops', '{"ID":"","RaftAddr":"127.0.0.1:1"}', '{"ID":"x","RaftAddr":"no-such-host.invalid:1"}']) {
+        assert.equal((await fetch(`${leader.url}/join`, { method: 'POST', body })).status, 400, body);
+      }
+      assert.equal((await c.config()).servers.length, 3);
+    } finally { await c.stopAll(); }
+  });
+
+  it('survives kill -9 of the leader: a new leader, no acknowledged write lost, the old leader rejoins', async () => {
+    const c = await threeMembers();
+    try {
+      const writer = startWriter(() => c.members.filter((m) => m.running && m.spec.role !== 'arbiter').map((m) => m.url), 'fo');
+      await new Promise((r) => setTimeout(r, 1500));
+      const old = await c.leader();
+      await old.kill9();
+      const next = await c.leader(15_000);
+      assert.notEqual(next.spec.id, old.spec.id);
+      await new Promise((r) => setTimeout(r, 1500));
+      const acked = await writer.stop();
+      assert.ok(acked.length > 10, `writer made progress (${acked.length} acks)`);
+      assert.deepEqual(await missingKeys(next.url, acked), []);
+      await old.start();
+      await old.waitReady();
+      const status = (await (await fetch(`${old.url}/status`)).json()) as { is_leader: boolean; leader: string };
+      assert.equal(status.leader, `127.0.0.1:${(await c.leader()).raftPort}`);
+      assert.deepEqual(await missingKeys(old.url, acked), [], 'the restarted member caught up');
+    } finally { await c.stopAll(); }
+  });
+
+  it('keeps writing after losing a voter in 2 voters + 1 arbiter, and the arbiter disk stays tiny', async () => {
+    const c = await threeMembers();
+    try {
+      const leader = await c.leader();
+      const big = 'x'.repeat(20_000);
+      for (let i = 0; i < 200; i += 20) await Promise.all(Array.from({ length: 20 }, (_, j) => put(leader.url, `big-${i + j}`, big)));
+      const voters = c.members.filter((m) => m.spec.role !== 'arbiter');
+      const victim = voters.find((m) => m !== leader)!;
+      await victim.kill9();
+      await put(leader.url, 'after-voter-loss', 'still-writable');
+      assert.equal(await get(leader.url, 'after-voter-loss'), 'still-writable');
+      const voterBytes = duBytes(leader.dataDir);
+      const arbiterBytes = duBytes(c.get('arb').dataDir);
+      assert.ok(voterBytes > 4_000_000, `voter holds the data (${voterBytes} bytes)`);
+      assert.ok(arbiterBytes < voterBytes / 4, `arbiter stays small: ${arbiterBytes} bytes vs voter ${voterBytes}`);
+      const stats = (await (await fetch(`${c.get('arb').url}/raft/stats`)).json()) as { payload_floor: number; commit_index: number };
+      assert.ok(stats.payload_floor > 0, 'the arbiter dropped payloads every voter acknowledged');
+    } finally { await c.stopAll(); }
+  });
+
+  it('loses no acknowledged write when the leader of 2 voters + 1 arbiter loses its disk for good', async () => {
+    const c = await threeMembers();
+    try {
+      const writer = startWriter(() => c.members.filter((m) => m.running && m.spec.role !== 'arbiter').map((m) => m.url), 'disk');
+      await new Promise((r) => setTimeout(r, 1500));
+      const old = await c.leader();
+      await old.kill9();
+      rmSync(old.dataDir, { recursive: true, force: true });
+      const next = await c.leader(15_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      const acked = await writer.stop();
+      assert.deepEqual(await missingKeys(next.url, acked), [], 'acknowledged writes survive the loss of the leader and its disk');
+      // The member comes back with an empty disk under the same id: it must not resume as a voter
+      // that forgot its vote; it re-enters as a learner, catches up and is promoted.
+      await old.start();
+      await c.waitConfig((s) => s.filter((x) => x.suffrage === 'voter').length === 2 && s.length === 3, 'the wiped member back as a voter');
+      await old.waitReady();
+      assert.deepEqual(await missingKeys(old.url, acked), []);
+      await put(old.url, 'after-disk-loss', 'ok');
+    } finally { await c.stopAll(); }
+  });
+
+  it('scales 1 → 3 → 5 voters and back to 1 with /join and /remove under a writer; nothing acknowledged is lost', async () => {
+    const c = new TestCluster();
+    try {
+      const boot = await c.add({ id: 'n0', bootstrap: true });
+      await boot.start();
+      await boot.waitReady();
+      const live = () => c.members.filter((m) => m.running).map((m) => m.url);
+      const writer = startWriter(live, 'scale');
+      for (let n = 1; n <= 4; n++) {
+        const m = await c.add({ id: `n${n}`, join: [boot.url] });
+        await m.start();
+        const want = n + 1;
+        if (want === 3 || want === 5) {
+          await c.waitConfig((s) => s.filter((x) => x.suffrage === 'voter').length === want, `${want} voters`);
+        }
+      }
+      // Scale back down to 1, removing members (the leader last if it is one of them).
+      for (const id of ['n4', 'n3', 'n2', 'n1']) {
+        const leader = await c.leader();
+        const res = await fetch(`${leader.url}/remove`, { method: 'POST', body: JSON.stringify({ ID: id }) });
+        assert.equal(res.status, 200, `remove ${id}: ${await res.text()}`);
+        await c.get(id).stop();
+        await c.waitConfig((s) => !s.some((x) => x.id === id), `${id} removed`);
+      }
+      await c.waitConfig((s) => s.length === 1 && s[0]!.id === 'n0', 'only n0 left');
+      await new Promise((r) => setTimeout(r, 500));
+      const acked = await writer.stop();
+      assert.ok(acked.length > 20, `writer made progress (${acked.length} acks)`);
+      assert.deepEqual(await missingKeys(boot.url, acked), []);
+      // Removing an absent member is not an error; removing the last voter is refused.
+      assert.deepEqual(await (await fetch(`${boot.url}/remove`, { method: 'POST', body: '{"ID":"n4"}' })).json(), { removed: false });
+      assert.equal((await fetch(`${boot.url}/remove`, { method: 'POST', body: '{"ID":"n0"}' })).status, 400);
+    } finally { await c.stopAll(); }
+  });
+
+  it('restarts never change membership; a removed member that restarts re-joins by itself', async () => {
+    const c = await threeMembers();
+    try {
+      const before = JSON.stringify((await c.config()).servers);
+      const v1 = c.get('v1');
+      assert.equal(await v1.stop(), 0, 'SIGTERM exits cleanly');
+      await v1.start();
+      await v1.waitReady();
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(JSON.stringify((await c.config()).servers), before, 'a pod-style restart leaves membership alone');
+      const leader = await c.leader();
+      const target = leader === v1 ? c.get('boot') : v1;
+      assert.equal((await fetch(`${leader.url}/remove`, { method: 'POST', body: JSON.stringify({ ID: target.spec.id }) })).status, 200);
+      await c.waitConfig((s) => !s.some((x) => x.id === target.spec.id), `${target.spec.id} removed`);
+      await target.stop();
+      await target.start();
+      await c.waitConfig((s) => s.some((x) => x.id === target.spec.id && x.suffrage === 'voter'), `${target.spec.id} re-joined as a voter`);
+      await target.waitReady();
+      await put(target.url, 'rejoined', 'yes');
+      assert.equal(await get((await c.leader()).url, 'rejoined'), 'yes');
+    } finally { await c.stopAll(); }
+  });
+});
