@@ -76,6 +76,7 @@ function normalise(s: string): string {
     .filter((l) => !l.startsWith('{"level"'))
     .join('\n')
     .replace(/"(cluster_id|member_id|raft_term|ID|leader)":\d+/g, '"$1":N')
+    .replace(/"(ClusterID|MemberID|RaftTerm)" : \d+/g, '"$1" : N')
     .replace(/\b[0-9a-f]{16}\b/g, 'HEXID')
     .replace(/127\.0\.0\.1:\d+/g, 'ADDR')
     .replace(/took = [\d.]+[mµn]?s/g, 'took = T')
@@ -92,7 +93,8 @@ let etcdDir = '';
 before(async () => {
   if (skip) return;
   if (missing.length > 0) throw new Error(`etcd e2e needs ${missing.join(' and ')} on PATH (Debian packages etcd-client and etcd-server; see scripts/setup.sh)`);
-  conure = await startTestEtcdServer({ replicator: (sm) => new LocalReplicator(sm, 'conure-0', '127.0.0.1:7001') });
+  // etcd's default minimum lease TTL: ceil(1.5 × 1 s election timeout) = 2 s.
+  conure = await startTestEtcdServer({ minLeaseTtlSeconds: 2, replicator: (sm) => new LocalReplicator(sm, 'conure-0', '127.0.0.1:7001') });
   etcdDir = mkdtempSync(join(tmpdir(), 'conure-real-etcd-'));
   const [client, peer] = [await freePort(), await freePort()];
   etcdEndpoint = `127.0.0.1:${client}`;
@@ -150,6 +152,14 @@ const SCRIPT: Step[] = [
   { args: ['get', 'k', '--rev=11'] },
   { args: ['get', 'k', '--rev=12'] },
   { args: ['get', 'k', '--rev=99'] },
+  { args: ['put', 'k', '--ignore-value'] },
+  { args: ['put', 'absent', '--ignore-value'] },
+  { args: ['put', 'k', 'v3', '--ignore-lease'] },
+  { args: ['get', 'k', '-w', 'fields'] },
+  { args: ['get', '', '--prefix', '--sort-by=CREATE', '--order=ASCEND', '--print-value-only'] },
+  { args: ['watch', 'k', '--rev=3'], watch: /compacted|canceled/ },
+  { args: ['lease', 'grant', '1'] },
+  { args: ['del', '', '--from-key', '--prev-kv'] },
   { args: ['member', 'list'], shape: true },
   { args: ['member', 'add', 'learner1', '--learner', '--peer-urls=http://127.0.0.1:1'], shape: true },
   { args: ['endpoint', 'status'], shape: true },
