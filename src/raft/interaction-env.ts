@@ -16,6 +16,7 @@
  *   status id | log id
  */
 import { decodeConfChange } from './conf-change.js';
+import type { RaftMutation } from './raft.js';
 import { RawNode } from './raw-node.js';
 import { createRng } from './rng.js';
 import { MemoryStorage } from './storage.js';
@@ -66,6 +67,9 @@ export class InteractionEnv {
   private opts = { preVote: true, checkQuorum: true, lease: false, retain: 0, maxMsgBytes: 1 << 16 };
   private out: string[] = [];
 
+  /** `mutation` breaks one rule on purpose (to show a golden file catches it). */
+  constructor(private readonly mutation?: RaftMutation) {}
+
   run(command: string): string {
     this.out = [];
     const [cmd, ...rest] = command.trim().split(/\s+/);
@@ -98,7 +102,7 @@ export class InteractionEnv {
     n.raw = new RawNode({
       id: n.id, storage: n.mem, rng: createRng(seed), electionTimeoutTicks: 10, heartbeatTicks: 1,
       preVote: this.opts.preVote, checkQuorum: this.opts.checkQuorum, readOnlyOption: this.opts.lease ? 'lease' : 'safe',
-      compactionRetainEntries: this.opts.retain, maxSizePerMsgBytes: this.opts.maxMsgBytes,
+      compactionRetainEntries: this.opts.retain, maxSizePerMsgBytes: this.opts.maxMsgBytes, testMutation: this.mutation,
     });
   }
 

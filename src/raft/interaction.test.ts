@@ -39,3 +39,18 @@ describe('raft golden interactions', () => {
     });
   }
 });
+
+describe('golden files catch broken rules', () => {
+  it('commit-rule.txt fails when prior-term entries are committed by counting (Figure 8)', () => {
+    const blocks = parseGolden(readFileSync(join(dir, 'commit-rule.txt'), 'utf8'));
+    const env = new InteractionEnv('commitPriorTermByCounting');
+    const differing = blocks.filter((b) => env.run(b.command) !== b.expected);
+    assert.ok(differing.length > 0, 'the mutated core must not reproduce the golden output');
+  });
+
+  it('up-to-date.txt fails when votes skip the log comparison (§5.4.1)', () => {
+    const blocks = parseGolden(readFileSync(join(dir, 'up-to-date.txt'), 'utf8'));
+    const env = new InteractionEnv('skipUpToDateCheck');
+    assert.ok(blocks.some((b) => env.run(b.command) !== b.expected));
+  });
+});
