@@ -327,3 +327,30 @@ test('exportState/restoreState move the whole MVCC state, and batch groups appli
     await b.close();
   }
 });
+
+test('a mass expiry is revoked in bounded waves', async () => {
+  const s = createStack();
+  try {
+    const { Lessor } = await import('./lessor.js');
+    // A replicator whose proposals stay in flight for a turn of the event loop, like a real one.
+    const slow = Object.create(s.replicator) as typeof s.replicator;
+    slow.propose = async (c: Uint8Array) => {
+      await new Promise((r) => setImmediate(r));
+      return s.replicator.propose(c);
+    };
+    const lessor = new Lessor({ sm: s.sm, replicator: slow, clock: s.clock, revokesInFlightMax: 3 });
+    lessor.tick();
+    for (let i = 0; i < 7; i++) await s.svc.leaseGrant(5, 0);
+    s.clock.advance(6000);
+    assert.equal(lessor.tick().length, 3, 'at most 3 revocations in flight');
+    assert.equal(lessor.tick().length, 0, 'none more until they complete');
+    for (let i = 0; i < 10 && s.sm.leases().length > 0; i++) {
+      await new Promise((r) => setImmediate(r));
+      lessor.tick();
+    }
+    assert.deepEqual(s.sm.leases(), []);
+    lessor.stop();
+  } finally {
+    await s.close();
+  }
+});

@@ -117,3 +117,17 @@ test('progress_notify sends an empty delivery at the current revision to idle sy
     await s.close();
   }
 });
+
+test('the hub refuses watchers beyond its limit', async () => {
+  const s = createStack({ hub: { watchersMax: 2 } });
+  try {
+    s.hub.watch({ key: enc('a') }, new Collector());
+    const h = s.hub.watch({ key: enc('b') }, new Collector());
+    assert.throws(() => s.hub.watch({ key: enc('c') }, new Collector()), /too many watchers/);
+    h.cancel();
+    s.hub.watch({ key: enc('c') }, new Collector());
+    assert.equal(s.hub.size, 2);
+  } finally {
+    await s.close();
+  }
+});
