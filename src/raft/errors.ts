@@ -62,10 +62,10 @@ export class RaftConfigError extends ConureError {
   constructor(message: string) { super('invalid_argument', `invalid raft config: ${message}`); }
 }
 
-/** A single proposal exceeds the per-message byte limit. */
+/** A proposal (or a ReadIndex context) exceeds its byte limit. */
 export class ProposalTooLargeError extends ConureError {
-  constructor(bytes: number, maxBytes: number) {
-    super('too_large', `proposal of ${bytes} bytes exceeds maxSizePerMsgBytes ${maxBytes}`);
+  constructor(bytes: number, maxBytes: number, limitName = 'maxSizePerMsgBytes') {
+    super('too_large', `${bytes} bytes exceed ${limitName} ${maxBytes}`);
   }
 }
 

@@ -707,10 +707,12 @@ export class Raft {
 
   private afterCommit(): void {
     const c = this.log.committed;
-    while (this.uncommitted.length > 0 && this.uncommitted[0]![0] <= c) {
-      this.uncommittedBytes -= this.uncommitted[0]![1];
-      this.uncommitted.shift();
+    let drop = 0;
+    while (drop < this.uncommitted.length && this.uncommitted[drop]![0] <= c) {
+      this.uncommittedBytes -= this.uncommitted[drop]![1];
+      drop++;
     }
+    if (drop > 0) this.uncommitted = drop === this.uncommitted.length ? [] : this.uncommitted.slice(drop);
     if (this.log.termOrZero(c) === this.term && this.readsAwaitingCommit.length > 0) {
       const waiting = this.readsAwaitingCommit;
       this.readsAwaitingCommit = [];

@@ -24,7 +24,7 @@ import { InvalidConfChangeError, ProposalDroppedError, ProposalTooLargeError, Ra
 import { Raft, type RaftConfig } from './raft.js';
 import type { ProgressState } from './progress.js';
 import type { ConfChange, Entry, HardState, Membership, Message, NodeId, ReadState, Role, Snapshot, SoftState, Suffrage } from './types.js';
-import { NONE, entryBytes, makeMessage } from './types.js';
+import { NONE, entriesBytes, makeMessage } from './types.js';
 
 export interface Ready {
   /** Set when the leader or role changed since the last Ready. */
@@ -124,6 +124,17 @@ export class RawNode {
   }
 
   /**
+   * Proposes several entries at once (group commit): on the leader they are appended together
+   * and share append messages; the result names the last one (the first is
+   * index - data.length + 1). On a follower they are forwarded in one message. Throws as
+   * propose(); the batch is accepted or refused as a whole. At most maxSizePerMsgBytes in total.
+   */
+  proposeBatch(data: readonly Uint8Array[]): { index: number; term: number } | null {
+    if (data.length === 0) throw new RaftUsageError('proposeBatch needs at least one entry');
+    return this.proposeEntries(data.map((d) => ({ index: 0, term: 0, type: 'normal', data: d })));
+  }
+
+  /**
    * Proposes one single-server membership change. Only one may be uncommitted at a time and
    * none before the leader has committed an entry of its own term: otherwise
    * ProposalDroppedError('conf-pending'). Invalid changes throw InvalidConfChangeError
@@ -133,18 +144,21 @@ export class RawNode {
     return this.proposeEntry({ index: 0, term: 0, type: 'conf', data: encodeConfChange(cc) });
   }
 
-  private proposeEntry(e: Entry): { index: number; term: number } | null {
+  private proposeEntry(e: Entry): { index: number; term: number } | null { return this.proposeEntries([e]); }
+
+  private proposeEntries(es: Entry[]): { index: number; term: number } | null {
     const r = this.raft;
-    if (entryBytes(e) > r.maxSizePerMsgBytes) throw new ProposalTooLargeError(entryBytes(e), r.maxSizePerMsgBytes);
+    const bytes = entriesBytes(es);
+    if (bytes > r.maxSizePerMsgBytes) throw new ProposalTooLargeError(bytes, r.maxSizePerMsgBytes);
     if (r.isArbiter()) throw new ProposalDroppedError('arbiter');
     if (r.role === 'leader') {
-      const reason = r.checkProposal([e]);
+      const reason = r.checkProposal(es);
       if (reason !== null) throw new ProposalDroppedError(reason);
-      return r.appendProposal([e]);
+      return r.appendProposal(es);
     }
     if (r.lead === NONE) throw new ProposalDroppedError('no-leader');
     if (r.disableProposalForwarding) throw new ProposalDroppedError('not-leader', `leader is ${r.lead}`);
-    r.msgs.push(makeMessage({ type: 'prop', from: r.id, to: r.lead, entries: [e] }));
+    r.msgs.push(makeMessage({ type: 'prop', from: r.id, to: r.lead, entries: es }));
     return null;
   }
 
@@ -157,7 +171,7 @@ export class RawNode {
    */
   readIndex(context: Uint8Array): void {
     const r = this.raft;
-    if (context.length > r.maxReadIndexContextBytes) throw new ProposalTooLargeError(context.length, r.maxReadIndexContextBytes);
+    if (context.length > r.maxReadIndexContextBytes) throw new ProposalTooLargeError(context.length, r.maxReadIndexContextBytes, 'maxReadIndexContextBytes');
     if (r.isArbiter()) throw new ProposalDroppedError('arbiter');
     if (r.role === 'leader') {
       if (r.pendingReads() >= r.maxPendingReadIndex) throw new ProposalDroppedError('read-queue-full');

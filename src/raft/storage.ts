@@ -155,7 +155,8 @@ export class MemoryStorage implements Storage {
     if (es[0]!.index < first) es = es.slice(first - es[0]!.index);
     const at = es[0]!.index - this.offset();
     if (at > this.ents.length) throw new LogUnavailableError(es[0]!.index, this.lastIndex());
-    this.ents = this.ents.slice(0, at).concat(es);
+    if (at < this.ents.length) this.ents.length = at;
+    for (const e of es) this.ents.push(e);
   }
 
   /**
