@@ -140,12 +140,37 @@ export function partitionNemesis(name: string, makePlan: PlanMaker): Nemesis {
   };
 }
 
+/**
+ * Each fault picks one of `parts` at random among those the cluster supports (today kill and
+ * pause; partitions too once the cluster is replicated): randomized mixed schedules for the long
+ * profile. One fault at a time.
+ */
+export function mixedNemesis(parts: Nemesis[]): Nemesis {
+  let current: Nemesis | undefined;
+  return {
+    name: 'mixed',
+    needs: { members: 1, replicated: false },
+    async inject(cluster, random) {
+      const usable = parts.filter((n) => (!n.needs.replicated || cluster.replicated) && n.needs.members <= cluster.nodes.length);
+      current = pick(usable, random);
+      const r = await current.inject(cluster, random);
+      return { ...r, detail: { via: current.name, ...(r.detail !== undefined && { detail: r.detail }) } };
+    },
+    async heal(cluster) {
+      const n = current;
+      current = undefined;
+      return n?.heal(cluster);
+    },
+  };
+}
+
 /** Every nemesis by name. Those needing a replicated cluster are skipped until one exists. */
 export function nemesisByName(name: string): Nemesis {
   switch (name) {
     case 'none': return noneNemesis;
     case 'kill': return killNemesis();
     case 'pause': return pauseNemesis();
+    case 'mixed': return mixedNemesis(['kill', 'pause', 'partition-majority', 'partition-bridge', 'partition-one-way', 'isolate-leader'].map(nemesisByName));
     case 'partition-majority': return partitionNemesis(name, async (ids, random) => majorityMinority(ids, random));
     case 'partition-bridge': return partitionNemesis(name, async (ids, random) => bridge(ids, random));
     case 'partition-one-way': return partitionNemesis(name, async (ids, random) => oneWay(ids, ids[Math.floor(random() * ids.length)]!));
@@ -158,7 +183,7 @@ export function nemesisByName(name: string): Nemesis {
 }
 
 /** Names accepted by `nemesisByName`. */
-export const NEMESIS_NAMES = ['none', 'kill', 'pause', 'partition-majority', 'partition-bridge', 'partition-one-way', 'isolate-leader'] as const;
+export const NEMESIS_NAMES = ['none', 'kill', 'pause', 'mixed', 'partition-majority', 'partition-bridge', 'partition-one-way', 'isolate-leader'] as const;
 
 /** Why a nemesis cannot run on this cluster shape, or undefined when it can. */
 export function unsupportedReason(n: Nemesis, launcher: { name: string; sizeMax: number }, replicated: boolean): string | undefined {
