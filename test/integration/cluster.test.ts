@@ -7,7 +7,12 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { execFile } from 'node:child_process';
+import { CONURECTL } from '../support/conured-process.js';
 import { missingKeys, startWriter, TestCluster } from '../support/cluster.js';
+
+const run = promisify(execFile);
 
 async function put(url: string, key: string, value: string): Promise<void> {
   const res = await fetch(`${url}/kv?key=${key}&value=${value}`, { method: 'PUT' });
@@ -183,6 +188,58 @@ describe('replicated cluster', { timeout: 240_000 }, () => {
       await target.waitReady();
       await put(target.url, 'rejoined', 'yes');
       assert.equal(await get((await c.leader()).url, 'rejoined'), 'yes');
+    } finally { await c.stopAll(); }
+  });
+
+  it('compacts its log behind snapshots, and a new member catches up from a snapshot', async () => {
+    const c = new TestCluster();
+    try {
+      const boot = await c.add({ id: 's0', bootstrap: true });
+      await boot.start(['--snapshot-entries', '100']);
+      await boot.waitReady();
+      const keys = Array.from({ length: 1500 }, (_, i) => `snap-${i}`);
+      for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => put(boot.url, k, `v-${k}`)));
+      const stats = (await (await fetch(`${boot.url}/raft/stats`)).json()) as { snapshot_index: number; first_log_index: number; last_log_index: number };
+      assert.ok(stats.snapshot_index >= 1400, `snapshot taken (${stats.snapshot_index})`);
+      assert.ok(stats.first_log_index > 100, `log compacted (first index ${stats.first_log_index})`);
+      assert.ok(stats.last_log_index - stats.first_log_index < 1200, 'the log holds a bounded tail');
+      const joiner = await c.add({ id: 's1', join: [boot.url] });
+      await joiner.start(['--snapshot-entries', '100']);
+      await c.waitConfig((s) => s.some((x) => x.id === 's1' && x.suffrage === 'voter'), 's1 promoted after catching up');
+      await joiner.waitReady();
+      assert.deepEqual(await missingKeys(joiner.url, keys), []);
+      assert.match(joiner.log, /snapshot_installed/);
+    } finally { await c.stopAll(); }
+  });
+
+  it('conurectl manages members and leadership; SIGTERM on the leader hands leadership over', async () => {
+    const c = await threeMembers();
+    try {
+      const env = { ...process.env, CONURE_ENDPOINTS: c.seeds().join(',') };
+      const ctl = async (...args: string[]) => (await run(process.execPath, [CONURECTL, ...args], { env })).stdout;
+      const members = JSON.parse(await ctl('members')) as { servers: Array<{ id: string; suffrage: string }> };
+      assert.deepEqual(members.servers.map((s) => s.suffrage).sort(), ['arbiter', 'voter', 'voter']);
+      const leader = await c.leader();
+      const other = c.members.find((m) => m !== leader && m.spec.role !== 'arbiter')!;
+      await run(process.execPath, [CONURECTL, '--endpoints', leader.url, 'leader', 'transfer', other.spec.id], { env });
+      assert.equal((await c.leader()).spec.id, other.spec.id, 'leadership moved where asked');
+      // A learner added by hand stays a learner until promoted.
+      const extra = await c.add({ id: 'extra' });
+      await extra.start(['--bootstrap=false', '--join', 'http://127.0.0.1:9']); // its own join never succeeds
+      await ctl('members', 'add', 'extra', extra.raftAddr, '--role', 'learner', '--http-addr', `127.0.0.1:${extra.httpPort}`);
+      await c.waitConfig((s) => s.some((x) => x.id === 'extra' && x.suffrage === 'learner'), 'extra as learner');
+      await ctl('members', 'promote', 'extra');
+      await c.waitConfig((s) => s.some((x) => x.id === 'extra' && x.suffrage === 'voter'), 'extra promoted');
+      await ctl('members', 'remove', 'extra');
+      await c.waitConfig((s) => !s.some((x) => x.id === 'extra'), 'extra removed');
+      await extra.stop();
+      // Graceful shutdown of the leader: it transfers leadership before exiting.
+      const current = await c.leader();
+      assert.equal(await current.stop(), 0);
+      const next = await c.leader(5_000);
+      assert.notEqual(next.spec.id, current.spec.id);
+      const afterShutdown = current.log.slice(current.log.indexOf('shutdown_requested'));
+      assert.match(afterShutdown, /"role":"follower"[^\n]*raft_role_changed/, 'the leader stepped down before exiting');
     } finally { await c.stopAll(); }
   });
 });
