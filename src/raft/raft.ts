@@ -267,7 +267,14 @@ export class Raft {
   }
 
   bcastAppend(): void { for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id); }
-  private bcastHeartbeat(context: Uint8Array = EMPTY): void { for (const id of this.prs.keys()) if (id !== this.id) this.sendHeartbeat(id, context); }
+  /**
+   * Heartbeats carry the context of the newest pending read, so a lost read round is retried
+   * by the next heartbeat; its acknowledgement also confirms every earlier pending read.
+   */
+  private bcastHeartbeat(context?: Uint8Array): void {
+    const ctx = context ?? (this.readQueue.length > 0 ? this.readQueue[this.readQueue.length - 1]!.context : EMPTY);
+    for (const id of this.prs.keys()) if (id !== this.id) this.sendHeartbeat(id, ctx);
+  }
 
   // ---------------------------------------------------------------- role changes
 

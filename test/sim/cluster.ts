@@ -28,6 +28,8 @@ export interface SimOptions {
   /** Default: derived from the seed. */
   scenario?: Scenario;
   mutation?: RaftMutation;
+  /** Test-only driver bug: `skipSync` never fsyncs, so a crash loses what was acknowledged. */
+  driverBug?: 'skipSync';
   /** Ticks of the faulty phase. Default: 300..600 from the seed. */
   faultTicks?: number;
   /** Tick budget for liveness after healing. */
@@ -270,7 +272,7 @@ export class Simulation {
       if (rd.snapshot) this.write(n, { k: 'snap', s: rd.snapshot });
       if (rd.entries.length > 0) this.write(n, { k: 'ents', e: rd.entries });
       if (rd.hardState) this.write(n, { k: 'hs', h: rd.hardState });
-      if (rd.mustSync) this.sync(n);
+      if (rd.mustSync && this.o.driverBug !== 'skipSync') this.sync(n);
       for (const m of rd.messages) this.send(m);
       if (rd.snapshot && !n.arbiter) {
         const st = decodeState(rd.snapshot.data, rd.snapshot.meta.index);

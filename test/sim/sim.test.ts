@@ -57,6 +57,11 @@ describe('raft simulation', () => {
     assert.ok(bad.some((r) => /leader completeness|state-machine safety/.test(r.violation ?? '')), bad[0]?.violation);
   });
 
+  it('driver bug: a driver that ignores mustSync loses acknowledged state on crash, and it is caught', () => {
+    const bad = sweep(1, 100, { driverBug: 'skipSync' }).filter((r) => !r.ok);
+    assert.ok(bad.length > 0, 'crashes without fsync must break an invariant');
+  });
+
   it('a run is fully determined by its seed', () => {
     const a = runSim({ seed: 4242 });
     const b = runSim({ seed: 4242 });

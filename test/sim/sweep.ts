@@ -2,6 +2,7 @@
  * Seed sweep over the raft simulator.
  *   node dist/test/sim/sweep.js --seeds 100000 [--start 1] [--mutation countStaleVotes]
  *   node dist/test/sim/sweep.js --seed 1234 --verbose        (replay one seed with a trace)
+ *   --driver-bug skipSync: a driver that never fsyncs (shows the crash model bites)
  * Progress goes to stderr; the last stdout line is the summary. Exit code 1 on any failure.
  */
 import type { RaftMutation } from '../../src/raft/index.js';
@@ -11,12 +12,13 @@ const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
 const dist = process.argv[1]?.includes('/test/sim/') ? process.argv[1] : 'dist/test/sim/sweep.js';
 const mutation = opt('mutation') as RaftMutation | undefined;
+const driverBug = opt('driver-bug') as 'skipSync' | undefined;
 const single = opt('seed');
 const verbose = args.includes('--verbose');
 
 if (single !== undefined) {
   const seed = Number(single);
-  const r = runSim({ seed, mutation, trace: verbose ? (l) => process.stderr.write(`${l}\n`) : undefined });
+  const r = runSim({ seed, mutation, driverBug, trace: verbose ? (l) => process.stderr.write(`${l}\n`) : undefined });
   console.log(`seed ${seed} scenario=${r.scenario} ${r.ok ? 'ok' : `FAILED: ${r.violation}`} ticks=${r.tick} ${JSON.stringify(r.stats)}`);
   process.exit(r.ok ? 0 : 1);
 }
@@ -29,7 +31,7 @@ let lastReport = t0;
 const total: SimStats = { ticks: 0, elections: 0, commits: 0, reads: 0, crashes: 0, snapshotsSent: 0, confChanges: 0, arbiterLeaderships: 0, arbiterTrimmedChecked: 0, lost: 0 };
 const failures: number[] = [];
 for (let s = start; s < start + seeds; s++) {
-  const r = runSim({ seed: s, mutation });
+  const r = runSim({ seed: s, mutation, driverBug });
   for (const k of Object.keys(total) as Array<keyof SimStats>) total[k] += r.stats[k];
   if (!r.ok) {
     failures.push(s);
