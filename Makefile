@@ -1,5 +1,5 @@
 # Conure developer entry points. Every target does its own set-up on a fresh machine.
-#   make run      start a local ConureDB (see README)
+#   make run      start a local 3-member ConureDB cluster (2 voters + 1 arbiter; see README)
 #   make test     set up, build, run every test suite (what CI runs)
 #   make bench    benchmarks: prints tables and JSON, asserts nothing
 #   make sim      long raft simulation sweep: make sim SEEDS=100000
@@ -27,8 +27,7 @@ typecheck: deps
 	@npx tsc -p tsconfig.json --noEmit
 
 run: build
-	$(NODE) dist/src/cli/conured.js --bootstrap --node-id node1 --data-dir $(DATA_DIR)/node1 \
-	  --http-addr 127.0.0.1:8081 --raft-addr 127.0.0.1:7001
+	$(NODE) dist/src/cli/conurectl.js dev cluster --voters 2 --arbiter auto --base-port 8081 --data-dir $(DATA_DIR)
 
 test: setup build
 	@$(NODE) scripts/run-tests.mjs all
