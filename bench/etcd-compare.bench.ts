@@ -144,7 +144,7 @@ async function watchDelivery(endpoint: string, puts: number, chans: Client[]): P
 function checkPerf(endpoint: string, load: string): { pass: number; writes_per_s: number } {
   const r = spawnSync('etcdctl', [`--endpoints=${endpoint}`, 'check', 'perf', `--load=${load}`], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8', timeout: 240_000 });
   const out = (r.stdout ?? '').replace(/\r/g, '\n');
-  const tput = /Throughput is (\d+) writes\/s/.exec(out);
+  const tput = /Throughput[^\n]*?(\d+) writes\/s/.exec(out);
   return { pass: r.status === 0 ? 1 : 0, writes_per_s: tput ? Number(tput[1]) : 0 };
 }
 
