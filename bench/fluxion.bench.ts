@@ -139,11 +139,13 @@ const bench: BenchModule = async ({ quick }) => {
       const frames = [];
       for (let i = 0, n = 0; i < p.total; i += p.batch, n++) frames.push({ id: `i${n}`, text: frame(`i${n}`, 'ins', insPayload('ins', i, p.batch, 10_000)), records: p.batch });
       const fsync0 = await scrape(d.port, 'fluxion_wal_fsync_seconds_count');
+      const cpu0 = await scrape(d.port, 'fluxion_process_cpu_seconds_total');
       const r = await pipelined(c, frames, p.window);
       const fsyncs = (await scrape(d.port, 'fluxion_wal_fsync_seconds_count')) - fsync0;
+      const serverCpu = (await scrape(d.port, 'fluxion_process_cpu_seconds_total')) - cpu0;
       rows.push({
         name: 'ins over WebSocket, durable', params: { batch: p.batch, in_flight: p.window, records: r.records },
-        metrics: { records_per_s: r.records / r.seconds, requests_per_s: frames.length / r.seconds, ack_p50_ms: r.lat.percentile(50), ack_p99_ms: r.lat.percentile(99), requests_per_fsync: frames.length / fsyncs },
+        metrics: { records_per_s: r.records / r.seconds, records_per_cpu_s: r.records / serverCpu, requests_per_s: frames.length / r.seconds, ack_p50_ms: r.lat.percentile(50), ack_p99_ms: r.lat.percentile(99), requests_per_fsync: frames.length / fsyncs },
       });
       c.close();
       await stopDaemon(d);
@@ -161,6 +163,7 @@ const bench: BenchModule = async ({ quick }) => {
       const total = quick ? 500_000 : 3_000_000;
       const payloads = Array.from({ length: total / batch }, (_, n) => insPayload('eng', n * batch, batch, 10_000));
       const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
       const inflight: Array<Promise<unknown>> = [];
       for (const pl of payloads) {
         inflight.push(Promise.resolve(svc.handle(s, 'ins', pl)));
@@ -168,7 +171,8 @@ const bench: BenchModule = async ({ quick }) => {
       }
       await Promise.all(inflight);
       const sec = (performance.now() - t0) / 1000;
-      rows.push({ name: 'ins in-process (service+WAL), durable', params: { batch, in_flight: 4, records: total }, metrics: { records_per_s: total / sec } });
+      const cpu = process.cpuUsage(cpu0);
+      rows.push({ name: 'ins in-process (service+WAL), durable', params: { batch, in_flight: 4, records: total }, metrics: { records_per_s: total / sec, records_per_cpu_s: total / ((cpu.user + cpu.system) / 1e6) } });
       await dl.close();
       rmSync(dir, { recursive: true, force: true });
     }
@@ -209,7 +213,7 @@ const bench: BenchModule = async ({ quick }) => {
     const walBytes = dirBytes(qdir, 'wal-');
     // Restart from the WAL alone, then write a snapshot (via a small threshold) and restart from it.
     d = await startDaemon(qdir);
-    rows.push({ name: 'restart fluxiond (WAL replay only)', params: { records: qRecords }, metrics: { seconds: d.startMs / 1000, recovery_s: d.recovered.seconds ?? NaN } });
+    rows.push({ name: 'restart fluxiond (WAL replay only)', params: { records: qRecords }, metrics: { seconds: d.startMs / 1000, recovery_s: d.recovered.seconds ?? NaN, recovery_cpu_s: d.recovered.cpuSeconds ?? NaN } });
     await stopDaemon(d);
     d = await startDaemon(qdir, ['--snapshot-wal-bytes', '1']);
     c = await BenchClient.connect(d.port);
@@ -220,7 +224,7 @@ const bench: BenchModule = async ({ quick }) => {
     await stopDaemon(d);
     const snapBytes = dirBytes(qdir, 'snapshot-');
     d = await startDaemon(qdir);
-    rows.push({ name: 'restart fluxiond (snapshot)', params: { records: qRecords + 1 }, metrics: { seconds: d.startMs / 1000, recovery_s: d.recovered.seconds ?? NaN } });
+    rows.push({ name: 'restart fluxiond (snapshot)', params: { records: qRecords + 1 }, metrics: { seconds: d.startMs / 1000, recovery_s: d.recovered.seconds ?? NaN, recovery_cpu_s: d.recovered.cpuSeconds ?? NaN } });
     await stopDaemon(d);
     rows.push({ name: 'disk bytes per record', params: { records: qRecords }, metrics: { wal: walBytes / qRecords, snapshot: snapBytes / qRecords } });
     rmSync(qdir, { recursive: true, force: true });
@@ -274,7 +278,7 @@ const bench: BenchModule = async ({ quick }) => {
       await dl.close();
       const snapBytes = dirBytes(bdir, 'snapshot-');
       const dd = await startDaemon(bdir);
-      rows.push({ name: 'restart fluxiond (snapshot)', params: { records: big }, metrics: { seconds: dd.startMs / 1000, recovery_s: dd.recovered.seconds ?? NaN, snapshot_bytes_per_record: snapBytes / big } });
+      rows.push({ name: 'restart fluxiond (snapshot)', params: { records: big }, metrics: { seconds: dd.startMs / 1000, recovery_s: dd.recovered.seconds ?? NaN, recovery_cpu_s: dd.recovered.cpuSeconds ?? NaN, snapshot_bytes_per_record: snapBytes / big } });
       await stopDaemon(dd);
       rmSync(bdir, { recursive: true, force: true });
     } else {
@@ -282,6 +286,7 @@ const bench: BenchModule = async ({ quick }) => {
     }
     notes.push(`query set: ${qRecords} records in ${qDocs} documents (${perDoc} per document), one collection; data ~20 bytes per record`);
     notes.push('WebSocket rows: client and server share this machine (2 cores); the in-process row is the engine + WAL + fsync alone');
+    notes.push('records_per_cpu_s = records / CPU seconds of the server process (all threads): the per-core figure, insensitive to other load on the machine');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

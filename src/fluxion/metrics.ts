@@ -18,7 +18,7 @@ export class FluxionMetrics {
   readonly snapshotSeconds: Histogram;
 
   constructor(src: MetricsSources, processMetrics = true) {
-    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'fluxion_process_' });
+    if (processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'fluxion_' });
     const r = [this.registry];
     const gauge = (name: string, help: string, read: () => number): void => {
       new Gauge({ name, help, registers: r, collect() { this.set(read()); } });
