@@ -54,15 +54,17 @@ test('pass forwards both directions', async (t) => {
   await until(() => c.data() === 'hello', 'echo through the proxy');
   assert.equal(echo.received(), 'hello');
   assert.deepEqual(proxy.stats().bytesForwarded, { up: 5, down: 5 });
+  assert.deepEqual(proxy.stats().bytesDelayed, { up: 0, down: 0 });
   c.sock.destroy();
 });
 
 test('delay keeps order across a change back to pass', async (t) => {
   const { proxy } = await setup(t);
   const c = await client(proxy.port);
-  proxy.set('up', { kind: 'delay', ms: 300 });
+  proxy.set('up', { kind: 'delay', ms: 2000 });
   c.sock.write('first;');
-  await until(() => proxy.stats().bytesForwarded.up === 0 && proxy.stats().accepted === 1, 'chunk queued');
+  await until(() => proxy.stats().bytesDelayed.up === 6, 'chunk held in the delay queue');
+  assert.equal(proxy.stats().bytesForwarded.up, 0);
   proxy.set('up', { kind: 'pass' });
   c.sock.write('second;');
   await until(() => c.data().length === 13, 'both chunks echoed');

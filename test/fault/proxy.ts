@@ -51,6 +51,8 @@ export interface FaultProxyStats {
   open: number;
   bytesForwarded: Record<Direction, number>;
   bytesDropped: Record<Direction, number>;
+  /** Bytes currently waiting in delay queues. */
+  bytesDelayed: Record<Direction, number>;
   resets: number;
 }
 
@@ -63,6 +65,9 @@ class Pipe {
   private timer: NodeJS.Timeout | undefined;
   /** Sources start paused (the server uses pauseOnConnect; the target side is paused on dial). */
   private paused = true;
+
+  /** Bytes read but not yet written (waiting for their delay). */
+  get pendingBytes(): number { return this.queuedBytes; }
 
   constructor(private readonly proxy: FaultProxy, readonly dir: Direction, private readonly src: net.Socket, private readonly dst: net.Socket) {
     src.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -110,7 +115,7 @@ export class FaultProxy {
   readonly delayedBytesMax: number;
   private readonly faults: Record<Direction, LinkFault> = { up: PASS, down: PASS };
   private readonly conns = new Set<{ a: net.Socket; b: net.Socket; pipes: Pipe[] }>();
-  private readonly counters: FaultProxyStats = { accepted: 0, open: 0, bytesForwarded: { up: 0, down: 0 }, bytesDropped: { up: 0, down: 0 }, resets: 0 };
+  private readonly counters: Omit<FaultProxyStats, 'bytesDelayed'> = { accepted: 0, open: 0, bytesForwarded: { up: 0, down: 0 }, bytesDropped: { up: 0, down: 0 }, resets: 0 };
   private closed = false;
 
   private constructor(private readonly server: net.Server, private readonly opts: FaultProxyOptions, readonly port: number) {
@@ -189,7 +194,9 @@ export class FaultProxy {
   }
 
   stats(): FaultProxyStats {
-    return { ...this.counters, bytesForwarded: { ...this.counters.bytesForwarded }, bytesDropped: { ...this.counters.bytesDropped } };
+    const bytesDelayed = { up: 0, down: 0 };
+    for (const c of this.conns) for (const p of c.pipes) bytesDelayed[p.dir] += p.pendingBytes;
+    return { ...this.counters, bytesForwarded: { ...this.counters.bytesForwarded }, bytesDropped: { ...this.counters.bytesDropped }, bytesDelayed };
   }
 
   /** Stops listening and closes every connection. */
