@@ -33,6 +33,7 @@ export class RaftLog {
     this.applied = Math.max(applied, first - 1);
     if (this.committed < first - 1) this.committed = first - 1;
     if (this.applied > this.committed) throw new RaftUsageError(`applied ${applied} is beyond commit ${this.committed}`);
+    if (this.committed > storage.lastIndex()) throw new RaftUsageError(`storage is inconsistent: commit ${this.committed} is beyond last index ${storage.lastIndex()}`);
   }
 
   firstIndex(): number {

@@ -69,6 +69,8 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heartbeat responses seen while in snapshot state (the snapshot is given up after a bound). */
   snapshotWaitBeats = 0;
+  /** Lease mode: the newest leader tick stamp this member acknowledged in a heartbeat (-1: none). */
+  leaseTick = -1;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
   readonly inflights: Inflights;

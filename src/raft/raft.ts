@@ -9,7 +9,7 @@
  * rolled back if the entry is truncated. Single-server changes only; see docs/raft.md.
  */
 import { applyConfChange, applyConfChangeLenient, decodeConfChange } from './conf-change.js';
-import { CompactedError, InvalidConfChangeError, LogUnavailableError, ProposalDroppedError, RaftConfigError, SnapshotTemporarilyUnavailableError, type DropReason } from './errors.js';
+import { CompactedError, InvalidConfChangeError, ProposalDroppedError, RaftConfigError, SnapshotTemporarilyUnavailableError, type DropReason } from './errors.js';
 import { RaftLog } from './log.js';
 import { Progress } from './progress.js';
 import type { Rng } from './rng.js';
@@ -23,8 +23,9 @@ import { NONE, allMembers, cloneMembership, entryBytes, makeMessage, quorumSize,
  * - `skipUpToDateCheck`: voters grant votes without the §5.4.1 log comparison.
  * - `commitPriorTermByCounting`: the leader commits entries of earlier terms by counting (Figure 8).
  * - `voteTwice`: a voter grants a second vote in a term it already voted in.
+ * - `unsafeLease`: lease reads are served whenever this member leads (no lease check).
  */
-export type RaftMutation = 'countStaleVotes' | 'skipUpToDateCheck' | 'commitPriorTermByCounting' | 'voteTwice';
+export type RaftMutation = 'countStaleVotes' | 'skipUpToDateCheck' | 'commitPriorTermByCounting' | 'voteTwice' | 'unsafeLease';
 
 /** Read modes: `safe` is ReadIndex with a heartbeat round; `lease` trusts the leader lease. */
 export type ReadOnlyOption = 'safe' | 'lease';
@@ -60,8 +61,14 @@ export interface RaftConfig {
   preVote?: boolean;
   /** The leader steps down when it has not heard from a quorum for an election timeout. Default true. */
   checkQuorum?: boolean;
-  /** `lease` requires checkQuorum. Default `safe`. */
+  /**
+   * `lease` requires checkQuorum and must be set on every member (followers enforce the
+   * lease: they ignore votes while they hear from a leader, and for one election timeout
+   * after a restart). Default `safe`.
+   */
   readOnlyOption?: ReadOnlyOption;
+  /** Lease mode: the lease ends this many ticks early, covering clock drift. Default T/5. */
+  leaseMarginTicks?: number;
   /** When true, followers reject proposals instead of forwarding them to the leader. */
   disableProposalForwarding?: boolean;
   /** Entries kept below a snapshot when raft asks the driver to compact. Default 1024. */
@@ -98,6 +105,14 @@ export class Raft {
   pendingConfIndex = 0;
   /** Arbiter only: the highest index whose payload may be dropped. */
   trimTo = 0;
+  /** Ticks since this instance was created (stamps heartbeats for the leader lease). */
+  ticksNow = 0;
+  /**
+   * Lease mode only: a restarted member may have acknowledged a leader's heartbeat just before
+   * it crashed, so it ignores vote requests for one election timeout after a restart.
+   */
+  private bootLeaseTicks = 0;
+  private timeoutNowSent = false;
   /** Set by snapshotCreated: the driver may compact the log up to here. */
   compactTo = 0;
 
@@ -120,6 +135,7 @@ export class Raft {
   readonly readOnlyOption: ReadOnlyOption;
   readonly disableProposalForwarding: boolean;
   readonly compactionRetainEntries: number;
+  readonly leaseMarginTicks: number;
   readonly mutation: RaftMutation | undefined;
   private readonly rng: Rng;
 
@@ -141,6 +157,7 @@ export class Raft {
     this.readOnlyOption = c.readOnlyOption ?? 'safe';
     this.disableProposalForwarding = c.disableProposalForwarding ?? false;
     this.compactionRetainEntries = c.compactionRetainEntries ?? 1024;
+    this.leaseMarginTicks = c.leaseMarginTicks ?? Math.max(1, Math.floor(this.electionTimeoutTicks / 5));
     this.mutation = c.testMutation;
     const positive: Array<[string, number]> = [
       ['electionTimeoutTicks', this.electionTimeoutTicks], ['heartbeatTicks', this.heartbeatTicks],
@@ -154,6 +171,7 @@ export class Raft {
     if (!Number.isInteger(this.compactionRetainEntries) || this.compactionRetainEntries < 0) throw new RaftConfigError('compactionRetainEntries must be ≥ 0');
     if (this.heartbeatTicks >= this.electionTimeoutTicks) throw new RaftConfigError('heartbeatTicks must be less than electionTimeoutTicks');
     if (this.readOnlyOption === 'lease' && !this.checkQuorum) throw new RaftConfigError('readOnlyOption lease requires checkQuorum');
+    if (!Number.isInteger(this.leaseMarginTicks) || this.leaseMarginTicks < 0 || this.leaseMarginTicks >= this.electionTimeoutTicks) throw new RaftConfigError('leaseMarginTicks must be in [0, electionTimeoutTicks)');
 
     const st = c.storage.initialState();
     this.log = new RaftLog(c.storage, c.applied ?? 0);
@@ -172,6 +190,8 @@ export class Raft {
     }
     this.trimTo = c.storage.payloadFloor?.() ?? 0;
     this.becomeFollower(this.term, NONE);
+    // A member that has seen a term beyond the bootstrap one may hold a lease promise.
+    if (this.readOnlyOption === 'lease' && this.term > 1) this.bootLeaseTicks = this.electionTimeoutTicks;
   }
 
   // ---------------------------------------------------------------- status
@@ -263,7 +283,7 @@ export class Raft {
   private sendHeartbeat(to: NodeId, context: Uint8Array): void {
     const pr = this.prs.get(to);
     const commit = Math.min(pr ? pr.match : 0, this.log.committed);
-    this.send(makeMessage({ type: 'heartbeat', from: this.id, to, term: this.term, commit, context, voterDurable: this.voterDurableFor(to) }));
+    this.send(makeMessage({ type: 'heartbeat', from: this.id, to, term: this.term, commit, context, voterDurable: this.voterDurableFor(to), index: this.ticksNow }));
   }
 
   bcastAppend(): void { for (const id of this.prs.keys()) if (id !== this.id) this.sendAppend(id); }
@@ -302,6 +322,7 @@ export class Raft {
     this.uncommittedBytes = 0;
     this.readQueue = [];
     this.readsAwaitingCommit = [];
+    this.timeoutNowSent = false;
   }
 
   becomeFollower(term: number, lead: NodeId): void {
@@ -382,6 +403,8 @@ export class Raft {
   // ---------------------------------------------------------------- elections
 
   tick(): void {
+    this.ticksNow++;
+    if (this.bootLeaseTicks > 0) this.bootLeaseTicks--;
     if (this.role === 'leader') this.tickHeartbeat();
     else this.tickElection();
   }
@@ -489,7 +512,7 @@ export class Raft {
       // Forwarded requests (prop, readIndex, transferLeader) carry no term.
     } else if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'preVote') {
-        const inLease = this.checkQuorum && this.lead !== NONE && this.electionElapsed < this.electionTimeoutTicks;
+        const inLease = this.checkQuorum && ((this.lead !== NONE && this.electionElapsed < this.electionTimeoutTicks) || this.bootLeaseTicks > 0);
         if (inLease && !m.force) return; // leader stickiness: a live leader is not disrupted
       }
       if (m.type === 'preVote') {
@@ -622,7 +645,8 @@ export class Raft {
   private handleHeartbeat(m: Message): void {
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
     this.noteVoterDurable(m.voterDurable);
-    this.send(makeMessage({ type: 'heartbeatResp', from: this.id, to: m.from, term: this.term, context: m.context }));
+    // `index` echoes the leader's tick stamp: the leader's lease is measured from it.
+    this.send(makeMessage({ type: 'heartbeatResp', from: this.id, to: m.from, term: this.term, context: m.context, index: m.index }));
   }
 
   private handleSnapshot(m: Message): void {
@@ -688,6 +712,7 @@ export class Raft {
     if (!pr) return;
     pr.recentActive = true;
     pr.probeSent = false;
+    if (m.index > pr.leaseTick) pr.leaseTick = m.index;
     if (pr.state === 'snapshot') {
       pr.snapshotWaitBeats++;
       // The snapshot was lost (or failed): fall back to probing after an election timeout.
@@ -703,7 +728,8 @@ export class Raft {
   maybeCommit(): boolean {
     const voting = votingMembers(this.membership);
     if (voting.length === 0) return false;
-    const matches = voting.map((id) => (id === this.id ? (this.prs.get(id)?.match ?? 0) : (this.prs.get(id)?.match ?? 0))).sort((a, b) => b - a);
+    // The leader's own progress tracks its last index (set on append); absent members count 0.
+    const matches = voting.map((id) => this.prs.get(id)?.match ?? 0).sort((a, b) => b - a);
     const mci = matches[quorumSize(voting.length) - 1]!;
     if (mci <= this.log.committed) return false;
     if (this.log.termOrZero(mci) !== this.term && this.mutation !== 'commitPriorTermByCounting') return false;
@@ -739,6 +765,8 @@ export class Raft {
   }
 
   private sendTimeoutNow(to: NodeId): void {
+    // The target's forced election ignores voters' leases: no lease reads for the rest of this term.
+    this.timeoutNowSent = true;
     this.send(makeMessage({ type: 'timeoutNow', from: this.id, to, term: this.term }));
   }
 
@@ -830,7 +858,7 @@ export class Raft {
     }
     const index = this.log.committed;
     const voting = votingMembers(this.membership);
-    if (this.readOnlyOption === 'lease' || (voting.length === 1 && voting[0] === this.id)) {
+    if ((this.readOnlyOption === 'lease' && this.leaseValid()) || (voting.length === 1 && voting[0] === this.id)) {
       this.respondRead(from, index, context);
       return;
     }
@@ -840,6 +868,23 @@ export class Raft {
     if (voting.includes(this.id)) acks.add(this.id);
     this.readQueue.push({ index, context, key, from, acks });
     this.bcastHeartbeat(context);
+  }
+
+  /**
+   * Lease check for `lease` reads. Each voter that answered a heartbeat stamped with leader
+   * tick t ignores vote requests until it has counted electionTimeoutTicks after receiving it,
+   * so no other leader can be elected before t + electionTimeoutTicks, where t is the newest
+   * stamp acknowledged by a quorum. The lease ends leaseMarginTicks earlier (clock drift).
+   * Forced elections (leadership transfer) bypass leases, so none is claimed once a TimeoutNow
+   * went out in this term.
+   */
+  private leaseValid(): boolean {
+    if (this.mutation === 'unsafeLease') return true;
+    if (this.leadTransferee !== NONE || this.timeoutNowSent) return false;
+    const voting = votingMembers(this.membership);
+    const stamps = voting.map((id) => (id === this.id ? this.ticksNow : (this.prs.get(id)?.leaseTick ?? -1))).sort((a, b) => b - a);
+    const t = stamps[quorumSize(voting.length) - 1]!;
+    return t >= 0 && this.ticksNow < t + this.electionTimeoutTicks - this.leaseMarginTicks;
   }
 
   private ackRead(from: NodeId, context: Uint8Array): void {
@@ -877,5 +922,4 @@ export class Raft {
     pr.probeSent = true; // wait for the follower's response or the next heartbeat
   }
 
-  static isLogError(err: unknown): boolean { return err instanceof CompactedError || err instanceof LogUnavailableError; }
 }

@@ -151,11 +151,24 @@ describe('RawNode', () => {
     const lease = new Cluster(three, { readOnlyOption: 'lease' });
     lease.get('n1').campaign();
     lease.stabilize();
+    lease.get('n1').readIndex(enc.encode('no-lease-yet'));
+    assert.equal(lease.get('n1').ready().readStates.length, 0, 'no heartbeat acknowledged yet: falls back to a ReadIndex round');
+    lease.get('n1').advance();
+    lease.stabilize();
+    lease.get('n1').tick();
+    lease.stabilize();
     lease.get('n1').readIndex(enc.encode('b'));
     const lr = lease.get('n1').ready();
     assert.equal(lr.readStates.length, 1);
     assert.equal(lr.messages.length, 0, 'no heartbeat round');
     lease.get('n1').advance();
+    // After an election timeout without acknowledgements the lease is gone.
+    const n1 = lease.get('n1');
+    for (let i = 0; i < 9; i++) n1.tick();
+    n1.ready(); n1.advance(); // heartbeats are lost
+    n1.readIndex(enc.encode('c'));
+    assert.equal(n1.ready().readStates.length, 0, 'lease expired: a heartbeat round is needed');
+    n1.advance();
 
     const small = new Cluster(three, { maxPendingReadIndex: 2, maxReadIndexContextBytes: 8 });
     small.get('n1').campaign();
@@ -164,6 +177,53 @@ describe('RawNode', () => {
     small.get('n1').readIndex(enc.encode('1'));
     small.get('n1').readIndex(enc.encode('2'));
     assert.throws(() => small.get('n1').readIndex(enc.encode('3')), (e: unknown) => e instanceof ProposalDroppedError && e.reason === 'read-queue-full');
+  });
+
+  it('lease reads: a deposed leader kept alive by stale responses serves no stale read', () => {
+    for (const mutation of [undefined, 'unsafeLease'] as const) {
+      const c = new Cluster(three, { readOnlyOption: 'lease', testMutation: mutation });
+      c.get('n1').campaign();
+      c.stabilize();
+      c.get('n1').tick();
+      c.stabilize();
+      const n1 = c.get('n1');
+      // One more heartbeat round; keep the followers' answers to replay later (a slow network).
+      n1.tick();
+      const rd = n1.ready();
+      n1.advance();
+      const held: Message[] = [];
+      for (const m of rd.messages) {
+        const f = c.nodes.get(m.to)!.raw;
+        f.step(m);
+        const fr = f.ready();
+        held.push(...fr.messages);
+        f.advance();
+      }
+      // n1 is cut off; n2 and n3 elect a new leader and commit a write.
+      c.nodes.delete('n1');
+      const other = () => (c.get('n2').role === 'leader' ? c.get('n2') : c.get('n3').role === 'leader' ? c.get('n3') : undefined);
+      for (let i = 0; i < 100 && !other(); i++) {
+        c.get('n2').tick();
+        c.get('n3').tick();
+        c.stabilize();
+        for (const m of held) n1.step(m); // stale answers keep check-quorum satisfied
+        n1.tick();
+        if (n1.hasReady()) { n1.ready(); n1.advance(); }
+      }
+      const leader2 = other();
+      assert.ok(leader2, 'a new leader was elected');
+      leader2.propose(enc.encode('newer'));
+      c.stabilize();
+      assert.equal(n1.role, 'leader', 'n1 still believes it leads');
+      n1.readIndex(enc.encode('r'));
+      const states = n1.hasReady() ? n1.ready().readStates : [];
+      if (mutation === undefined) {
+        assert.equal(states.length, 0, 'the lease expired: no read is served');
+      } else {
+        assert.equal(states.length, 1, 'the broken lease serves the read');
+        assert.ok(states[0]!.index < leader2.commitIndex, 'and it is stale');
+      }
+    }
   });
 
   it('an arbiter trims payloads all voters hold, and never compacts past that point', () => {

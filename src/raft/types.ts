@@ -104,8 +104,8 @@ export type MessageType =
  *  appResp        last matched / probed index    -        -       yes: hint idx, logTerm  -
  *  vote/preVote   candidate's last (index,term)  -        -       -                       force
  *  *Resp (votes)  -                              -        -       granted = !reject       -
- *  heartbeat      -                              -        yes     -                       context, voterDurable
- *  heartbeatResp  -                              -        -       -                       context
+ *  heartbeat      leader tick stamp (lease)      -        yes     -                       context, voterDurable
+ *  heartbeatResp  echoed tick stamp              -        -       -                       context
  *  snap           -                              -        -       -                       snapshot
  *  prop           -                              yes      -       -                       (term 0)
  *  readIndex      -                              -        -       -                       context (term 0)

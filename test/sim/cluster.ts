@@ -135,6 +135,7 @@ export class Simulation {
   private faulty = true;
   private preVote = true;
   private checkQuorum = true;
+  private lease = false;
   private proposals = 0;
   private readsIssued = new Map<string, number>();
   // Invariant state.
@@ -171,6 +172,7 @@ export class Simulation {
       initial = { voters: [...this.ids], learners: [], arbiters: [] };
       this.preVote = this.r(4) !== 0;
       this.checkQuorum = this.r(4) !== 0;
+      this.lease = this.checkQuorum && this.r(3) === 0;
     } else if (this.scenario === 'membership') {
       this.ids = ['n1', 'n2', 'n3', 'n4', 'n5', 'a1'];
       initial = { voters: ['n1', 'n2', 'n3'], learners: [], arbiters: [] };
@@ -192,7 +194,7 @@ export class Simulation {
       this.start(node);
     }
     this.appliedHash.set(1, 0);
-    this.trace(`setup scenario=${this.scenario} nodes=${this.ids.join(',')} drop=${this.dropPct}% dup=${this.dupPct}% delayMax=${this.delayMax} preVote=${this.preVote} checkQuorum=${this.checkQuorum}`);
+    this.trace(`setup scenario=${this.scenario} nodes=${this.ids.join(',')} drop=${this.dropPct}% dup=${this.dupPct}% delayMax=${this.delayMax} preVote=${this.preVote} checkQuorum=${this.checkQuorum} lease=${this.lease}`);
   }
 
   private start(n: SimNode): void {
@@ -205,6 +207,7 @@ export class Simulation {
       electionTimeoutTicks: ELECTION_TICKS, heartbeatTicks: HEARTBEAT_TICKS,
       maxSizePerMsgBytes: 256, maxInflightMsgs: 4, maxInflightBytes: 2048,
       preVote: this.preVote, checkQuorum: this.checkQuorum, compactionRetainEntries: 4,
+      readOnlyOption: this.lease ? 'lease' : 'safe',
       testMutation: this.o.mutation,
     });
   }
@@ -379,7 +382,7 @@ export class Simulation {
       const data = enc.encode(`p${this.seed}-${this.proposals++}`);
       try { n.raw!.propose(data); this.process(n); } catch (err) { if (!(err instanceof ProposalDroppedError)) throw err; }
     }
-    if (this.pct(5)) {
+    if (this.pct(this.lease ? 25 : 5)) {
       const n = live[this.r(live.length)]!;
       if (n.arbiter) return; // arbiters never serve reads (readIndex throws there)
       const key = `r${this.proposals++}`;
