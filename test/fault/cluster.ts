@@ -64,6 +64,8 @@ export interface ClusterLauncher {
   readonly name: string;
   /** Largest size this launcher can build. */
   readonly sizeMax: number;
+  /** True when its members replicate through raft links it can partition (FaultCluster.proxies). */
+  readonly replicated: boolean;
   launch(opts: LaunchOptions): Promise<FaultCluster>;
 }
 
@@ -148,6 +150,7 @@ class ConuredNode implements FaultNode {
 export const standaloneLauncher: ClusterLauncher = {
   name: 'standalone',
   sizeMax: 1,
+  replicated: false,
   async launch(opts: LaunchOptions): Promise<FaultCluster> {
     if (opts.size !== 1) throw new RangeError(`the standalone launcher builds 1 member, not ${opts.size}; multi-member clusters wait for raft replication`);
     mkdirSync(opts.logDir, { recursive: true });

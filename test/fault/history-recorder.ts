@@ -18,7 +18,11 @@ export class HistoryRecorder {
   /** `file`: JSONL file to append to as events arrive (optional). */
   constructor(file?: string) {
     this.out = file ? createWriteStream(file, { flags: 'w' }) : undefined;
+    this.out?.on('error', (err) => { this.writeError ??= err; });
   }
+
+  /** The first error writing the file, if any (the in-memory history stays complete). */
+  writeError: Error | undefined;
 
   /** Nanoseconds since the recorder was created (monotonic). */
   now(): number { return Number(process.hrtime.bigint() - this.origin); }
@@ -37,6 +41,7 @@ export class HistoryRecorder {
   /** Flushes and closes the file. */
   async close(): Promise<void> {
     if (!this.out) return;
-    await new Promise<void>((resolve, reject) => this.out!.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve) => this.out!.end(() => resolve()));
+    if (this.writeError) throw this.writeError;
   }
 }

@@ -7,10 +7,9 @@
  * Each run folder holds history.jsonl, nemesis.jsonl, nodes/<id>.log, summary.json and
  * timeline.svg. The profile folder holds summary.json with every run. See docs/fault-testing.md.
  */
-import { mkdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { mkdtempSync } from 'node:fs';
 import { standaloneLauncher, type ClusterLauncher, type FaultCluster } from './cluster.js';
 import { HistoryRecorder } from './history-recorder.js';
 import { checkRegister, lostRegisterWrites } from './checker/register.js';
@@ -83,7 +82,7 @@ export async function runOne(p: RunParams): Promise<RunSummary> {
   const base: RunSummary = { nemesis: p.nemesis, workload: p.workload, status: 'error', seed: p.seed, mutation: p.mutation, dir: p.dir };
   const nemesis = nemesisByName(p.nemesis);
   const workload = workloadByName(p.workload);
-  const skip = unsupportedReason(nemesis, launcher, launcher.sizeMax > 1);
+  const skip = unsupportedReason(nemesis, launcher);
   if (skip) return { ...base, status: 'skipped', reason: skip, dir: undefined };
   mkdirSync(join(p.dir, 'nodes'), { recursive: true });
   const dataRoot = mkdtempSync(join(tmpdir(), 'conure-fault-'));
@@ -124,7 +123,7 @@ export async function runOne(p: RunParams): Promise<RunSummary> {
   } finally {
     abort.abort();
     await cluster?.close().catch(() => undefined);
-    await recorder.close();
+    await recorder.close().catch((err: Error) => { summary = { ...base, status: 'error', reason: `cannot write history.jsonl: ${err.message}` }; });
     await new Promise<void>((r) => nemesisLog.end(() => r()));
     rmSync(dataRoot, { recursive: true, force: true });
   }

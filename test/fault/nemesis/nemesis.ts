@@ -186,8 +186,8 @@ export function nemesisByName(name: string): Nemesis {
 export const NEMESIS_NAMES = ['none', 'kill', 'pause', 'mixed', 'partition-majority', 'partition-bridge', 'partition-one-way', 'isolate-leader'] as const;
 
 /** Why a nemesis cannot run on this cluster shape, or undefined when it can. */
-export function unsupportedReason(n: Nemesis, launcher: { name: string; sizeMax: number }, replicated: boolean): string | undefined {
-  if (n.needs.replicated && !replicated) return `${n.name} needs a replicated cluster; the ${launcher.name} launcher has none yet (issue 4)`;
+export function unsupportedReason(n: Nemesis, launcher: { name: string; sizeMax: number; replicated: boolean }): string | undefined {
+  if (n.needs.replicated && !launcher.replicated) return `${n.name} needs a replicated cluster; the ${launcher.name} launcher has none yet (issue 4)`;
   if (n.needs.members > launcher.sizeMax) return `${n.name} needs ${n.needs.members} members; the ${launcher.name} launcher builds at most ${launcher.sizeMax}`;
   return undefined;
 }
