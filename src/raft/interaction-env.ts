@@ -43,8 +43,8 @@ export function fmtMessage(m: Message): string {
     case 'appResp': return m.reject ? `${base} REJECT index=${m.index} hint=${m.rejectHint}/${m.logTerm}` : `${base} index=${m.index}`;
     case 'vote': case 'preVote': return `${base} last=${m.index}/${m.logTerm}${m.force ? ' force' : ''}`;
     case 'voteResp': case 'preVoteResp': return `${base}${m.reject ? ' REJECT' : ' granted'}`;
-    case 'heartbeat': return `${base} commit=${m.commit}${m.voterDurable ? ` voterDurable=${m.voterDurable}` : ''}${m.context.length ? ` ctx=${dec.decode(m.context)}` : ''}`;
-    case 'heartbeatResp': return `${base}${m.context.length ? ` ctx=${dec.decode(m.context)}` : ''}`;
+    case 'heartbeat': return `${base} commit=${m.commit} stamp=${m.index}${m.voterDurable ? ` voterDurable=${m.voterDurable}` : ''}${m.context.length ? ` ctx=${dec.decode(m.context)}` : ''}`;
+    case 'heartbeatResp': return `${base} stamp=${m.index}${m.context.length ? ` ctx=${dec.decode(m.context)}` : ''}`;
     case 'snap': return `${base} snapshot=${m.snapshot!.meta.index}/${m.snapshot!.meta.term} ${fmtMembership(m.snapshot!.meta.membership)} data=${m.snapshot!.data.length}B`;
     case 'prop': return `${base} [${m.entries.map((e) => (e.type === 'conf' ? 'conf' : JSON.stringify(dec.decode(e.data)))).join(', ')}]`;
     case 'readIndex': return `${base} ctx=${dec.decode(m.context)}`;
