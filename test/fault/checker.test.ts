@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { checkRegister } from './checker/register.js';
+import { checkRegister, lostRegisterWrites } from './checker/register.js';
 import { checkSet } from './checker/set.js';
 import { pairOperations, parseHistory, serializeHistory, type HistoryEvent } from './checker/history.js';
 import { FIXTURES, fixture, op } from './checker/fixtures.js';
@@ -113,4 +113,15 @@ test('shrinking keeps a writer invoked after the read that observes it (regressi
   for (const r of ops.filter((o) => o.f === 'read' && o.output !== null)) {
     assert.ok(ops.some((w) => w.f === 'write' && w.input === r.output), `the writer of ${String(r.output)} is kept`);
   }
+});
+
+test('lost register writes: the final read must show a write that may be last', () => {
+  const base = [op(0, 'write', 'x', 'a', 0, 1), op(0, 'write', 'x', 'b', 2, 3), op(1, 'write', 'x', 'c', 2, null)];
+  const final = (v: unknown) => fixture('f', false, ...base, op(2, 'read', 'x', null, 10, 11, 'ok', v)).events;
+  assert.deepEqual(lostRegisterWrites(final('b')), []);
+  assert.deepEqual(lostRegisterWrites(final('c')), [], 'an indeterminate write may be last');
+  assert.deepEqual(lostRegisterWrites(final('a')), [{ key: 'x', read: 'a', expectedOneOf: ['b', 'c'] }]);
+  assert.equal(lostRegisterWrites(final(null)).length, 1, 'an emptied key lost its writes');
+  // No read after the last acknowledged write: nothing to judge.
+  assert.deepEqual(lostRegisterWrites(fixture('f', true, ...base, op(2, 'read', 'x', null, 1, 2, 'ok', 'a')).events), []);
 });
