@@ -121,6 +121,33 @@ describe('RawNode', () => {
     assert.equal(again.status().vote, 'n1');
   });
 
+  it('a member restored from a snapshot takes the snapshot\'s membership', () => {
+    const c = new Cluster(three, { compactionRetainEntries: 0 });
+    c.get('n1').campaign();
+    c.stabilize();
+    const n3 = c.nodes.get('n3')!;
+    c.nodes.delete('n3');
+    c.get('n1').proposeConfChange({ type: 'addLearner', nodeId: 'n4', context: new Uint8Array(0) });
+    c.stabilize();
+    c.get('n1').proposeConfChange({ type: 'remove', nodeId: 'n4', context: new Uint8Array(0) });
+    c.stabilize();
+    c.get('n1').proposeConfChange({ type: 'addLearner', nodeId: 'n5', context: new Uint8Array(0) });
+    c.stabilize();
+    const n1 = c.nodes.get('n1')!;
+    n1.storage.createSnapshot(n1.raw.applied, n1.raw.membershipAt(n1.raw.applied), enc.encode('state'));
+    n1.raw.snapshotCreated(n1.raw.applied);
+    c.stabilize();
+    assert.ok(n1.storage.firstIndex() > 3, 'the leader compacted past what n3 has');
+    c.nodes.set('n3', n3);
+    for (let i = 0; i < 3; i++) { c.get('n1').tick(); c.stabilize(); }
+    assert.ok(c.sent.some((m) => m.type === 'snap' && m.to === 'n3'));
+    assert.deepEqual(n3.raw.membership, { voters: ['n1', 'n2', 'n3'], learners: ['n5'], arbiters: [] });
+    assert.equal(n3.raw.commitIndex, n1.raw.commitIndex);
+    // And after a restart from its storage too.
+    const again = new RawNode({ id: 'n3', storage: n3.storage, rng: createRng(3) });
+    assert.deepEqual(again.membership, { voters: ['n1', 'n2', 'n3'], learners: ['n5'], arbiters: [] });
+  });
+
   it('a learner never campaigns', () => {
     const c = new Cluster({ voters: ['n1'], learners: ['n2'], arbiters: [] });
     const n2 = c.get('n2');
