@@ -167,7 +167,9 @@ export class RawNode {
    * unique per request) comes back in a ReadState once the leader confirmed its leadership
    * with a quorum. Followers forward to the leader. Requests are dropped silently when
    * leadership changes; callers time out and retry. Throws ProposalDroppedError when no
-   * leader is known, on arbiters, or when the queue is full; InvalidConfChangeError is never thrown.
+   * leader is known, on arbiters, or when the leader's queue is full, and ProposalTooLargeError
+   * for a context above maxReadIndexContextBytes. In lease mode a leader answers at once while
+   * its lease holds (docs/raft.md).
    */
   readIndex(context: Uint8Array): void {
     const r = this.raft;
