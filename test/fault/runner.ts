@@ -63,6 +63,9 @@ export interface RunParams {
   log?: (line: string) => void;
 }
 
+/** Fewer acknowledged operations than this makes a run an error, not a pass. */
+const RUN_OK_OPS_MIN = 10;
+
 /** Small seeded PRNG (mulberry32) so a schedule can be replayed from its seed. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
@@ -132,6 +135,9 @@ export async function runOne(p: RunParams): Promise<RunSummary> {
   const ops = { ok: 0, fail: 0, info: 0 };
   for (const o of pairOperations(events)) ops[o.status]++;
   summary = { ...summary, durationMs: Date.now() - started, ops, faults };
+  // A run that did nothing proves nothing: it must not read as a pass.
+  if (summary.status !== 'error' && ops.ok < RUN_OK_OPS_MIN) summary = { ...summary, status: 'error', reason: `the workload made no progress (${ops.ok} ok operations)` };
+  if (summary.status !== 'error' && p.nemesis !== 'none' && faults === 0) summary = { ...summary, status: 'error', reason: 'the nemesis injected no fault (run too short for its schedule?)' };
   let highlight = new Set<number>();
   if (summary.status !== 'error') {
     if (workload.checker === 'register') {
