@@ -131,3 +131,62 @@ test('the hub refuses watchers beyond its limit', async () => {
     await s.close();
   }
 });
+
+test('property: every watcher sees exactly its events from its start revision, in order, however slow', async () => {
+  const fc = (await import('fast-check')).default;
+  const keys = ['a', 'a/1', 'a/2', 'b', 'b/1'];
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.oneof(
+        { arbitrary: fc.record({ kind: fc.constant('put' as const), key: fc.constantFrom(...keys), yieldAfter: fc.boolean() }), weight: 4 },
+        { arbitrary: fc.record({ kind: fc.constant('del' as const), key: fc.constantFrom(...keys) }), weight: 1 },
+        { arbitrary: fc.record({ kind: fc.constant('watch' as const), key: fc.constantFrom('a', 'a/', 'b'), prefix: fc.boolean(), back: fc.nat(6), slow: fc.boolean() }), weight: 2 },
+        { arbitrary: fc.record({ kind: fc.constant('toggle' as const), mask: fc.nat(63) }), weight: 3 },
+        { arbitrary: fc.record({ kind: fc.constant('settle' as const) }), weight: 2 },
+      ), { maxLength: 60 }),
+      async (steps) => {
+        const s = createStack({ hub: { historyBatchEventsMax: 2 } });
+        const watchers: { c: Collector; key: string; prefix: boolean; start: number }[] = [];
+        try {
+          for (const st of steps) {
+            if (st.kind === 'put') {
+              await s.svc.put({ key: enc(st.key), value: enc(String(s.sm.currentRevision())) });
+              // Sometimes let the catch-up loop run between writes, so watchers go synced, get
+              // backed up while synced, and catch up again, in every interleaving.
+              if (st.yieldAfter) await settle(1);
+            }
+            else if (st.kind === 'del') await s.svc.deleteRange({ key: enc(st.key) });
+            else if (st.kind === 'watch') {
+              const start = Math.max(1, s.sm.currentRevision() - st.back);
+              const c = new Collector();
+              c.open = !st.slow;
+              s.hub.watch(st.prefix ? { key: enc(st.key), rangeEnd: prefixEnd(enc(st.key)), startRevision: start } : { key: enc(st.key), startRevision: start }, c);
+              watchers.push({ c, key: st.key, prefix: st.prefix, start });
+            } else if (st.kind === 'toggle') {
+              // Back up or release the watchers whose bit is set.
+              watchers.forEach((w, i) => { if (st.mask & (1 << (i % 6))) w.c.open = !w.c.open; });
+              s.hub.kick();
+            } else {
+              await settle(3);
+            }
+          }
+          for (const w of watchers) w.c.open = true;
+          s.hub.kick();
+          await settle(60);
+          // The expected events, straight from the store's history.
+          const all = s.sm.history(1, s.sm.currentRevision(), 1_000_000).events;
+          for (const w of watchers) {
+            const want = all
+              .filter((e) => e.kv.modRevision >= w.start)
+              .filter((e) => { const k = dec(e.kv.key); return w.prefix ? k.startsWith(w.key) : k === w.key; })
+              .map((e) => `${e.type}:${dec(e.kv.key)}@${e.kv.modRevision}`);
+            assert.deepEqual(w.c.events(), want, `watcher on ${w.key}${w.prefix ? '*' : ''} from ${w.start}`);
+          }
+        } finally {
+          await s.close();
+        }
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
