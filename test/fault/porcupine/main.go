@@ -3,7 +3,10 @@
 //
 // Usage (from this directory):
 //
-//	go run . [-timeout 10s] history.jsonl      # or the history on stdin
+//	go run . [-timeout 10s] [-html out.html] history.jsonl      # or the history on stdin
+//
+// -html writes porcupine's interactive visualization (partial linearizations per key), which is
+// the quickest way to see why a history is Illegal.
 //
 // The history is the JSON-lines format of docs/fault-testing.md: one event per line,
 // {"process", "type": "invoke"|"ok"|"fail"|"info", "f": "read"|"write"|"cas", "key", "value", "time"}.
@@ -192,6 +195,7 @@ func readHistory(r io.Reader) ([]porcupine.Operation, error) {
 
 func main() {
 	timeout := flag.Duration("timeout", 10*time.Second, "give up (result Unknown) after this long")
+	html := flag.String("html", "", "also write porcupine's HTML visualization to this file")
 	flag.Parse()
 	var r io.Reader = os.Stdin
 	if flag.NArg() > 0 {
@@ -231,8 +235,31 @@ func main() {
 		},
 		Init: func() interface{} { return nullJSON },
 		Step: step,
+		DescribeOperation: func(in, out interface{}) string {
+			i, o := in.(input), out.(output)
+			result := "?"
+			if o.known {
+				result = "ok"
+				if i.f == "read" {
+					result = o.val
+				}
+			}
+			switch i.f {
+			case "write":
+				return fmt.Sprintf("write(%s) -> %s", i.val, result)
+			case "cas":
+				return fmt.Sprintf("cas(%s, %s) -> %s", i.from, i.to, result)
+			}
+			return fmt.Sprintf("read() -> %s", result)
+		},
+		DescribeState: func(state interface{}) string { return state.(string) },
 	}
-	res := porcupine.CheckOperationsTimeout(model, ops, *timeout)
+	res, info := porcupine.CheckOperationsVerbose(model, ops, *timeout)
+	if *html != "" {
+		if err := porcupine.VisualizePath(model, info, *html); err != nil {
+			fmt.Fprintln(os.Stderr, "porcupine harness: visualization:", err)
+		}
+	}
 	b, _ := json.Marshal(map[string]interface{}{"result": string(res), "keys": len(keys), "ops": len(ops)})
 	fmt.Println(string(b))
 	switch res {
