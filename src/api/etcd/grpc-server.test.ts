@@ -4,15 +4,18 @@ import { credentials, status, type Client, type ClientDuplexStream, type Service
 import { decodeSnapshot } from '../../mvcc/snapshot.js';
 import { LocalReplicator } from '../../mvcc/test-harness.js';
 import type { Msg } from './codec.js';
+import { Registry } from 'prom-client';
+import { EtcdGrpcMetrics, etcdGauges } from './metrics.js';
 import { etcdProto } from './proto.js';
 import { startTestEtcdServer, type TestEtcdServer } from './test-server.js';
 
 let server: TestEtcdServer;
+const registry = new Registry();
 const clients: Record<string, Client> = {};
 const enc = (s: string) => Buffer.from(s);
 
 before(async () => {
-  server = await startTestEtcdServer({ limits: { requestBytesMax: 64 * 1024 }, replicator: (sm) => new LocalReplicator(sm, 'conure-0') });
+  server = await startTestEtcdServer({ limits: { requestBytesMax: 64 * 1024 }, replicator: (sm) => new LocalReplicator(sm, 'conure-0'), metrics: new EtcdGrpcMetrics(registry) });
   const pkg = etcdProto();
   for (const name of ['KV', 'Watch', 'Lease', 'Cluster', 'Maintenance', 'Auth']) {
     const Ctor = pkg[name] as ServiceClientConstructor;
@@ -216,4 +219,16 @@ test('Cluster over gRPC: add learner, promote, update, remove; unknown ids', asy
   await rejectsWith(call('Cluster', 'MemberRemove', { ID: id }), status.NOT_FOUND, 'etcdserver: member not found');
   const list = await call('Cluster', 'MemberList', {});
   assert.equal((list.members as Msg[]).length, 1);
+});
+
+test('metrics: per-RPC counters with status codes, and state gauges', async () => {
+  await call('KV', 'Put', { key: enc('m'), value: enc('1') });
+  await assert.rejects(call('KV', 'Put', { key: Buffer.alloc(0), value: enc('1') }));
+  const text = await registry.metrics();
+  assert.match(text, /conure_etcd_grpc_requests_total\{method="KV.Put",code="0"\} [1-9]/);
+  assert.match(text, /conure_etcd_grpc_requests_total\{method="KV.Put",code="3"\} [1-9]/);
+  const gauges = etcdGauges(server.api);
+  assert.equal(gauges.conure_mvcc_revision!.read(), server.sm.currentRevision());
+  assert.equal(gauges.conure_mvcc_keys!.read(), server.sm.keyCount());
+  assert.ok(server.sm.keyCount() > 0);
 });

@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../../util/log.js';
 import type { Msg } from './codec.js';
 import { grpcStatusOf, toServiceError } from './grpc-status.js';
 import { authNotEnabled, leaseKeepAliveOnce, unaryOperations, type UnaryOperation } from './operations.js';
+import type { EtcdGrpcMetrics } from './metrics.js';
 import { etcdProto } from './proto.js';
 import type { EtcdServices } from './services.js';
 import { DEFAULT_WATCH_STREAM_LIMITS, WatchStream, type WatchStreamLimits } from './watch-stream.js';
@@ -17,6 +18,8 @@ export interface EtcdGrpcServerOptions {
   watch?: Partial<WatchStreamLimits>;
   /** Most concurrent streams (Watch, LeaseKeepAlive) per server. Default 10,000. */
   streamsMax?: number;
+  /** Where to count requests and latency (e.g. on the HTTP server's /metrics registry). */
+  metrics?: EtcdGrpcMetrics;
 }
 
 export interface EtcdGrpcServer {
@@ -52,10 +55,16 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   const service = (name: string) => (pkg[name] as ServiceClientConstructor).service;
 
   /** Wraps a unary operation as a grpc-js handler; errors are mapped in grpc-status.ts. */
-  const unary = (fn: UnaryOperation) =>
+  const unary = (name: string, fn: UnaryOperation) =>
     (call: ServerUnaryCall<Msg, Msg>, cb: sendUnaryData<Msg>): void => {
-      fn(call.request).then((res) => cb(null, res), (err: unknown) => {
-        if (grpcStatusOf(err).code === status.INTERNAL) log.error({ err }, 'etcd request failed');
+      const started = performance.now();
+      fn(call.request).then((res) => {
+        opts.metrics?.record(name, status.OK, (performance.now() - started) / 1000);
+        cb(null, res);
+      }, (err: unknown) => {
+        const { code } = grpcStatusOf(err);
+        opts.metrics?.record(name, code, (performance.now() - started) / 1000);
+        if (code === status.INTERNAL) log.error({ err }, 'etcd request failed');
         cb(toServiceError(err));
       });
     };
@@ -64,9 +73,9 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   const impls: Record<string, UntypedServiceImplementation> = { KV: {}, Watch: {}, Lease: {}, Cluster: {}, Maintenance: {}, Auth: {} };
   for (const [name, fn] of Object.entries(ops)) {
     const [serviceName, method] = name.split('.') as [string, string];
-    impls[serviceName]![method] = unary(fn);
+    impls[serviceName]![method] = unary(name, fn);
   }
-  for (const method of Object.keys(service('Auth'))) if (!impls.Auth![method]) impls.Auth![method] = unary(authNotEnabled);
+  for (const method of Object.keys(service('Auth'))) if (!impls.Auth![method]) impls.Auth![method] = unary(`Auth.${method}`, authNotEnabled);
 
   impls.Lease!.LeaseKeepAlive = (call: ServerDuplexStream<Msg, Msg>) => {
     if (!admitStream(call)) return;

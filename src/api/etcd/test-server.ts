@@ -13,6 +13,7 @@ import type { Replicator } from '../../node/types.js';
 import type { MvccLimits } from '../../mvcc/mvcc-service.js';
 import { createEtcdApi, type EtcdApi } from './compose.js';
 import { createEtcdGrpcServer } from './grpc-server.js';
+import type { EtcdGrpcMetrics } from './metrics.js';
 
 export interface TestEtcdServer {
   port: number;
@@ -29,13 +30,14 @@ export async function startTestEtcdServer(opts: {
   minLeaseTtlSeconds?: number;
   limits?: Partial<MvccLimits>;
   replicator?: (sm: MvccStateMachine) => Replicator;
+  metrics?: EtcdGrpcMetrics;
 } = {}): Promise<TestEtcdServer> {
   const dir = mkdtempSync(join(tmpdir(), 'conure-etcd-'));
   const store = new LmdbStateStore({ dir });
   const sm = new MvccStateMachine(store, { minLeaseTtlSeconds: opts.minLeaseTtlSeconds ?? 1 });
   const replicator = opts.replicator?.(sm) ?? new SingleNodeReplicator({ id: 'conure-0', raftAddress: '127.0.0.1:7001', httpAddress: '127.0.0.1:8081', stateMachine: sm });
   const api = createEtcdApi({ store, sm, replicator, ...(opts.limits ? { limits: opts.limits } : {}) });
-  const server = createEtcdGrpcServer({ services: api.services });
+  const server = createEtcdGrpcServer({ services: api.services, ...(opts.metrics ? { metrics: opts.metrics } : {}) });
   const port = await server.listen('127.0.0.1:0');
   return {
     port, endpoint: `127.0.0.1:${port}`, api, sm, replicator, dir,
