@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { PROFILES, type Profile } from './profiles.js';
 import { runOne, summaryLine, type Mutation, type RunSummary } from './runner.js';
 import { NEMESIS_NAMES } from './nemesis/nemesis.js';
+import { buildPorcupine } from './porcupine-harness.js';
 
 const program = new Command('fault')
   .description('ConureDB fault-injection suite: nemesis × workload runs checked for linearizability and lost writes')
@@ -26,13 +27,14 @@ const program = new Command('fault')
   .option('--run-seconds <n>', 'override the time per run')
   .option('--seed <n>', 'seed of the first run (later runs use seed+1, …); default random')
   .addOption(new Option('--mutation <m>', 'deliberate bug to prove the suite catches it (see docs)').choices(['none', 'stale-read', 'lost-ack', 'no-fsync']).default('none'))
+  .option('--porcupine', 'also check register histories with porcupine (needs go); disagreement is an error')
   .option('--expect-violation', 'succeed only if some run reports a violation (for mutations)')
   .option('--results <dir>', 'results root', 'results')
   .option('--run-id <id>', 'name of the results folder (default: time stamp)')
   .showHelpAfterError();
 
 program.parse();
-const o = program.opts<{ profile: string; nemesis?: string; workload?: string; runSeconds?: string; seed?: string; mutation: Mutation; expectViolation?: boolean; results: string; runId?: string }>();
+const o = program.opts<{ profile: string; nemesis?: string; workload?: string; runSeconds?: string; seed?: string; mutation: Mutation; expectViolation?: boolean; porcupine?: boolean; results: string; runId?: string }>();
 
 const base = PROFILES[o.profile]!;
 const profile: Profile = {
@@ -49,13 +51,22 @@ const root = resolve(o.results, runId);
 mkdirSync(root, { recursive: true });
 const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout?.trim() || undefined;
 
+let porcupineBin: string | undefined;
+if (o.porcupine) {
+  try {
+    porcupineBin = buildPorcupine();
+  } catch (err) {
+    console.error(`--porcupine: ${(err as Error).message}`);
+    process.exit(2);
+  }
+}
 console.error(`fault suite: profile ${profile.name}, ${profile.nemeses.length} nemeses × ${profile.workloads.length} workloads, ${profile.runMs / 1000} s per run, seed ${seed0}, mutation ${o.mutation}, results ${root}`);
 const started = new Date();
 const runs: RunSummary[] = [];
 let seed = seed0;
 for (const nemesis of profile.nemeses) {
   for (const workload of profile.workloads) {
-    const s = await runOne({ profile, nemesis, workload, seed: seed++, mutation: o.mutation, dir: join(root, `${nemesis}-${workload}`) });
+    const s = await runOne({ profile, nemesis, workload, seed: seed++, mutation: o.mutation, dir: join(root, `${nemesis}-${workload}`), ...(porcupineBin && { porcupineBin }) });
     runs.push(s);
     console.log(summaryLine(s));
   }

@@ -19,6 +19,7 @@ import { nemesisByName, runNemesis, unsupportedReason, type NemesisEvent } from 
 import { workloadByName, type WorkloadOptions } from './workload/workload.js';
 import { waitReady } from './workload/http-kv.js';
 import { renderTimeline } from './report/timeline.js';
+import { runPorcupine, type PorcupineResult } from './porcupine-harness.js';
 import type { Profile } from './profiles.js';
 
 /** Client- or server-side mutation that a run applies deliberately (see docs). */
@@ -44,6 +45,8 @@ export interface RunSummary {
   recovered?: number;
   staleReads?: number;
   keys?: { checked: number; violations: number; unknown: number };
+  /** Porcupine's verdict on the same history (register, with --porcupine). */
+  porcupine?: PorcupineResult;
   /** The shrunk failing sub-history of the first violating key (register). */
   counterexample?: HistoryEvent[];
   details?: unknown;
@@ -59,6 +62,8 @@ export interface RunParams {
   /** Folder of this run (created). */
   dir: string;
   launcher?: ClusterLauncher;
+  /** A built porcupine harness (see porcupine-harness.ts): cross-check register verdicts. */
+  porcupineBin?: string;
   /** Progress lines (stderr by default). */
   log?: (line: string) => void;
 }
@@ -153,6 +158,15 @@ export async function runOne(p: RunParams): Promise<RunSummary> {
         ...(bad[0]?.counterexample && { counterexample: bad[0].counterexample }),
         ...((bad.length > 0 || lost.length > 0 || unknown.length > 0) && { details: { violations: bad.slice(0, 10).map((k) => ({ key: k.key, counterexample: k.counterexample, minimal: k.counterexampleMinimal })), lost: lost.slice(0, 50), unknown: unknown.map((k) => ({ key: k.key, reason: k.reason })) } }),
       };
+      if (p.porcupineBin) {
+        // An independent second opinion: disagreement means one checker is wrong, an error.
+        const theirs = runPorcupine(p.porcupineBin, join(p.dir, 'history.jsonl'), 120_000);
+        const ours = lin === true ? 'Ok' : lin === false ? 'Illegal' : 'Unknown';
+        summary = { ...summary, porcupine: theirs };
+        if (typeof theirs === 'string' && theirs !== 'Unknown' && ours !== 'Unknown' && theirs !== ours) {
+          summary = { ...summary, status: 'error', reason: `checkers disagree: ours ${ours}, porcupine ${theirs}` };
+        }
+      }
       const ce = new Set(bad[0]?.counterexample ?? []);
       highlight = new Set(pairOperations(events).filter((o) => o.events.some((e) => ce.has(e))).map((o) => o.index));
     } else {
@@ -179,5 +193,6 @@ export function summaryLine(s: RunSummary): string {
   if (s.status === 'skipped') return `${name}: skipped (${s.reason})`;
   if (s.status === 'error') return `${name}: ERROR ${s.reason}${s.dir ? `  ${s.dir}` : ''}`;
   const extra = s.workload === 'set' ? `, unexpected: ${s.unexpected}, recovered: ${s.recovered}, stale reads: ${s.staleReads}` : `, keys: ${s.keys?.checked}`;
-  return `${name}: linearizable: ${s.linearizable}, lost: ${s.lost}${extra}  [${s.status}; ops ok ${s.ops?.ok} fail ${s.ops?.fail} info ${s.ops?.info}; faults ${s.faults}]  ${s.dir}`;
+  const pc = s.porcupine === undefined ? '' : `, porcupine: ${typeof s.porcupine === 'string' ? s.porcupine : `error (${s.porcupine.error})`}`;
+  return `${name}: linearizable: ${s.linearizable}, lost: ${s.lost}${extra}${pc}  [${s.status}; ops ok ${s.ops?.ok} fail ${s.ops?.fail} info ${s.ops?.info}; faults ${s.faults}]  ${s.dir}`;
 }
