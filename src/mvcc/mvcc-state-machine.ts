@@ -276,6 +276,30 @@ export class MvccStateMachine implements StateMachine {
   }
 
   /**
+   * Like `history`, for one key: its events in `[fromRev, toRev]`, found through the key index
+   * rather than by scanning every revision, so a single-key watcher catches up in time
+   * proportional to that key's history. At most `eventsMax` events per call.
+   */
+  keyHistory(key: Uint8Array, fromRev: number, toRev: number, eventsMax: number): { events: MvccEvent[]; nextRev: number } {
+    const ki = this.index.get(bytesToKey(key));
+    const events: MvccEvent[] = [];
+    if (!ki) return { events, nextRev: toRev + 1 };
+    for (let i = 0; i < ki.revs.length; i++) {
+      const r = ki.revs[i]!;
+      if (r.main < fromRev) continue;
+      if (r.main > toRev) break;
+      if (events.length >= eventsMax) return { events, nextRev: r.main };
+      const prev = i > 0 && !ki.revs[i - 1]!.tombstone ? ki.revs[i - 1]! : undefined;
+      const ev: MvccEvent = r.tombstone
+        ? { type: 'delete', kv: { key, createRevision: 0, modRevision: r.main, version: 0, value: new Uint8Array(0), lease: 0 } }
+        : { type: 'put', kv: this.kvFromRow(r, undefined) };
+      if (prev) ev.prev = { main: prev.main, sub: prev.sub };
+      events.push(ev);
+    }
+    return { events, nextRev: toRev + 1 };
+  }
+
+  /**
    * Evaluates a Txn whose branches only read (no Put/DeleteRange anywhere), without a proposal.
    * Throws MvccError for invalid requests and compacted/future revisions.
    */

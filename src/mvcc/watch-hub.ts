@@ -245,8 +245,11 @@ export class WatchHub {
       }
       if (!w.sink.ready()) continue;
       if (w.nextRev <= current) {
-        const { events, nextRev } = this.sm.history(w.nextRev, current, this.batchMax);
-        const matching = events.filter((ev) => inBounds(bytesToKey(ev.kv.key), w.bounds));
+        // A single key's history comes from the key index; a range scans the revisions.
+        const { events, nextRev } = w.bounds.single
+          ? this.sm.keyHistory(w.spec.key, w.nextRev, current, this.batchMax)
+          : this.sm.history(w.nextRev, current, this.batchMax);
+        const matching = w.bounds.single ? events : events.filter((ev) => inBounds(bytesToKey(ev.kv.key), w.bounds));
         w.nextRev = nextRev;
         this.deliver(w, matching, current);
       }
