@@ -119,6 +119,9 @@ describe('RawNode', () => {
     assert.equal(again.term, 2);
     assert.deepEqual(again.membership, { voters: ['n1', 'n2', 'n3'], learners: ['n4'], arbiters: [] });
     assert.equal(again.status().vote, 'n1');
+    assert.deepEqual(again.members, [
+      { id: 'n1', suffrage: 'voter' }, { id: 'n2', suffrage: 'voter' }, { id: 'n3', suffrage: 'voter' }, { id: 'n4', suffrage: 'learner' },
+    ]);
   });
 
   it('a member restored from a snapshot takes the snapshot\'s membership', () => {

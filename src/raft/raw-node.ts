@@ -299,6 +299,15 @@ export class RawNode {
   get suffrage(): Suffrage | undefined { return this.raft.suffrage(); }
   /** The current configuration (the latest in the log, committed or not). */
   get membership(): Membership { return this.raft.membershipAt(Number.MAX_SAFE_INTEGER); }
+  /** The current configuration as a list of { id, suffrage } (voters, then arbiters, then learners). */
+  get members(): Array<{ id: NodeId; suffrage: Suffrage }> {
+    const m = this.membership;
+    return [
+      ...m.voters.map((id) => ({ id, suffrage: 'voter' as const })),
+      ...m.arbiters.map((id) => ({ id, suffrage: 'arbiter' as const })),
+      ...m.learners.map((id) => ({ id, suffrage: 'learner' as const })),
+    ];
+  }
   /** The configuration in force at `index` (applied ≤ index); record it in snapshots made at index. */
   membershipAt(index: number): Membership { return this.raft.membershipAt(index); }
   /** The term of entry i, or 0 when compacted or beyond the log. */
