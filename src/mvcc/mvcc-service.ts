@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Replicator } from '../node/types.js';
 import type { StateStore } from '../storage/state-store.js';
-import { ConureError } from '../util/errors.js';
+import { ConureError, NotLeaderError } from '../util/errors.js';
 import { MvccError } from './errors.js';
 import type { Lessor } from './lessor.js';
 import { encodeCommand, type MvccCommand, type MvccStateMachine } from './mvcc-state-machine.js';
@@ -32,6 +32,12 @@ export interface MvccServiceOptions {
   /** This member's etcd id (decimal uint64 string), recorded on alarms it raises. */
   memberId: string;
   limits?: Partial<MvccLimits>;
+  /**
+   * Renews lease `id` on the leader when this member is not the leader (raft members forward
+   * keep-alives, as etcd does); resolves with the TTL in seconds. Without it a follower answers
+   * keep-alives with NotLeaderError.
+   */
+  forwardKeepAlive?: (id: number) => Promise<number>;
 }
 
 /**
@@ -99,9 +105,14 @@ export class MvccService {
     return (await this.propose({ t: 'leaseRevoke', id })) as LeaseRevokeResult;
   }
 
-  /** Renews a lease on the leader; returns its TTL in seconds. */
-  leaseKeepAlive(id: number): number {
-    return this.opts.lessor.keepAlive(id);
+  /** Renews a lease (on the leader, or forwarded to it); resolves with its TTL in seconds. */
+  async leaseKeepAlive(id: number): Promise<number> {
+    try {
+      return this.opts.lessor.keepAlive(id);
+    } catch (err) {
+      if (err instanceof NotLeaderError && this.opts.forwardKeepAlive) return this.opts.forwardKeepAlive(id);
+      throw err;
+    }
   }
 
   async leaseTimeToLive(id: number): Promise<{ remainingSeconds: number; grantedSeconds: number; keys: Uint8Array[] }> {

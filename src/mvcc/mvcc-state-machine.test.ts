@@ -153,7 +153,7 @@ test('leases: attach, revoke deletes keys in one revision, TTL floor, expiry via
     const ttl = await s.svc.leaseTimeToLive(g.id);
     assert.deepEqual([ttl.remainingSeconds, ttl.grantedSeconds], [5, 5]);
     s.clock.advance(3000);
-    assert.equal(s.svc.leaseKeepAlive(g.id), 5);
+    assert.equal(await s.svc.leaseKeepAlive(g.id), 5);
     s.clock.advance(4000);
     assert.deepEqual(s.lessor.tick(), [], 'renewed lease not yet expired');
     s.clock.advance(1500);
@@ -164,7 +164,7 @@ test('leases: attach, revoke deletes keys in one revision, TTL floor, expiry via
     assert.equal(s.sm.lease(g.id), undefined);
     assert.equal((await s.svc.range({ key: enc('p/1') })).kvs.length, 0);
     assert.equal(s.sm.currentRevision(), before + 1);
-    assert.throws(() => s.svc.leaseKeepAlive(g.id), (e: unknown) => e instanceof MvccError && e.reason === 'lease_not_found');
+    await assert.rejects(s.svc.leaseKeepAlive(g.id), (e: unknown) => e instanceof MvccError && e.reason === 'lease_not_found');
     // Client-chosen ids; duplicates refused.
     await s.svc.leaseGrant(10, 77);
     await assert.rejects(s.svc.leaseGrant(10, 77), (e: unknown) => e instanceof MvccError && e.reason === 'lease_exists');
@@ -423,5 +423,24 @@ test('property: apply is deterministic — two members (memory and LMDB) fed the
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a follower forwards keep-alives to the leader when it can, and says not leader otherwise', async () => {
+  const { MvccService } = await import('./mvcc-service.js');
+  const s = createStack();
+  try {
+    const g = await s.svc.leaseGrant(10, 0);
+    s.replicator.leader = false;
+    await assert.rejects(s.svc.leaseKeepAlive(g.id), (e: unknown) => (e as { code?: string }).code === 'not_leader');
+    const forwarded: number[] = [];
+    const follower = new MvccService({
+      replicator: s.replicator, sm: s.sm, lessor: s.lessor, store: s.store, memberId: '1',
+      forwardKeepAlive: async (id) => { forwarded.push(id); return 10; },
+    });
+    assert.equal(await follower.leaseKeepAlive(g.id), 10);
+    assert.deepEqual(forwarded, [g.id]);
+  } finally {
+    await s.close();
   }
 });

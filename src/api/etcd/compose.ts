@@ -21,6 +21,8 @@ export interface EtcdApiOptions {
   watch?: WatchHubOptions;
   clock?: LeaseClock;
   log?: Logger;
+  /** Forwards a keep-alive to the leader when this member is a follower (see MvccService). */
+  forwardKeepAlive?: (id: number) => Promise<number>;
 }
 
 export interface EtcdApi {
@@ -59,6 +61,7 @@ export function createEtcdApi(opts: EtcdApiOptions): EtcdApi {
     store: opts.store,
     memberId: memberIdOf(opts.replicator.status().id).toString(),
     limits: opts.limits ?? {},
+    ...(opts.forwardKeepAlive ? { forwardKeepAlive: opts.forwardKeepAlive } : {}),
   });
   const servicesOpts: ConstructorParameters<typeof EtcdServices>[0] = { mvcc, hub, store: opts.store };
   if (opts.clusterName) servicesOpts.clusterName = opts.clusterName;

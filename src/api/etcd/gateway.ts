@@ -74,7 +74,7 @@ export function registerEtcdGateway(app: FastifyInstance, svc: EtcdServices, opt
 
   app.post('/v3/lease/keepalive', { bodyLimit }, async (req, reply) => {
     try {
-      return reply.type('application/json').send(JSON.stringify({ result: toJson(leaseKeepAliveOnce(svc, body(req))) }) + '\n');
+      return reply.type('application/json').send(JSON.stringify({ result: toJson(await leaseKeepAliveOnce(svc, body(req))) }) + '\n');
     } catch (err) {
       return sendError(reply, err);
     }

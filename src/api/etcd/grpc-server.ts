@@ -80,11 +80,7 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   impls.Lease!.LeaseKeepAlive = (call: ServerDuplexStream<Msg, Msg>) => {
     if (!admitStream(call)) return;
     call.on('data', (m: Msg) => {
-      try {
-        call.write(leaseKeepAliveOnce(svc, m));
-      } catch (err) {
-        endWithError(call, err);
-      }
+      leaseKeepAliveOnce(svc, m).then((res) => call.write(res), (err: unknown) => endWithError(call, err));
     });
   };
 

@@ -117,10 +117,11 @@ export const authNotEnabled: UnaryOperation = async () => {
  * Answers one LeaseKeepAlive request (a stream message). An unknown or expired lease gets TTL 0,
  * as etcd does; other errors (not leader) are thrown and end the stream.
  */
-export function leaseKeepAliveOnce(svc: EtcdServices, m: Msg): Msg {
+export async function leaseKeepAliveOnce(svc: EtcdServices, m: Msg): Promise<Msg> {
   const id = int(m.ID);
   try {
-    return { header: svc.header(), ID: String(id), TTL: String(svc.mvcc.leaseKeepAlive(id)) };
+    const ttl = await svc.mvcc.leaseKeepAlive(id);
+    return { header: svc.header(), ID: String(id), TTL: String(ttl) };
   } catch (err) {
     if (err instanceof MvccError && err.reason === 'lease_not_found') return { header: svc.header(), ID: String(id), TTL: '0' };
     throw err;
