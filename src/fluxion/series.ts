@@ -67,17 +67,24 @@ export class Series {
    */
   upsert(ts: number, data: string): 0 | 1 {
     const n = this.n;
-    const dlen = Buffer.byteLength(data, 'utf8');
     const used = this.offCol[n]!;
     if (n === 0 || ts > this.tsCol[n - 1]!) { // hot path: in-order append
       this.ensureRecords(n + 1);
-      this.ensureBytes(used + dlen);
-      this.bytes.write(data, used, dlen, 'utf8');
+      // One native call when the worst case (3 bytes per UTF-16 unit) fits in the spare capacity.
+      let dlen: number;
+      if (this.bytes.length - used >= data.length * 3) {
+        dlen = this.bytes.write(data, used, 'utf8');
+      } else {
+        dlen = Buffer.byteLength(data, 'utf8');
+        this.ensureBytes(used + dlen);
+        this.bytes.write(data, used, dlen, 'utf8');
+      }
       this.tsCol[n] = ts;
       this.offCol[n + 1] = used + dlen;
       this.n = n + 1;
       return 1;
     }
+    const dlen = Buffer.byteLength(data, 'utf8');
     const i = this.lowerBound(ts);
     this.beforeRewrite(i);
     const offs = this.offCol;
