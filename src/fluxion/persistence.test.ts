@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import fc from 'fast-check';
 import { createLogger } from '../util/log.js';
 import { CorruptionError } from './errors.js';
@@ -102,9 +103,14 @@ test('leftover temp files are ignored; a damaged newest snapshot stops start-up'
 test('a second server on the same directory is refused while the first holds it', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'fluxion-persist-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'LOCK'), '1\n'); // pid 1 is always alive
-  await assert.rejects(open(dir), /in use by process 1/);
-  writeFileSync(join(dir, 'LOCK'), '999999999\n'); // stale lock of a dead process is taken over
-  const { dl } = await open(dir);
-  await dl.close();
+  // A live process whose command line mentions fluxion holds the lock.
+  const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)', 'fluxion-lock-holder'], { stdio: 'ignore' });
+  t.after(() => holder.kill('SIGKILL'));
+  writeFileSync(join(dir, 'LOCK'), `${holder.pid}\n`);
+  await assert.rejects(open(dir), new RegExp(`in use by process ${holder.pid}`));
+  // A reused pid (an unrelated live process) and a dead pid are both stale locks.
+  writeFileSync(join(dir, 'LOCK'), '1\n');
+  await (await open(dir)).dl.close();
+  writeFileSync(join(dir, 'LOCK'), '999999999\n');
+  await (await open(dir)).dl.close();
 });

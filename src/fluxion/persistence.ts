@@ -185,20 +185,26 @@ export class DurableLog implements CommitLog {
   }
 }
 
-/** Refuses to open a directory another live process is using; a stale lock (dead pid) is taken over. */
+/**
+ * Refuses to open a directory another live Fluxion process is using. A lock left by a dead
+ * process, or whose pid now belongs to an unrelated process (pids are reused, e.g. across
+ * container restarts), is taken over.
+ */
 function takeLock(dir: string): void {
   const path = join(dir, 'LOCK');
-  try {
-    const pid = Number(readFileSync(path, 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-      throw new InvalidArgumentError(`data directory ${dir} is in use by process ${pid}`);
-    }
-  } catch (err) {
-    if (err instanceof InvalidArgumentError) throw err;
+  let pid = 0;
+  try { pid = Number(readFileSync(path, 'utf8').trim()); } catch { /* no lock */ }
+  if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid) && looksLikeFluxion(pid)) {
+    throw new InvalidArgumentError(`data directory ${dir} is in use by process ${pid}`);
   }
   writeFileSync(path, `${process.pid}\n`);
 }
 
 function isAlive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** Whether `pid`'s command line mentions fluxion; true when it cannot be read (be conservative). */
+function looksLikeFluxion(pid: number): boolean {
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('fluxion'); } catch { return true; }
 }
