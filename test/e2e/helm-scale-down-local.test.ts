@@ -2,8 +2,9 @@
  * Scale-down on a REAL local ConureDB cluster, driven by the chart's own scripts and values:
  * 4 voters + arbiter (5 members) → 3 voters → 1 voter, exactly as
  * `helm upgrade --set voters.replicas=3` and then `=1` would do it. The test:
- * - starts the members as conured processes, laid out as src/cli/dev-cluster.ts does
- *   (ids as the chart names pods, one port block per member);
+ * - starts the members as conured processes with the flags the chart renders for their
+ *   StatefulSet (only addresses, data directory and seeds are made local), laid out as
+ *   src/cli/dev-cluster.ts does (ids as the chart names pods, one port block per member);
  * - runs the pre-upgrade hook script from the rendered Job, with the rendered env, while
  *   polling the raft configuration. It asserts that members leave in the planner's order,
  *   that the bootstrap never leaves, that no member below the desired count ever leaves, and
@@ -18,13 +19,13 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { conuredArgs, planLocalCluster, type LocalMember } from '../../src/cli/dev-cluster.js';
+import { planLocalCluster, type LocalMember } from '../../src/cli/dev-cluster.js';
 import { planScaleDown, planTopology, type CurrentMember } from '../../src/planner/topology.js';
 import { CONURECTL_JS, SKIP_NO_HELM, envOf, parseManifests, template, type K8sObject } from './helm-support.js';
 
@@ -40,10 +41,14 @@ async function getJson<T>(url: string): Promise<T | undefined> {
   } catch { return undefined; }
 }
 
+/** The cluster under test, checked on every poll: a member that died fails the wait at once. */
+let current: LocalCluster | undefined;
+
 /** Polls `fn` every 200 ms until it returns a value, for at most `timeoutMs`. */
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = STEP_TIMEOUT_MS): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    current?.assertAlive();
     const v = await fn();
     if (v !== undefined) return v;
     await new Promise((r) => setTimeout(r, 200));
@@ -67,24 +72,62 @@ async function conuredCanJoin(dir: string): Promise<string | true> {
   });
 }
 
+/**
+ * conured arguments for a member, taken from the rendered StatefulSet of its pod: every flag
+ * the chart passes is kept; the listen/advertise addresses, the data directory and the join
+ * seeds (cluster DNS names in the chart) are replaced by their local equivalents.
+ */
+function chartArgs(objs: K8sObject[], m: LocalMember, seeds: string[]): string[] {
+  const stsName = m.id.replace(/-\d+$/, '');
+  const sts = objs.find((o) => o.kind === 'StatefulSet' && o.metadata.name === stsName);
+  assert.ok(sts, `no StatefulSet ${stsName}`);
+  const args = (sts.spec as { template: { spec: { containers: { name: string; args: string[] }[] } } }).template.spec.containers.find((c) => c.name === 'conured')!.args;
+  const local: Record<string, string> = {
+    '--node-id': m.id, '--http-addr': m.http, '--raft-addr': m.raft, '--client-addr': m.client,
+    '--advertise-http': m.http, '--advertise-raft': m.raft, '--data-dir': m.dataDir,
+    '--join': seeds.filter((u) => u !== `http://${m.http}`).join(','),
+  };
+  return args.map((a) => {
+    const flag = a.split('=')[0]!;
+    return flag in local ? `${flag}=${local[flag]}` : a;
+  });
+}
+
 class LocalCluster {
   readonly procs = new Map<string, ChildProcess>();
-  constructor(readonly members: LocalMember[], readonly seeds: string[]) {}
+  /** Members that exited without being asked to, with how. */
+  readonly crashed = new Map<string, string>();
+  constructor(readonly members: LocalMember[], private readonly argsFor: (m: LocalMember) => string[]) {}
 
   start(m: LocalMember): void {
-    const child = spawn(process.execPath, [CONURED_JS, ...conuredArgs(m, this.seeds)], { stdio: 'ignore', env: { ...process.env, CONURE_LOG_LEVEL: 'warn' } });
+    const child = spawn(process.execPath, [CONURED_JS, ...this.argsFor(m)], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CONURE_LOG_LEVEL: 'warn' } });
+    child.stderr!.pipe(createWriteStream(m.logFile, { flags: 'a' }));
     this.procs.set(m.id, child);
+    child.once('exit', (code, signal) => {
+      if (this.procs.get(m.id) === child) this.crashed.set(m.id, signal ?? `code ${code}`);
+    });
   }
 
+  /** Throws, with the tail of its log, when a member died on its own. */
+  assertAlive(): void {
+    for (const [id, how] of this.crashed) {
+      const log = this.members.find((m) => m.id === id)!.logFile;
+      let tail = '';
+      try { tail = readFileSync(log, 'utf8').trim().split('\n').slice(-5).join('\n'); } catch { /* no log yet */ }
+      throw new Error(`member ${id} exited unexpectedly (${how}); last log lines:\n${tail}`);
+    }
+  }
+
+  /** SIGTERM (graceful: leadership transfer), SIGKILL after 20 s; bounded. */
   async stop(id: string): Promise<void> {
     const child = this.procs.get(id);
-    if (!child || child.exitCode !== null) return;
+    this.procs.delete(id);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    await exited;
-    clearTimeout(t);
-    this.procs.delete(id);
+    const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 25_000))]);
+    clearTimeout(kill);
   }
 
   async stopAll(): Promise<void> {
@@ -143,7 +186,10 @@ async function withLocal(voters: number, fn: (c: LocalCluster, ctx: { PATH: stri
   const dir = mkdtempSync(join(tmpdir(), 'conure-scale-local-'));
   const basePort = 21000 + (process.pid % 200) * 10 + (voters === 1 ? 5 : 0);
   const members = planLocalCluster({ voters, arbiter: 'auto', basePort, dataDir: dir, host: '127.0.0.1' });
-  const cluster = new LocalCluster(members, members.filter((m) => m.role === 'voter').map((m) => `http://${m.http}`));
+  // Seeds as the chart gives them: the bootstrap pod, then the client service (every voter).
+  const seeds = [`http://${members[0]!.http}`, ...members.filter((m) => m.role === 'voter').map((m) => `http://${m.http}`)];
+  const { objs } = rendered(voters);
+  const cluster = new LocalCluster(members, (m) => chartArgs(objs, m, [...new Set(seeds)]));
   const bin = mkdtempSync(join(tmpdir(), 'conure-bin-'));
   writeFileSync(join(bin, 'conurectl'), `#!/bin/sh\nexec "${process.execPath}" "${CONURECTL_JS}" "$@"\n`);
   chmodSync(join(bin, 'conurectl'), 0o755);
@@ -151,9 +197,11 @@ async function withLocal(voters: number, fn: (c: LocalCluster, ctx: { PATH: stri
   const proxy = await memberProxy(cluster);
   const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
   const endpoints = () => members.filter((m) => cluster.procs.has(m.id) && m.role === 'voter').map((m) => `http://${m.http}`).join(',');
+  current = cluster;
   try {
     await fn(cluster, { PATH, proxyUrl, endpoints, dir });
   } finally {
+    current = undefined;
     await cluster.stopAll();
     await new Promise<void>((r) => proxy.close(() => r()));
     rmSync(dir, { recursive: true, force: true });
@@ -238,6 +286,7 @@ test('scale-down 4+arbiter -> 3 -> 1 on a local cluster with the chart hook; res
       watching = false;
       await watcher;
       assert.equal(r.code, 0, r.stderr);
+      t.diagnostic(`scale to ${voters} voter(s): planned removals ${plan.remove.join(', ')}; configurations seen: ${seen.map((ids) => ids.join(',')).join(' | ')}`);
       const after = (await cluster.config())!;
       assert.deepEqual(after.servers.map((s) => s.id).sort(), desired.members.map((m) => m.id).sort(), `members after scaling to ${voters}`);
       // Removal order: each observed config drops members in plan order; none below the desired count.
