@@ -235,6 +235,9 @@ test('NOTES.txt prints the planner\'s topology and exactly its warnings', { skip
 });
 
 test('naming: release and fullnameOverride follow chartFullname()', { skip }, () => {
+  const long = renderAndCompare(['voters.replicas=3'], 'db', 'r'.repeat(38));
+  assert.equal(long.plan.fullname, `${'r'.repeat(38)}-c`, 'truncated to 40 characters');
+  assert.ok(long.objs.every((o) => o.metadata.name.length <= 52), 'every name fits the StatefulSet limit');
   const prod = renderAndCompare([], 'prod', 'prod');
   assert.equal(prod.plan.fullname, 'prod-conure');
   assert.ok(prod.objs.some((o) => o.kind === 'StatefulSet' && o.metadata.name === 'prod-conure-bootstrap'));
