@@ -5,7 +5,7 @@ import { LmdbStateStore } from '../storage/lmdb-state-store.js';
 import { MemoryStateStore } from '../storage/memory-state-store.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { anySeedHasLeader, joinCluster } from '../node/joiner.js';
+import { anySeedInCluster, isSelf, joinCluster } from '../node/joiner.js';
 import { RefusingKvService, type KvService } from '../node/kv-service.js';
 import { MembershipService } from '../node/membership-service.js';
 import { PlainKvService, PlainKvStateMachine } from '../node/plain-kv.js';
@@ -48,11 +48,13 @@ export interface RunningConured {
 export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (err: unknown) => void): Promise<RunningConured> {
   const arbiter = cfg.role === 'arbiter';
   // Arbiters keep no state machine: an in-memory store that is never written stands in.
-  const store = arbiter ? new MemoryStateStore() : new LmdbStateStore({ dir: cfg.dataDir, unsafeNoSync: cfg.unsafeNoSync });
+  // The raft log is durable and replays what the state store lost; the store is fsynced before
+  // the log may be compacted behind it (RaftReplicator.maybeSnapshot).
+  const store = arbiter ? new MemoryStateStore() : new LmdbStateStore({ dir: cfg.dataDir, fsyncOnCommit: false, unsafeNoSync: cfg.unsafeNoSync });
   const sm = new PlainKvStateMachine(store);
   const fresh = !existsSync(join(cfg.dataDir, 'raft.mdb'));
   let bootstrap = cfg.bootstrap;
-  if (bootstrap && fresh && cfg.join.length > 0 && await anySeedHasLeader(cfg.join, cfg.advertiseHttp)) {
+  if (bootstrap && fresh && cfg.join.length > 0 && await anySeedInCluster(cfg.join, cfg.advertiseHttp)) {
     log.warn({ seeds: cfg.join }, 'bootstrap_skipped_cluster_exists_joining_instead');
     bootstrap = false;
   }
@@ -93,7 +95,8 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   log.info({ node_id: cfg.nodeId, role: cfg.role, http: `${cfg.http.host}:${httpPort}`, advertise_http: cfg.advertiseHttp, advertise_raft: cfg.advertiseRaft, data_dir: cfg.dataDir, applied_index: sm.appliedIndex() }, 'conured_started');
 
   const joining = new AbortController();
-  if (cfg.join.length > 0) {
+  // A bootstrap member whose only seed is itself (a one-member cluster) has nobody to join.
+  if (cfg.join.some((seed) => !isSelf(seed, cfg.advertiseHttp))) {
     joinCluster({
       id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, seeds: cfg.join, fresh: fresh && !bootstrap,
       backoffMs: cfg.joinBackoffMs, retries: cfg.joinRetries, logger: log, signal: joining.signal,

@@ -25,8 +25,7 @@ export interface JoinOptions {
 
 /** Resolves once a seed (or the leader it pointed to) accepted the join. */
 export async function joinCluster(o: JoinOptions): Promise<{ via: string; outcome: string }> {
-  const self = new Set([o.httpAddr, `http://${o.httpAddr}`]);
-  const seeds = o.seeds.map((s) => s.replace(/\/+$/, '')).filter((s) => !self.has(s) && !self.has(s.replace(/^https?:\/\//, '')));
+  const seeds = o.seeds.map((s) => s.replace(/\/+$/, '')).filter((s) => !isSelf(s, o.httpAddr));
   if (seeds.length === 0) throw new ConureError('invalid_argument', '--join lists no seed other than this member');
   const body = JSON.stringify({ ID: o.id, RaftAddr: o.raftAddr, HttpAddr: o.httpAddr, Role: o.role, Fresh: o.fresh });
   for (let attempt = 1; o.retries === 0 || attempt <= o.retries; attempt++) {
@@ -61,15 +60,22 @@ export async function joinCluster(o: JoinOptions): Promise<{ via: string; outcom
 }
 
 /**
- * True when any seed answers /status with a known leader: an existing cluster. A bootstrap
- * member whose disk was lost must join it rather than found a second cluster.
+ * True when any reachable seed already belongs to a cluster (its /raft/config lists members).
+ * A bootstrap member whose disk was lost must join that cluster rather than found a second one.
+ * Members still waiting to join report no members, so a brand-new cluster still bootstraps.
+ * Leader or not does not matter: survivors may be mid-election when it looks.
  */
-export async function anySeedHasLeader(seeds: string[], selfHttp: string): Promise<boolean> {
-  const answers = await Promise.all(seeds.filter((s) => !s.endsWith(selfHttp)).map(async (s) => {
+export async function anySeedInCluster(seeds: string[], selfHttp: string): Promise<boolean> {
+  const answers = await Promise.all(seeds.filter((s) => !isSelf(s, selfHttp)).map(async (s) => {
     try {
-      const res = await fetch(`${s.replace(/\/+$/, '')}/status`, { signal: AbortSignal.timeout(2000) });
-      return res.ok && Boolean(((await res.json()) as { leader?: string }).leader);
+      const res = await fetch(`${s.replace(/\/+$/, '')}/raft/config`, { signal: AbortSignal.timeout(2000) });
+      return res.ok && (((await res.json()) as { servers?: unknown[] }).servers ?? []).length > 0;
     } catch { return false; }
   }));
   return answers.some(Boolean);
+}
+
+/** Whether a seed URL points at this member's own HTTP address. */
+export function isSelf(seed: string, selfHttp: string): boolean {
+  return seed.replace(/^https?:\/\//, '').replace(/\/+$/, '') === selfHttp;
 }

@@ -18,9 +18,9 @@ describe('LmdbRaftStorage', () => {
       const lmdb = new LmdbRaftStorage(log);
       const mem = MemoryStorage.bootstrapped({ voters: ['a'], learners: [], arbiters: [] });
       const boot = mem.snapshot();
-      lmdb.persist({ term: 1, vote: '', commit: 1 }, [], boot);
+      await lmdb.persist({ term: 1, vote: '', commit: 1 }, [], boot);
       const es = [ent(2, 1), ent(3, 1, 'conf'), ent(4, 2), ent(5, 2)];
-      mem.append(es); lmdb.persist({ term: 2, vote: 'a', commit: 3 }, es, undefined);
+      mem.append(es); await lmdb.persist({ term: 2, vote: 'a', commit: 3 }, es, undefined);
       for (const s of [mem, lmdb]) {
         assert.equal(s.firstIndex(), 2);
         assert.equal(s.lastIndex(), 5);
@@ -47,7 +47,7 @@ describe('LmdbRaftStorage', () => {
     try {
       const log = new LmdbRaftLog({ dir });
       const s = new LmdbRaftStorage(log);
-      s.persist(undefined, [ent(1, 1), ent(2, 1, 'conf', 'cc'), ent(3, 1), ent(4, 1)], undefined);
+      await s.persist(undefined, [ent(1, 1), ent(2, 1, 'conf', 'cc'), ent(3, 1), ent(4, 1)], undefined);
       assert.equal(s.trimPayloads(3), 2);
       assert.equal(s.payloadFloor(), 3);
       assert.deepEqual(s.entries(1, 5, Infinity).map((e) => [e.index, e.type, new TextDecoder().decode(e.data)]), [[1, 'normal', ''], [2, 'conf', 'cc'], [3, 'normal', ''], [4, 'normal', 'd4']]);

@@ -67,9 +67,9 @@ export class LmdbRaftStorage implements Storage {
 
   payloadFloor(): number { return this.log.trimmedTo(); }
 
-  /** Persists one Ready's hard state, entries and snapshot metadata atomically. */
-  persist(hardState: HardState | undefined, entries: readonly Entry[], snapshot: Snapshot | undefined): void {
-    this.log.persist({
+  /** Persists one Ready's hard state, entries and snapshot metadata atomically (committed on resolve). */
+  persist(hardState: HardState | undefined, entries: readonly Entry[], snapshot: Snapshot | undefined): Promise<void> {
+    return this.log.persist({
       ...(hardState && { hardState: pack(hardState) }),
       ...(entries.length > 0 && { entries: entries.map(encodeEntry) }),
       ...(snapshot && { snapshot: { index: snapshot.meta.index, term: snapshot.meta.term, meta: pack(snapshot.meta.membership) } }),

@@ -71,6 +71,8 @@ interface ReadWaiter extends Waiter { index: number }
 const REGISTRY_KEY = 'members';
 const PROPOSAL_BYTES_MAX = 4 * 1024 * 1024;
 const SNAPSHOT_FETCH_TIMEOUT_MS = 60_000;
+/** Wait between attempts while another membership change is uncommitted. */
+const CONF_RETRY_MS = 100;
 
 export class RaftReplicator implements Replicator {
   private readonly log: LmdbRaftLog;
@@ -131,7 +133,7 @@ export class RaftReplicator implements Replicator {
     if (empty && opts.bootstrap) {
       if (opts.role === 'arbiter') throw new InvalidArgumentError('an arbiter cannot bootstrap a cluster');
       const snap = bootstrapSnapshot({ voters: [opts.id], learners: [], arbiters: [] });
-      storage.persist({ term: 1, vote: '', commit: 1 }, [], snap);
+      await storage.persist({ term: 1, vote: '', commit: 1 }, [], snap);
       log.putMeta(REGISTRY_KEY, pack({ [opts.id]: { raft: opts.advertiseRaft, http: opts.advertiseHttp, intent: 'voter' } }));
       await log.sync();
       if (opts.stateMachine.appliedIndex() < 1) opts.stateMachine.applyNoop(1);
@@ -264,7 +266,10 @@ export class RaftReplicator implements Replicator {
     this.requireLeader();
     const current = this.raw.membership;
     let existing = [...current.voters, ...current.learners, ...current.arbiters].includes(m.id);
-    const context = pack({ raft: m.address, http: m.httpAddress ?? this.registry.get(m.id)?.http ?? '', intent: m.suffrage } satisfies MemberAddress);
+    const address: MemberAddress = { raft: m.address, http: m.httpAddress ?? this.registry.get(m.id)?.http ?? '', intent: m.suffrage };
+    const context = pack(address);
+    // Raft applies a configuration as soon as it is appended; know the address from then on.
+    this.registry.set(m.id, address);
     if (existing && m.fresh && m.id !== this.opts.id) {
       // It lost its disk (and maybe its vote): take it out, then let it back in as a learner.
       this.opts.logger?.warn({ member: m.id }, 'member_rejoined_with_empty_disk_readding');
@@ -369,13 +374,31 @@ export class RaftReplicator implements Replicator {
     return hint ? { ...hint, intent: 'voter' } : undefined;
   }
 
-  private confChange(cc: ConfChange): Promise<void> {
+  /**
+   * Proposes one membership change and resolves when it is applied here. While another change
+   * is still uncommitted (raft allows one at a time) it retries, within the request timeout.
+   */
+  private async confChange(cc: ConfChange): Promise<void> {
+    const deadline = Date.now() + this.requestTimeoutMs;
+    for (;;) {
+      try {
+        return await this.proposeConfChangeOnce(cc, deadline - Date.now());
+      } catch (err) {
+        const pending = err instanceof UnavailableError && err.cause instanceof ProposalDroppedError && err.cause.reason === 'conf-pending';
+        if (!pending || Date.now() + CONF_RETRY_MS > deadline) throw err;
+        await sleep(CONF_RETRY_MS);
+        this.requireLeader();
+      }
+    }
+  }
+
+  private proposeConfChangeOnce(cc: ConfChange, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         const i = this.confWaiters.findIndex((c) => c.w.timer === timer);
         if (i >= 0) this.confWaiters.splice(i, 1);
         reject(new UnavailableError(`the membership change (${cc.type} ${cc.nodeId}) was not committed in time`, 2));
-      }, this.requestTimeoutMs);
+      }, Math.max(1, timeoutMs));
       this.confWaiters.push({ match: (c) => c.type === cc.type && c.nodeId === cc.nodeId, w: { resolve: () => resolve(), reject, timer } });
       try {
         this.raw.proposeConfChange(cc);
@@ -458,8 +481,8 @@ export class RaftReplicator implements Replicator {
     // 1. Durability first.
     const restored = rd.snapshot ? await this.installSnapshot(rd.snapshot) : false;
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
-      this.storage.persist(rd.hardState ?? undefined, rd.entries, rd.snapshot ?? undefined);
-      this.learnAddresses(rd.entries);
+      this.learnAddresses(rd.entries); // the configuration is in force from append, so its addresses are too
+      await this.storage.persist(rd.hardState ?? undefined, rd.entries, rd.snapshot ?? undefined);
       if (rd.mustSync) await this.storage.sync();
     }
     if (rd.softState) {

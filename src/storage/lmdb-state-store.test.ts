@@ -15,3 +15,15 @@ stateStoreContract({
     };
   },
 });
+
+stateStoreContract({
+  name: 'lmdb, fsync on demand',
+  create: async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conure-state-'));
+    return {
+      store: new LmdbStateStore({ dir, fsyncOnCommit: false }),
+      reopen: async () => new LmdbStateStore({ dir, fsyncOnCommit: false }),
+      cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+    };
+  },
+});

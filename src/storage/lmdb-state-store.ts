@@ -15,8 +15,15 @@ export interface LmdbStateStoreOptions {
   /** LMDB map size in bytes (grows automatically in lmdb-js); default 1 GiB. */
   mapSizeBytes?: number;
   /**
-   * Test-only: skip fsync entirely (`noSync`). Used by the fault suite's mutation check to prove
-   * the suite notices unsynced acknowledgements. Never set in production.
+   * true (default): every commit is fsynced, and `sync()` waits for it. false: commits are not
+   * fsynced (they survive a process crash, not a machine crash) and `sync()` forces one fsync.
+   * Raft members use false: their raft log is durable and replays anything the store lost, and
+   * they call `sync()` before letting the log be compacted behind the store.
+   */
+  fsyncOnCommit?: boolean;
+  /**
+   * Test-only: skip fsync entirely, even in `sync()`. Used by the fault suite's mutation check to
+   * prove the suite notices unsynced acknowledgements. Never set in production.
    */
   unsafeNoSync?: boolean;
 }
@@ -36,6 +43,8 @@ export class LmdbStateStore implements StateStore {
   private readonly meta: Database<Uint8Array, Uint8Array>;
   private readonly dbs = new Map<string, Database<Uint8Array, Uint8Array>>();
   private readonly path: string;
+  private readonly deferredSync: boolean;
+  private readonly noSyncAtAll: boolean;
   private applied: number;
   private closed = false;
   private inBatch = false;
@@ -45,13 +54,16 @@ export class LmdbStateStore implements StateStore {
   constructor(opts: LmdbStateStoreOptions) {
     mkdirSync(opts.dir, { recursive: true });
     this.path = join(opts.dir, 'state.mdb');
+    this.noSyncAtAll = opts.unsafeNoSync ?? false;
+    this.deferredSync = !this.noSyncAtAll && opts.fsyncOnCommit === false;
+    const noSync = this.noSyncAtAll || this.deferredSync;
     try {
       this.root = open({
         path: this.path,
         maxDbs: 64,
         mapSize: opts.mapSizeBytes ?? 1024 ** 3,
-        overlappingSync: !opts.unsafeNoSync,
-        noSync: opts.unsafeNoSync ?? false,
+        overlappingSync: !noSync,
+        noSync,
         compression: false,
       });
     } catch (err) {
@@ -137,6 +149,10 @@ export class LmdbStateStore implements StateStore {
 
   async sync(): Promise<void> {
     this.check();
+    if (this.deferredSync) {
+      await envSync(this.root);
+      return;
+    }
     await this.root.flushed;
   }
 
@@ -163,8 +179,8 @@ export class LmdbStateStore implements StateStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (!this.noSyncAtAll) await this.sync();
     this.closed = true;
-    await this.root.flushed;
     await this.root.close();
   }
 
@@ -186,4 +202,10 @@ export class LmdbStateStore implements StateStore {
   }
 
   private check(): void { if (this.closed) throw new ClosedError('state store'); }
+}
+
+/** Forces an fsync of an environment opened with noSync (lmdb-js `sync`, missing from its types). */
+export function envSync(root: RootDatabase): Promise<void> {
+  const env = root as unknown as { sync(cb: (err?: Error) => void): void };
+  return new Promise<void>((resolve, reject) => env.sync((err) => (err ? reject(new ConureError('internal', `fsync failed: ${err.message}`, { cause: err })) : resolve())));
 }

@@ -28,12 +28,12 @@ describe('LmdbRaftLog', () => {
 
   it('appends, replaces a conflicting suffix, and persists across reopen', withLog(async (dir) => {
     const log = new LmdbRaftLog({ dir });
-    log.persist({ hardState: new Uint8Array([1]), entries: [rec(1, 1), rec(2, 1), rec(3, 1), rec(4, 2)] });
-    log.persist({ entries: [rec(3, 3, 'x3')] });
+    await log.persist({ hardState: new Uint8Array([1]), entries: [rec(1, 1), rec(2, 1), rec(3, 1), rec(4, 2)] });
+    await log.persist({ entries: [rec(3, 3, 'x3')] });
     assert.equal(log.lastIndex(), 3);
     assert.deepEqual(log.entries(1, 10).map((r) => [r.index, r.term, txt(r)]), [[1, 1, 'e1'], [2, 1, 'e2'], [3, 3, 'x3']]);
-    assert.throws(() => log.persist({ entries: [rec(6, 3)] }), /ends at 3/);
-    assert.throws(() => log.persist({ entries: [rec(4, 3), rec(6, 3)] }), /not contiguous/);
+    await assert.rejects(log.persist({ entries: [rec(6, 3)] }), /ends at 3/);
+    await assert.rejects(log.persist({ entries: [rec(4, 3), rec(6, 3)] }), /not contiguous/);
     await log.sync();
     await log.close();
     const again = new LmdbRaftLog({ dir });
@@ -45,7 +45,7 @@ describe('LmdbRaftLog', () => {
 
   it('limits entries by bytes but always returns at least one', withLog(async (dir) => {
     const log = new LmdbRaftLog({ dir });
-    log.persist({ entries: [rec(1, 1, 'aaaa'), rec(2, 1, 'bbbb'), rec(3, 1, 'cccc')] });
+    await log.persist({ entries: [rec(1, 1, 'aaaa'), rec(2, 1, 'bbbb'), rec(3, 1, 'cccc')] });
     assert.equal(log.entries(1, 4, 1).length, 1);
     assert.equal(log.entries(1, 4, 8).length, 2);
     assert.equal(log.entries(2, 3).length, 1);
@@ -54,15 +54,15 @@ describe('LmdbRaftLog', () => {
 
   it('installs a snapshot mark, compacting covered entries and keeping an agreeing tail', withLog(async (dir) => {
     const log = new LmdbRaftLog({ dir });
-    log.persist({ entries: Array.from({ length: 10 }, (_, i) => rec(i + 1, 1)) });
-    log.persist({ snapshot: { index: 6, term: 1, meta: new Uint8Array([9]) } });
+    await log.persist({ entries: Array.from({ length: 10 }, (_, i) => rec(i + 1, 1)) });
+    await log.persist({ snapshot: { index: 6, term: 1, meta: new Uint8Array([9]) } });
     assert.equal(log.firstIndex(), 7);
     assert.equal(log.lastIndex(), 10);
     assert.equal(log.term(6), 1);
     assert.equal(log.term(5), undefined);
     assert.throws(() => log.entries(5, 8), { code: 'compacted' });
     // A snapshot that disagrees with the log replaces it entirely.
-    log.persist({ snapshot: { index: 8, term: 4, meta: new Uint8Array() } });
+    await log.persist({ snapshot: { index: 8, term: 4, meta: new Uint8Array() } });
     assert.equal(log.firstIndex(), 9);
     assert.equal(log.lastIndex(), 8);
     await log.sync(); await log.close();
@@ -73,7 +73,7 @@ describe('LmdbRaftLog', () => {
 
   it('trims payloads for arbiters, keeping index, term and kept entries', withLog(async (dir) => {
     const log = new LmdbRaftLog({ dir });
-    log.persist({ entries: [rec(1, 1, 'conf'), rec(2, 1, 'data'), rec(3, 1, 'data'), rec(4, 1, 'data')] });
+    await log.persist({ entries: [rec(1, 1, 'conf'), rec(2, 1, 'data'), rec(3, 1, 'data'), rec(4, 1, 'data')] });
     assert.equal(log.trimPayloads(3, (d) => new TextDecoder().decode(d) === 'conf'), 2);
     assert.deepEqual(log.entries(1, 5).map((r) => [r.index, r.term, txt(r)]), [[1, 1, 'conf'], [2, 1, ''], [3, 1, ''], [4, 1, 'data']]);
     assert.equal(log.trimmedTo(), 3);
@@ -84,20 +84,20 @@ describe('LmdbRaftLog', () => {
   it('matches an in-memory model under random appends and snapshots (property)', withLog(async (dir) => {
     const log = new LmdbRaftLog({ dir });
     let model: LogRecord[] = []; let snapIndex = 0;
-    fc.assert(fc.property(fc.array(fc.oneof(
+    await fc.assert(fc.asyncProperty(fc.array(fc.oneof(
       fc.record({ kind: fc.constant('append' as const), back: fc.nat(3), n: fc.integer({ min: 1, max: 4 }), term: fc.integer({ min: 1, max: 9 }) }),
       fc.record({ kind: fc.constant('snap' as const), back: fc.nat(5), n: fc.constant(0), term: fc.constant(0) }),
-    ), { maxLength: 25 }), (ops) => {
+    ), { maxLength: 25 }), async (ops) => {
       for (const op of ops) {
         const last = model.length ? model.at(-1)!.index : snapIndex;
         if (op.kind === 'append') {
           const at = Math.max(snapIndex + 1, last + 1 - op.back);
           const es = Array.from({ length: op.n }, (_, i) => rec(at + i, op.term));
-          log.persist({ entries: es });
+          await log.persist({ entries: es });
           model = [...model.filter((r) => r.index < at), ...es];
         } else if (last - op.back > snapIndex) {
           const idx = last - op.back;
-          log.persist({ snapshot: { index: idx, term: model.find((r) => r.index === idx)!.term, meta: new Uint8Array() } });
+          await log.persist({ snapshot: { index: idx, term: model.find((r) => r.index === idx)!.term, meta: new Uint8Array() } });
           snapIndex = idx;
           model = model.filter((r) => r.index > idx);
         }

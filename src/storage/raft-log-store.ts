@@ -15,7 +15,8 @@
  * - After a snapshot at (i, t), `firstIndex() = i + 1` (when no entries are retained) and
  *   `term(i) = t`.
  * - `persist` is atomic: hard state, appended entries (replacing any conflicting suffix) and a
- *   snapshot all become visible together; they are durable once `sync()` resolves.
+ *   snapshot all become visible together when its promise resolves; they are durable once a
+ *   following `sync()` resolves. The commit happens on lmdb's write thread.
  *
  * Ownership: the node's driver loop is the only writer. Errors: `InvalidArgumentError` for a
  * non-contiguous append; `ConureError('internal')` for storage failures; `ClosedError`.
@@ -113,35 +114,45 @@ export class LmdbRaftLog {
     return out;
   }
 
-  /** Atomically writes a hard state, entries and a snapshot mark (any subset). */
-  persist(batch: PersistBatch): void {
+  /**
+   * Atomically writes a hard state, entries and a snapshot mark (any subset). The commit runs
+   * on lmdb's write thread, so the event loop stays free; the promise resolves once committed
+   * (visible). Call `sync()` after it for durability. One persist at a time (the driver awaits).
+   */
+  async persist(batch: PersistBatch): Promise<void> {
     this.check();
     const entries = batch.entries ?? [];
     for (let i = 1; i < entries.length; i++) {
       if (entries[i]!.index !== entries[i - 1]!.index + 1) throw new InvalidArgumentError('entries to append are not contiguous');
     }
     let first = this.first, last = this.last, snap = this.snap;
+    if (batch.snapshot && batch.snapshot.index > snap.index) {
+      snap = batch.snapshot;
+      first = snap.index + 1;
+    }
+    // Validate the append against the log as it will be after the snapshot mark.
+    const keepTail = batch.snapshot && batch.snapshot.index > this.snap.index && batch.snapshot.index < this.last && this.term(batch.snapshot.index) === batch.snapshot.term;
+    if (batch.snapshot && snap !== this.snap && !keepTail) last = snap.index;
+    if (entries.length > 0) {
+      const at = entries[0]!.index;
+      if (at < first) throw new InvalidArgumentError(`cannot append at ${at}: the log starts at ${first}`);
+      if (at > last + 1) throw new InvalidArgumentError(`cannot append at ${at}: the log ends at ${last}`);
+    }
+    const oldLast = this.last;
     try {
-      this.root.transactionSync(() => {
-        if (batch.snapshot && batch.snapshot.index > snap.index) {
-          snap = batch.snapshot;
-          const s = batch.snapshot;
-          const head = new Uint8Array(16 + s.meta.length);
-          head.set(encodeUint64(s.index), 0); head.set(encodeUint64(s.term), 8); head.set(s.meta, 16);
+      await this.root.transaction(() => {
+        if (snap !== this.snap) {
+          const head = new Uint8Array(16 + snap.meta.length);
+          head.set(encodeUint64(snap.index), 0); head.set(encodeUint64(snap.term), 8); head.set(snap.meta, 16);
           this.meta.putSync(SNAP, head);
-          // Keep entries after the snapshot only if they agree with it; otherwise drop them all.
-          const keepTail = s.index < last && this.termSync(s.index) === s.term;
-          for (const k of [...this.log.getKeys({ end: encodeUint64(keepTail ? s.index + 1 : last + 1) })]) this.log.removeSync(k as Uint8Array);
-          first = s.index + 1;
-          if (!keepTail) last = s.index;
+          // Entries covered by the snapshot go; a tail that agrees with it stays.
+          const dropTo = keepTail ? snap.index : oldLast;
+          for (const k of [...this.log.getKeys({ end: encodeUint64(dropTo + 1) })]) this.log.removeSync(k as Uint8Array);
         }
         if (entries.length > 0) {
           const at = entries[0]!.index;
-          if (at < first) throw new InvalidArgumentError(`cannot append at ${at}: the log starts at ${first}`);
-          if (at > last + 1) throw new InvalidArgumentError(`cannot append at ${at}: the log ends at ${last}`);
           for (let i = at; i <= last; i++) this.log.removeSync(encodeUint64(i));
           for (const e of entries) this.log.putSync(encodeUint64(e.index), record(e));
-          last = entries[entries.length - 1]!.index;
         }
         if (batch.hardState) this.meta.putSync(HARD, batch.hardState);
       });
@@ -149,6 +160,7 @@ export class LmdbRaftLog {
       if (err instanceof ConureError) throw err;
       throw new ConureError('internal', `raft log write failed: ${(err as Error).message}`, { cause: err });
     }
+    if (entries.length > 0) last = entries[entries.length - 1]!.index;
     this.first = first; this.last = last; this.snap = snap;
   }
 
@@ -222,11 +234,6 @@ export class LmdbRaftLog {
     this.closed = true;
     await this.root.flushed;
     await this.root.close();
-  }
-
-  private termSync(index: number): number | undefined {
-    const v = this.log.get(encodeUint64(index));
-    return v ? decodeUint64(v.subarray(0, 8)) : undefined;
   }
 
   private check(): void { if (this.closed) throw new ClosedError('raft log'); }

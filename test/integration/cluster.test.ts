@@ -35,7 +35,8 @@ async function threeMembers(): Promise<TestCluster> {
   await boot.start();
   await v1.start();
   await arb.start();
-  await c.waitConfig((s) => s.length === 3 && s.filter((x) => x.suffrage === 'voter').length === 2 && s.some((x) => x.id === 'arb' && x.suffrage === 'arbiter'), '2 voters + 1 arbiter');
+  await c.waitConfig((s) => s.length === 3 && s.filter((x) => x.suffrage === 'voter').length === 2 && s.some((x) => x.id === 'arb' && x.suffrage === 'arbiter') && s.every((x) => (x as { address?: string }).address), '2 voters + 1 arbiter');
+  await arb.waitReady();
   await v1.waitReady();
   return c;
 }

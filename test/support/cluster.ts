@@ -51,8 +51,8 @@ export class TestMember {
   }
 
   /** Starts the process and waits for its HTTP listener (not for readiness). */
-  async start(extraArgs: string[] = [], env: Record<string, string> = {}): Promise<void> {
-    const proc = spawn(process.execPath, [CONURED, ...this.args(), ...extraArgs], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env, CONURE_LOG_LEVEL: 'info' } });
+  async start(extraArgs: string[] = [], env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<void> {
+    const proc = spawn(process.execPath, [...nodeArgs, CONURED, ...this.args(), ...extraArgs], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env, CONURE_LOG_LEVEL: 'info' } });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
     await new Promise<void>((resolve, reject) => {
@@ -88,10 +88,14 @@ export class TestCluster {
 
   seeds(): string[] { return this.members.filter((m) => m.spec.role !== 'arbiter').map((m) => m.url); }
 
+  /**
+   * The member that leads, skipping arbiters: an arbiter may lead briefly to hand its log tail to
+   * a voter, but serves no clients, so tests wait for a data-bearing leader.
+   */
   async leader(timeoutMs = 15_000): Promise<TestMember> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      for (const m of this.members.filter((x) => x.running)) {
+      for (const m of this.members.filter((x) => x.running && x.spec.role !== 'arbiter')) {
         try {
           const s = (await (await fetch(`${m.url}/status`, { signal: AbortSignal.timeout(1000) })).json()) as { is_leader: boolean };
           if (s.is_leader) return m;
