@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 const args = process.argv.slice(2);
 const filterAt = args.indexOf('--filter');
 const filter = filterAt >= 0 ? args[filterAt + 1] : undefined;
-const kind = args.find((a, i) => !a.startsWith('--') && i !== filterAt + 1) ?? 'all';
+const kind = args.find((a, i) => !a.startsWith('--') && (filterAt < 0 || i !== filterAt + 1)) ?? 'all';
 
 function walk(dir, out = []) {
   let names;
@@ -32,7 +32,7 @@ const roots = {
   integration: ['test/integration'],
   e2e: ['test/e2e'],
   fault: ['test/fault'],
-  all: ['src', 'test/sim', 'test/integration', 'test/e2e', 'bench'],
+  all: ['src', 'test/sim', 'test/integration', 'test/e2e', 'test/fault', 'bench'],
 }[kind]?.map((r) => join(dist, r));
 if (!roots) { console.error(`unknown test kind: ${kind}`); process.exit(2); }
 
