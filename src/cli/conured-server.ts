@@ -8,9 +8,13 @@ import { join } from 'node:path';
 import { anySeedInCluster, isSelf, joinCluster } from '../node/joiner.js';
 import { RefusingKvService, type KvService } from '../node/kv-service.js';
 import { MembershipService } from '../node/membership-service.js';
-import { PlainKvService, PlainKvStateMachine } from '../node/plain-kv.js';
 import { RaftReplicator } from '../node/raft-replicator.js';
-import { UnavailableError } from '../util/errors.js';
+import { createEtcdApi, type EtcdApi } from '../api/etcd/compose.js';
+import { registerEtcdGateway } from '../api/etcd/gateway.js';
+import { createEtcdGrpcServer, type EtcdGrpcServer } from '../api/etcd/grpc-server.js';
+import { EtcdGrpcMetrics, etcdGauges } from '../api/etcd/metrics.js';
+import { MvccStateMachine } from '../mvcc/mvcc-state-machine.js';
+import { ConureError, UnavailableError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { HostPort } from './options.js';
 
@@ -20,6 +24,8 @@ export interface ConuredConfig {
   dataDir: string;
   http: HostPort;
   raft: HostPort;
+  /** etcd v3 gRPC listen address (voters only; arbiters serve no clients). */
+  client: HostPort;
   advertiseHttp: string;
   advertiseRaft: string;
   bootstrap: boolean;
@@ -37,11 +43,14 @@ export interface ConuredConfig {
 export interface RunningConured {
   /** The bound HTTP port (useful with port 0). */
   httpPort: number;
+  /** The bound etcd gRPC port, or 0 on an arbiter. */
+  clientPort: number;
   close(): Promise<void>;
 }
 
 /**
- * Composition root of one member: storage → state machine → raft replicator → services → HTTP.
+ * Composition root of one member: storage → MVCC state machine → raft replicator → services →
+ * HTTP (seed API, `/v3/*` gateway, probes) and etcd gRPC.
  * Layers only see the seams below them; this is the one place that knows them all.
  * `onFatal` is called when the member cannot continue (storage failure, join gave up).
  */
@@ -51,7 +60,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   // The raft log is durable and replays what the state store lost; the store is fsynced before
   // the log may be compacted behind it (RaftReplicator.maybeSnapshot).
   const store = arbiter ? new MemoryStateStore() : new LmdbStateStore({ dir: cfg.dataDir, fsyncOnCommit: false, unsafeNoSync: cfg.unsafeNoSync });
-  const sm = new PlainKvStateMachine(store);
+  const sm = new MvccStateMachine(store, { minLeaseTtlSeconds: Math.ceil((1.5 * cfg.electionTimeoutMs) / 1000) });
   const fresh = !existsSync(join(cfg.dataDir, 'raft.mdb'));
   let bootstrap = cfg.bootstrap;
   if (bootstrap && fresh && cfg.join.length > 0 && await anySeedInCluster(cfg.join, cfg.advertiseHttp)) {
@@ -71,10 +80,17 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     await store.close();
     throw err;
   }
-  const kv: KvService = arbiter
-    ? new RefusingKvService(() => new UnavailableError(`this member is an arbiter: it holds no data; send reads and writes to a voter${replicator.status().leaderHttp ? ` (the leader is at http://${replicator.status().leaderHttp})` : ''}`, 1))
-    : new PlainKvService(replicator, sm);
+  // Arbiters hold no data: no etcd API, and /kv refuses with the leader's address.
+  const etcd: EtcdApi | undefined = arbiter ? undefined : createEtcdApi({
+    store, sm, replicator, log,
+    clientUrl: `http://${hostOf(cfg.advertiseHttp)}:${cfg.client.port}`,
+    forwardKeepAlive: (id) => forwardKeepAlive(replicator, id),
+  });
+  const kv: KvService = etcd
+    ? etcd.kv
+    : new RefusingKvService(() => new UnavailableError(`this member is an arbiter: it holds no data; send reads and writes to a voter${replicator.status().leaderHttp ? ` (the leader is at http://${replicator.status().leaderHttp})` : ''}`, 1));
   const metrics = new HttpMetrics({
+    ...(etcd && etcdGauges(etcd)),
     conure_store_size_bytes: { help: 'Bytes used by the state store on disk', read: () => store.sizeBytes() },
     conure_applied_index: { help: 'Highest log index applied to the state machine', read: () => sm.appliedIndex() },
     conure_is_leader: { help: '1 when this member is the leader', read: () => (replicator.status().isLeader ? 1 : 0) },
@@ -83,16 +99,25 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     conure_raft_log_size_bytes: { help: 'Bytes used by the raft log on disk', read: () => Number(replicator.stats().log_size_bytes ?? 0) },
   });
   const app: FastifyInstance = createHttpApi({ kv, replicator, membership: new MembershipService(replicator), metrics, snapshots: replicator, logger: log });
+  if (etcd) registerEtcdGateway(app, etcd.services);
+  let grpc: EtcdGrpcServer | undefined;
+  let clientPort = 0;
   try {
+    if (etcd) {
+      grpc = createEtcdGrpcServer({ services: etcd.services, log, metrics: new EtcdGrpcMetrics(metrics.registry) });
+      clientPort = await grpc.listen(`${cfg.client.host}:${cfg.client.port}`);
+    }
     await app.listen({ host: cfg.http.host, port: cfg.http.port });
   } catch (err) {
+    await grpc?.close();
+    etcd?.close();
     await replicator.close();
     await store.close();
     throw err;
   }
   const address = app.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : cfg.http.port;
-  log.info({ node_id: cfg.nodeId, role: cfg.role, http: `${cfg.http.host}:${httpPort}`, advertise_http: cfg.advertiseHttp, advertise_raft: cfg.advertiseRaft, data_dir: cfg.dataDir, applied_index: sm.appliedIndex() }, 'conured_started');
+  log.info({ node_id: cfg.nodeId, role: cfg.role, http: `${cfg.http.host}:${httpPort}`, client: etcd ? `${cfg.client.host}:${clientPort}` : '', advertise_http: cfg.advertiseHttp, advertise_raft: cfg.advertiseRaft, data_dir: cfg.dataDir, applied_index: sm.appliedIndex() }, 'conured_started');
 
   const joining = new AbortController();
   // A bootstrap member whose only seed is itself (a one-member cluster) has nobody to join.
@@ -106,10 +131,13 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   let closing: Promise<void> | undefined;
   return {
     httpPort,
+    clientPort,
     close: () => {
       closing ??= (async () => {
         joining.abort();
         await replicator.close(); // hands leadership over first when this member leads
+        etcd?.close();
+        await grpc?.close();
         await app.close();
         await store.close();
         log.info({ node_id: cfg.nodeId }, 'conured_stopped');
@@ -117,4 +145,22 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       return closing;
     },
   };
+}
+
+function hostOf(hostPort: string): string {
+  return hostPort.slice(0, hostPort.lastIndexOf(':'));
+}
+
+/**
+ * A follower forwards a lease keep-alive to the leader (leases live on the leader's lessor),
+ * through the leader's JSON gateway. Returns the renewed TTL in seconds (≤ 0: lease not found).
+ */
+async function forwardKeepAlive(replicator: RaftReplicator, id: number): Promise<number> {
+  const leaderHttp = replicator.status().leaderHttp;
+  if (!leaderHttp) throw new UnavailableError('no leader is known to renew the lease with; retry shortly', 1);
+  const res = await fetch(`http://${leaderHttp}/v3/lease/keepalive`, { method: 'POST', body: JSON.stringify({ ID: String(id) }), signal: AbortSignal.timeout(5000) });
+  const text = await res.text();
+  if (!res.ok) throw new ConureError(res.status === 404 ? 'not_found' : 'unavailable', `the leader refused the keep-alive: ${text.slice(0, 200)}`);
+  const result = (JSON.parse(text.split('\n')[0]!) as { result?: { TTL?: string | number } }).result;
+  return Number(result?.TTL ?? 0);
 }

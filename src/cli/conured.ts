@@ -39,6 +39,7 @@ const log = createLogger('conured');
 function config(): ConuredConfig {
   const http = parseHostPort(String(o.httpAddr), '--http-addr');
   const raft = parseHostPort(String(o.raftAddr), '--raft-addr');
+  const client = parseHostPort(String(o.clientAddr), '--client-addr');
   const joinRetries = wholeNumber(o.joinRetries, '--join-retries', 0);
   const snapshotEntries = wholeNumber(o.snapshotEntries, '--snapshot-entries', 1);
   const heartbeatMs = parseDurationMs(String(o.heartbeatInterval));
@@ -50,6 +51,7 @@ function config(): ConuredConfig {
     dataDir: String(o.dataDir),
     http,
     raft,
+    client,
     advertiseHttp: advertised(http, o.advertiseHttp as string | undefined, '--advertise-http'),
     advertiseRaft: advertised(raft, o.advertiseRaft as string | undefined, '--advertise-raft'),
     bootstrap: o.bootstrap === undefined ? false : parseBool(o.bootstrap),

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryStateStore } from '../storage/memory-state-store.js';
 import { MembershipService } from './membership-service.js';
-import { PlainKvStateMachine } from './plain-kv.js';
+import { TestStateMachine } from './test-state-machine.js';
 import { SingleNodeReplicator } from './single-node-replicator.js';
 import type { Member, Replicator } from './types.js';
 
@@ -10,7 +10,7 @@ const resolver = async (host: string) => { if (host.endsWith('.invalid')) throw 
 
 /** A replicator double that records membership calls. */
 function fakeReplicator(members: Member[]): Replicator & { calls: string[] } {
-  const r = new SingleNodeReplicator({ id: 'n1', raftAddress: 'h:1', httpAddress: 'h:2', stateMachine: new PlainKvStateMachine(new MemoryStateStore()) });
+  const r = new SingleNodeReplicator({ id: 'n1', raftAddress: 'h:1', httpAddress: 'h:2', stateMachine: new TestStateMachine(new MemoryStateStore()) });
   const calls: string[] = [];
   return Object.assign(r, {
     calls,

@@ -1,58 +1,58 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { pack } from 'msgpackr';
 import { MemoryStateStore } from '../storage/memory-state-store.js';
-import { PlainKvService, PlainKvStateMachine } from './plain-kv.js';
 import { SingleNodeReplicator } from './single-node-replicator.js';
+import { TestStateMachine } from './test-state-machine.js';
 import type { StateMachine } from './types.js';
 
-const enc = (s: string) => new TextEncoder().encode(s);
+const cmd = TestStateMachine.command;
 
 function setup(extra: Partial<ConstructorParameters<typeof SingleNodeReplicator>[0]> = {}) {
   const store = new MemoryStateStore();
-  const sm = new PlainKvStateMachine(store);
+  const sm = new TestStateMachine(store);
   const r = new SingleNodeReplicator({ id: 'n1', raftAddress: '127.0.0.1:7001', httpAddress: '127.0.0.1:8081', stateMachine: sm, ...extra });
-  return { store, sm, r, kv: new PlainKvService(r, sm) };
+  return { store, sm, r };
 }
 
 describe('SingleNodeReplicator', () => {
   it('applies concurrent proposals in order at consecutive indexes, in few syncs', async () => {
-    const { sm, kv } = setup();
+    const { sm, r } = setup();
     let syncs = 0;
     const realSync = sm.sync.bind(sm);
     sm.sync = async () => { syncs++; return realSync(); };
-    await Promise.all(Array.from({ length: 100 }, (_, i) => kv.put(enc('k'), enc(String(i)))));
-    assert.equal(sm.appliedIndex(), 100);
-    assert.equal(new TextDecoder().decode(await kv.get(enc('k'), 'linearizable')), '99');
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => r.propose(cmd('k', String(i)))));
+    assert.deepEqual(results, Array.from({ length: 100 }, (_, i) => i + 1), 'each proposal gets its own index, in order');
+    assert.equal(sm.read('k'), '99');
     assert.ok(syncs < 10, `expected group commit, got ${syncs} syncs for 100 proposals`);
   });
 
   it('rejects the whole batch when applying fails, and keeps serving afterwards', async () => {
-    const { store, sm, kv } = setup();
+    const { store, sm } = setup();
     let fail = true;
     const failing: StateMachine = {
       apply: (i, c) => { if (fail) throw new Error('disk on fire'); return sm.apply(i, c); },
       applyNoop: (i) => sm.applyNoop(i), appliedIndex: () => sm.appliedIndex(), sync: () => sm.sync(), batch: (fn) => store.batch(fn),
     };
     const r2 = new SingleNodeReplicator({ id: 'n1', raftAddress: 'a:1', httpAddress: 'a:2', stateMachine: failing });
-    await assert.rejects(r2.propose(pack({ t: 'put', k: enc('x'), v: enc('1') })), /disk on fire/);
+    await assert.rejects(r2.propose(cmd('x', '1')), /disk on fire/);
+    assert.equal(sm.appliedIndex(), 0, 'nothing of the failed batch was applied');
     fail = false;
-    await r2.propose(pack({ t: 'put', k: enc('x'), v: enc('2') }));
-    assert.equal(new TextDecoder().decode(await kv.get(enc('x'), 'serializable')), '2');
+    await r2.propose(cmd('x', '2'));
+    assert.equal(sm.read('x'), '2');
     await r2.close();
   });
 
   it('refuses proposals beyond the pending limit with a retryable error', async () => {
     const { r } = setup({ pendingProposalsMax: 2 });
-    const ok = [r.propose(pack({ t: 'put', k: enc('a'), v: enc('1') })), r.propose(pack({ t: 'put', k: enc('b'), v: enc('1') }))];
-    await assert.rejects(r.propose(pack({ t: 'put', k: enc('c'), v: enc('1') })), { code: 'unavailable' });
+    const ok = [r.propose(cmd('a', '1')), r.propose(cmd('b', '1'))];
+    await assert.rejects(r.propose(cmd('c', '1')), { code: 'unavailable' });
     await Promise.all(ok);
   });
 
   it('rejects proposals after close and reports shutdown', async () => {
     const { r } = setup();
     await r.close();
-    await assert.rejects(r.propose(pack({ t: 'put', k: enc('a'), v: enc('1') })), { code: 'closed' });
+    await assert.rejects(r.propose(cmd('a', '1')), { code: 'closed' });
     assert.equal(r.stats().state, 'shutdown');
     assert.equal(r.status().ready, false);
   });
@@ -63,16 +63,5 @@ describe('SingleNodeReplicator', () => {
     await r.addMember({ id: 'n1', address: '127.0.0.1:7001', suffrage: 'voter' });
     await assert.rejects(r.addMember({ id: 'n2', address: '127.0.0.1:7002', suffrage: 'voter' }), { code: 'unsupported' });
     await assert.rejects(r.removeMember('n1'), { code: 'invalid_argument' });
-  });
-});
-
-describe('PlainKvService limits', () => {
-  it('refuses empty and oversized keys and values before proposing', async () => {
-    const { kv, sm } = setup();
-    await assert.rejects(kv.put(new Uint8Array(0), enc('v')), { code: 'invalid_argument', message: 'missing key' });
-    await assert.rejects(kv.put(new Uint8Array(1025), enc('v')), { code: 'too_large' });
-    await assert.rejects(kv.put(enc('k'), new Uint8Array(1024 * 1024 + 1)), { code: 'too_large' });
-    await kv.put(enc('k'), new Uint8Array(1024 * 1024));
-    assert.equal(sm.appliedIndex(), 1);
   });
 });

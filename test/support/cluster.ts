@@ -30,6 +30,8 @@ export interface MemberSpec {
 export class TestMember {
   proc: ChildProcess | undefined;
   log = '';
+  /** The etcd gRPC port bound at the last start (0 on arbiters). */
+  clientPort = 0;
   private exited: Promise<number | null> = Promise.resolve(null);
   constructor(readonly spec: MemberSpec, readonly dataDir: string, readonly httpPort: number, readonly raftPort: number) {}
 
@@ -59,7 +61,8 @@ export class TestMember {
       const timer = setTimeout(() => reject(new Error(`${this.spec.id} did not start:\n${this.log}`)), 15_000);
       proc.stderr!.on('data', (c: Buffer) => {
         this.log += c.toString();
-        if (this.log.includes('conured_started')) { clearTimeout(timer); resolve(); }
+        const started = /"client":"(?:127\.0\.0\.1:(\d+))?"[^\n]*conured_started/.exec(this.log);
+        if (started) { this.clientPort = Number(started[1] ?? 0); clearTimeout(timer); resolve(); }
       });
       void this.exited.then((code) => { clearTimeout(timer); reject(new Error(`${this.spec.id} exited with ${code}:\n${this.log}`)); });
     });

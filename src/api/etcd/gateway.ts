@@ -130,7 +130,16 @@ export function registerEtcdGateway(app: FastifyInstance, svc: EtcdServices, opt
 }
 
 function body(req: FastifyRequest): Msg {
-  const b = req.body;
+  let b = req.body;
+  // conured's HTTP server takes every body as raw bytes (the seed /kv API needs them unparsed).
+  if (Buffer.isBuffer(b)) {
+    if (b.length === 0) return {};
+    try {
+      b = JSON.parse(b.toString('utf8'));
+    } catch (err) {
+      throw new InvalidArgumentError(`malformed JSON: ${(err as Error).message}`, { cause: err });
+    }
+  }
   if (b === undefined || b === null || b === '') return {};
   if (typeof b !== 'object' || Array.isArray(b)) throw new InvalidArgumentError('request body must be a JSON object');
   return b as Msg;
