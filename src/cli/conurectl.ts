@@ -7,6 +7,7 @@
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ConureHttpClient } from '../client/http-client.js';
+import { restoreSnapshot, saveSnapshot } from '../node/backup.js';
 import { runDevCluster } from './dev-cluster.js';
 
 const program = new Command('conurectl')
@@ -66,6 +67,23 @@ members.command('promote <id>').description('promote a learner to voter').action
 program.command('leader').description('leadership').command('transfer [id]')
   .description('if the endpoint is the leader, hand leadership to <id> (or the best-placed voter)')
   .action(async (id?: string) => print(await client().transferLeader(id)));
+
+const snapshot = program.command('snapshot').description('backup and restore');
+snapshot.command('save <file>').description('stream a consistent snapshot from the first endpoint into <file> (same file as etcdctl snapshot save)')
+  .action(async (file: string) => {
+    const endpoint = program.opts<{ endpoints: string }>().endpoints.split(',')[0]!.trim();
+    const r = await saveSnapshot(endpoint.startsWith('http') ? endpoint : `http://${endpoint}`, file);
+    print(`Snapshot saved at ${file} (${r.bytes} bytes)`);
+  });
+snapshot.command('restore <file>').description('create the data directory of a new single-member cluster from a snapshot; start conured on it, then join the others')
+  .requiredOption('--data-dir <dir>', 'new, empty data directory')
+  .requiredOption('--node-id <id>', 'id of the member that will run on it')
+  .requiredOption('--advertise-raft <host:port>', 'its advertised raft address')
+  .requiredOption('--advertise-http <host:port>', 'its advertised HTTP address')
+  .action(async (file: string, o: { dataDir: string; nodeId: string; advertiseRaft: string; advertiseHttp: string }) => {
+    await restoreSnapshot({ file, dataDir: o.dataDir, nodeId: o.nodeId, advertiseRaft: o.advertiseRaft, advertiseHttp: o.advertiseHttp });
+    print(`Restored ${file} into ${o.dataDir}; start: conured --node-id ${o.nodeId} --data-dir ${o.dataDir} --advertise-raft ${o.advertiseRaft} --advertise-http ${o.advertiseHttp} …`);
+  });
 
 program.command('dev').description('local development helpers').command('cluster')
   .description('start a local cluster as child processes, shaped like the Helm chart')

@@ -132,10 +132,7 @@ export class RaftReplicator implements Replicator {
     const empty = log.lastIndex() === 0 && log.hardState() === undefined;
     if (empty && opts.bootstrap) {
       if (opts.role === 'arbiter') throw new InvalidArgumentError('an arbiter cannot bootstrap a cluster');
-      const snap = bootstrapSnapshot({ voters: [opts.id], learners: [], arbiters: [] });
-      await storage.persist({ term: 1, vote: '', commit: 1 }, [], snap);
-      log.putMeta(REGISTRY_KEY, pack({ [opts.id]: { raft: opts.advertiseRaft, http: opts.advertiseHttp, intent: 'voter' } }));
-      await log.sync();
+      await writeBootstrapState(log, opts.id, opts.advertiseRaft, opts.advertiseHttp);
       if (opts.stateMachine.appliedIndex() < 1) opts.stateMachine.applyNoop(1);
     }
     const applied = opts.role === 'arbiter' ? undefined : Math.max(opts.stateMachine.appliedIndex(), log.snapshot().index);
@@ -642,6 +639,17 @@ export class RaftReplicator implements Replicator {
 }
 
 /** Raft's drop errors become retryable 503s with Retry-After; the rest keep their codes. */
+/**
+ * Writes the raft state of a brand-new single-member cluster whose only voter is `id`: the
+ * bootstrap snapshot at index 1 (term 1) and the member's addresses. Used by `--bootstrap` and
+ * by `conurectl snapshot restore`. Durable on resolve.
+ */
+export async function writeBootstrapState(log: LmdbRaftLog, id: string, advertiseRaft: string, advertiseHttp: string): Promise<void> {
+  await new LmdbRaftStorage(log).persist({ term: 1, vote: '', commit: 1 }, [], bootstrapSnapshot({ voters: [id], learners: [], arbiters: [] }));
+  log.putMeta(REGISTRY_KEY, pack({ [id]: { raft: advertiseRaft, http: advertiseHttp, intent: 'voter' } satisfies MemberAddress }));
+  await log.sync();
+}
+
 function asClientError(err: unknown): unknown {
   if (err instanceof ProposalDroppedError) return new UnavailableError(`${err.message}; retry shortly`, 1, { cause: err });
   return err;

@@ -1,0 +1,85 @@
+/**
+ * Backup and restore of a ConureDB member's data (`conurectl snapshot save|restore`).
+ *
+ * - `saveSnapshot` streams Maintenance.Snapshot from a member's JSON gateway
+ *   (`POST /v3/maintenance/snapshot`) into a file: written to `<file>.part`, checksum-verified,
+ *   fsynced, then renamed. The file is the same one `etcdctl snapshot save` writes.
+ * - `restoreSnapshot` turns a snapshot file into the data directory of a NEW single-member
+ *   cluster (as `etcdctl snapshot restore` does): the state store holds the snapshot's data at
+ *   applied index 1, and the raft log holds a bootstrap snapshot whose only voter is the given
+ *   member. Start `conured` on that directory (no `--bootstrap` needed), then let the other
+ *   members join it with empty data directories.
+ */
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { decodeSnapshot } from '../mvcc/snapshot.js';
+import { LmdbStateStore } from '../storage/lmdb-state-store.js';
+import { LmdbRaftLog } from '../storage/raft-log-store.js';
+import { ConureError, InvalidArgumentError } from '../util/errors.js';
+import { writeBootstrapState } from './raft-replicator.js';
+
+export interface SaveResult { bytes: number; appliedIndex: number }
+
+export async function saveSnapshot(endpoint: string, file: string, timeoutMs = 10 * 60_000): Promise<SaveResult> {
+  const res = await fetch(`${endpoint.replace(/\/+$/, '')}/v3/maintenance/snapshot`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok || !res.body) throw new ConureError('unavailable', `${endpoint} answered ${res.status} to the snapshot request: ${(await res.text()).slice(0, 300)}`);
+  const part = `${file}.part`;
+  const fd = openSync(part, 'w');
+  let bytes = 0;
+  try {
+    let pending = '';
+    const decoder = new TextDecoder();
+    const writeLine = (line: string) => {
+      if (!line.trim()) return;
+      const msg = JSON.parse(line) as { result?: { blob?: string }; error?: string };
+      if (msg.error) throw new ConureError('unavailable', `snapshot stream failed: ${msg.error}`);
+      const blob = Buffer.from(msg.result?.blob ?? '', 'base64');
+      writeSync(fd, blob);
+      bytes += blob.length;
+    };
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      pending += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        writeLine(pending.slice(0, nl));
+        pending = pending.slice(nl + 1);
+      }
+    }
+    writeLine(pending);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(part, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  const { appliedIndex } = decodeSnapshot(readFileSync(part)); // verifies magic and checksum
+  renameSync(part, file);
+  return { bytes, appliedIndex };
+}
+
+export interface RestoreOptions {
+  file: string;
+  dataDir: string;
+  nodeId: string;
+  advertiseRaft: string;
+  advertiseHttp: string;
+}
+
+export async function restoreSnapshot(o: RestoreOptions): Promise<{ buckets: number }> {
+  if (existsSync(o.dataDir) && readdirSync(o.dataDir).length > 0) {
+    throw new InvalidArgumentError(`${o.dataDir} is not empty; restore into a new data directory`);
+  }
+  const snap = decodeSnapshot(readFileSync(o.file));
+  const store = new LmdbStateStore({ dir: o.dataDir });
+  const log = new LmdbRaftLog({ dir: o.dataDir });
+  try {
+    // Index 1 is the bootstrap snapshot of the new cluster; the data keeps its MVCC revisions.
+    await store.restore(1, snap.data);
+    await writeBootstrapState(log, o.nodeId, o.advertiseRaft, o.advertiseHttp);
+    await store.sync();
+  } finally {
+    await log.close();
+    await store.close();
+  }
+  return { buckets: snap.data.size };
+}
