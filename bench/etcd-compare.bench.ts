@@ -3,20 +3,20 @@
  * etcd's gRPC to both: put / get / range at 1, 100 and 1000 closed-loop clients (100 per channel),
  * watch delivery, and (full mode) `etcdctl check perf --load=l` against both.
  *
- * Both servers run as separate processes on loopback with fsync on: ConureDB single-node
- * (SingleNodeReplicator over LMDB) and `etcd` single-member. The 3-node comparison of
- * DESIGN.md §5 needs the raft Replicator and is added with it.
+ * Both run as 3-member clusters of separate processes on loopback with fsync on (DESIGN.md §5):
+ * ConureDB (`conured` × 3 voters, load sent to the leader) and etcd 3.4 (× 3, load sent to
+ * member 0). `--single` compares one ConureDB member with a single-member etcd instead.
  *
- *   node dist/bench/run.js etcd-compare [--quick]
+ *   node dist/bench/run.js etcd-compare [--quick] [--single]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { credentials, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { etcdProto } from '../src/api/etcd/proto.js';
+import { TestCluster } from '../test/support/cluster.js';
 import { Latencies, type BenchModule, type BenchRow } from './report.js';
 
 type Msg = Record<string, unknown>;
@@ -44,40 +44,47 @@ function stopChild(p: ChildProcess): Promise<void> {
   });
 }
 
-async function startConure(): Promise<Server> {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const entry = join(here, '..', 'src', 'api', 'etcd', 'test-server.js');
-  const script = `import { startTestEtcdServer } from ${JSON.stringify(entry)};
-const s = await startTestEtcdServer();
-console.log(s.endpoint);
-process.on('SIGTERM', async () => { await s.close(); process.exit(0); });`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, CONURE_LOG_LEVEL: 'warn' } });
-  const endpoint = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('\n')) resolve(out.trim());
-    });
-    child.on('exit', (code) => reject(new Error(`conure server exited with ${code}`)));
-  });
-  return { name: 'conuredb', endpoint, stop: () => stopChild(child) };
+/** A 3-voter ConureDB cluster of real `conured` processes; the endpoint is the leader's gRPC port. */
+async function startConure3(): Promise<Server> {
+  const c = new TestCluster();
+  const boot = await c.add({ id: 'c0', bootstrap: true });
+  await boot.start();
+  await boot.waitReady();
+  for (const id of ['c1', 'c2']) await (await c.add({ id, join: [boot.url] })).start();
+  await c.waitConfig((s) => s.filter((x) => x.suffrage === 'voter').length === 3, '3 voters');
+  for (const m of c.members) await m.waitReady();
+  const leader = await c.leader();
+  return { name: 'conuredb', endpoint: `127.0.0.1:${leader.clientPort}`, stop: () => c.stopAll() };
 }
 
-async function startEtcd(): Promise<Server> {
+/** One ConureDB member (a single-member raft cluster). */
+async function startConure1(): Promise<Server> {
+  const c = new TestCluster();
+  const boot = await c.add({ id: 'c0', bootstrap: true });
+  await boot.start();
+  await boot.waitReady();
+  return { name: 'conuredb', endpoint: `127.0.0.1:${boot.clientPort}`, stop: () => c.stopAll() };
+}
+
+/** An etcd 3.4 cluster of `size` members on loopback; the endpoint is member 0's. */
+async function startEtcd(size: number): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-etcd-'));
-  const [client, peer] = [await freePort(), await freePort()];
-  const endpoint = `127.0.0.1:${client}`;
-  const child = spawn('etcd', [
-    '--data-dir', join(dir, 'data'), '--listen-client-urls', `http://${endpoint}`, '--advertise-client-urls', `http://${endpoint}`,
+  const ports = await Promise.all(Array.from({ length: size }, async () => [await freePort(), await freePort()] as const));
+  const initial = ports.map(([, peer], i) => `e${i}=http://127.0.0.1:${peer}`).join(',');
+  const children = ports.map(([client, peer], i) => spawn('etcd', [
+    '--name', `e${i}`, '--data-dir', join(dir, `e${i}`),
+    '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
     '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-cluster', `default=http://127.0.0.1:${peer}`, '--log-level', 'error',
-  ], { stdio: 'ignore' });
-  for (let i = 0; i < 50; i++) {
-    const r = spawnSync('etcdctl', [`--endpoints=${endpoint}`, 'endpoint', 'health'], { env: { ...process.env, ETCDCTL_API: '3' } });
+    '--initial-cluster', initial, '--initial-cluster-state', 'new', '--log-level', 'error',
+  ], { stdio: 'ignore' }));
+  const endpoint = `127.0.0.1:${ports[0]![0]}`;
+  const all = ports.map(([client]) => `127.0.0.1:${client}`).join(',');
+  for (let i = 0; i < 100; i++) {
+    const r = spawnSync('etcdctl', [`--endpoints=${all}`, 'endpoint', 'health'], { env: { ...process.env, ETCDCTL_API: '3' } });
     if (r.status === 0) break;
     await new Promise((res) => setTimeout(res, 200));
   }
-  return { name: 'etcd', endpoint, stop: async () => { await stopChild(child); rmSync(dir, { recursive: true, force: true }); } };
+  return { name: 'etcd', endpoint, stop: async () => { await Promise.all(children.map(stopChild)); rmSync(dir, { recursive: true, force: true }); } };
 }
 
 function kvClients(endpoint: string, n: number): Client[] {
@@ -149,13 +156,17 @@ function checkPerf(endpoint: string, load: string): { pass: number; writes_per_s
 }
 
 const bench: BenchModule = async ({ quick }) => {
-  const notes: string[] = ['single-node ConureDB (SingleNodeReplicator, LMDB, fsync on) vs single-member etcd 3.4; 3-node comparison pending raft'];
+  const single = process.argv.includes('--single');
+  const notes: string[] = [single
+    ? 'one ConureDB member vs a single-member etcd 3.4, fsync on'
+    : '3-voter ConureDB (load to the leader) vs 3-member etcd 3.4 (load to member 0), fsync on, all on this machine'];
   if (spawnSync('which', ['etcd']).status !== 0) return { suite: 'etcd-compare', rows: [], notes: ['etcd not installed: skipped'] };
   const durationMs = quick ? 2000 : 8000;
   const clientCounts = quick ? [1, 100] : [1, 100, 1000];
   const rows: BenchRow[] = [];
   const results = new Map<string, Record<string, number>>();
-  for (const start of [startConure, startEtcd]) {
+  const starters = single ? [startConure1, () => startEtcd(1)] : [startConure3, () => startEtcd(3)];
+  for (const start of starters) {
     const srv = await start();
     try {
       const chans = kvClients(srv.endpoint, 10);
@@ -178,7 +189,7 @@ const bench: BenchModule = async ({ quick }) => {
       const w = await watchDelivery(srv.endpoint, quick ? 2000 : 10_000, chans);
       rows.push({ name: `${srv.name} watch`, params: { clients: 100 }, metrics: w });
       if (!quick) {
-        for (const load of ['l']) {
+        for (const load of ['l', 'xl']) {
           process.stderr.write(`[etcd-compare] ${srv.name} check perf --load=${load}\n`);
           rows.push({ name: `${srv.name} check-perf-${load}`, params: { clients: 0 }, metrics: checkPerf(srv.endpoint, load) });
         }
