@@ -11,12 +11,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { etcdProto } from '../src/api/etcd/proto.js';
-import { TestCluster } from '../test/support/cluster.js';
+import { freePort, TestCluster } from '../test/support/cluster.js';
 import { Latencies, type BenchModule, type BenchRow } from './report.js';
 
 type Msg = Record<string, unknown>;
@@ -24,16 +23,6 @@ type Unary = (req: Msg, cb: (err: ServiceError | null, res: Msg) => void) => voi
 
 interface Server { name: string; endpoint: string; stop(): Promise<void> }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 function stopChild(p: ChildProcess): Promise<void> {
   return new Promise((resolve) => {

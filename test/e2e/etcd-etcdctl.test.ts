@@ -9,11 +9,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestEtcdServer, type TestEtcdServer } from '../../src/api/etcd/test-server.js';
 import { LocalReplicator } from '../../src/mvcc/test-harness.js';
+import { freePort } from '../support/cluster.js';
 
 const have = (bin: string) => spawnSync('which', [bin]).status === 0;
 const missing = ['etcdctl', 'etcd'].filter((b) => !have(b));
@@ -58,16 +58,6 @@ function watchUntil(endpoint: string, args: string[], until: RegExp): Promise<st
   });
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** Ids, names, addresses, sizes and timings differ between the two servers; the rest must not. */
 function normalise(s: string): string {
