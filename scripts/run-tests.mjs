@@ -41,21 +41,36 @@ if (filter) files = files.filter((f) => f.includes(filter));
 if (files.length === 0) { console.error('no test files found (did you run the build?)'); process.exit(1); }
 console.error(`running ${files.length} test files: ${files.map((f) => relative(dist, f)).join(' ')}`);
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
-const tapFile = join(mkdtempSync(join(tmpdir(), 'conure-tests-')), 'results.tap');
-const r = spawnSync(process.execPath, [
-  '--enable-source-maps', '--test', `--test-concurrency=${concurrency}`,
-  '--test-reporter=spec', '--test-reporter-destination=stdout',
-  '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
-  ...files,
-], { stdio: 'inherit' });
-// Close with one plain summary line, read from the TAP copy of the run.
-let pass = 0, fail = 0, skipped = 0;
-try {
-  const tap = readFileSync(tapFile, 'utf8');
-  const num = (name) => Number(tap.match(new RegExp(`^# ${name} (\\d+)$`, 'm'))?.[1] ?? 0);
-  pass = num('pass'); fail = num('fail') + num('cancelled'); skipped = num('skipped');
-} catch { fail = Math.max(fail, 1); }
-const status = r.status ?? 1;
+// Files named *.serial.test.js judge latency (e.g. etcdctl check perf): they run afterwards,
+// one at a time, so CPU-heavy suites running in parallel cannot skew them.
+const serial = files.filter((f) => f.endsWith('.serial.test.js'));
+const parallel = files.filter((f) => !f.endsWith('.serial.test.js'));
+const tmp = mkdtempSync(join(tmpdir(), 'conure-tests-'));
+
+function runPhase(list, concurrency, name) {
+  if (list.length === 0) return { status: 0, tap: '' };
+  const tapFile = join(tmp, `${name}.tap`);
+  const r = spawnSync(process.execPath, [
+    '--enable-source-maps', '--test', `--test-concurrency=${concurrency}`,
+    '--test-reporter=spec', '--test-reporter-destination=stdout',
+    '--test-reporter=tap', `--test-reporter-destination=${tapFile}`,
+    ...list,
+  ], { stdio: 'inherit' });
+  let tap = '';
+  try { tap = readFileSync(tapFile, 'utf8'); } catch { /* the runner died before writing */ }
+  return { status: r.status ?? 1, tap };
+}
+
+const phases = [runPhase(parallel, concurrency, 'parallel'), runPhase(serial, 1, 'serial')];
+// Close with one plain summary line over both phases, read from their TAP copies.
+const num = (tap, name) => Number(tap.match(new RegExp(`^# ${name} (\\d+)$`, 'm'))?.[1] ?? 0);
+let pass = 0, fail = 0, skipped = 0, status = 0;
+for (const p of phases) {
+  pass += num(p.tap, 'pass');
+  fail += num(p.tap, 'fail') + num(p.tap, 'cancelled');
+  skipped += num(p.tap, 'skipped');
+  if (p.status !== 0) status = p.status;
+}
 if (status !== 0 && fail === 0) fail = 1;
 console.log(`tests: ${pass} passed, ${fail} failed, ${skipped} skipped`);
 process.exit(status);

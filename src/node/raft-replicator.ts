@@ -20,9 +20,11 @@
  * disk holds. Persisting first costs one fsync (~0.3 ms here) on the leader's path and keeps
  * "committed ⇒ durable on a quorum" unconditional. See docs/decisions/001-no-parallel-leader-write.md.
  *
- * Entry data of normal entries: msgpack `[origin member id, proposal seq, command bytes]`.
+ * Entry data of normal entries: msgpack `[origin member id, incarnation, proposal seq, command]`.
  * The proposer resolves its promise when the entry is applied locally, so a proposal made on a
- * follower (forwarded to the leader by the core) is answered on the follower: one answer.
+ * follower (forwarded to the leader by the core) is answered on the follower: one answer. The
+ * incarnation (random per process start) keeps an entry proposed before a restart from
+ * answering a new proposal that reused its seq; ReadIndex contexts carry it for the same reason.
  *
  * Member addresses travel in conf-change contexts and are kept in a registry persisted beside
  * the raft log (and shipped inside snapshots).
@@ -89,6 +91,8 @@ export class RaftReplicator implements Replicator {
   private readonly confWaiters: Array<{ match: (cc: ConfChange) => boolean; w: Waiter }> = [];
   private seq = 0;
   private readSeq = 0;
+  /** Random per process: proposal and read ids from an earlier run never match this one's. */
+  private readonly incarnation = randomInt(2 ** 47);
   private ticker: NodeJS.Timeout | undefined;
   private promoter: NodeJS.Timeout | undefined;
   private processing = false;
@@ -165,7 +169,7 @@ export class RaftReplicator implements Replicator {
     this.checkOpen();
     if (this.opts.role === 'arbiter') return Promise.reject(arbiterRefusal(this.status()));
     const seq = ++this.seq;
-    const data = pack([this.opts.id, seq, command]);
+    const data = pack([this.opts.id, this.incarnation, seq, command]);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.proposals.delete(seq);
@@ -187,7 +191,7 @@ export class RaftReplicator implements Replicator {
   readBarrier(): Promise<void> {
     this.checkOpen();
     if (this.opts.role === 'arbiter') return Promise.reject(arbiterRefusal(this.status()));
-    const key = `${this.opts.id}:${++this.readSeq}`;
+    const key = `${this.opts.id}:${this.incarnation}:${++this.readSeq}`;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.reads.delete(key);
@@ -476,7 +480,7 @@ export class RaftReplicator implements Replicator {
 
   private async handleReady(rd: Ready): Promise<void> {
     // 1. Durability first.
-    const restored = rd.snapshot ? await this.installSnapshot(rd.snapshot) : false;
+    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
       this.learnAddresses(rd.entries); // the configuration is in force from append, so its addresses are too
       await this.storage.persist(rd.hardState ?? undefined, rd.entries, rd.snapshot ?? undefined);
@@ -489,7 +493,7 @@ export class RaftReplicator implements Replicator {
     // 2. Then tell the others.
     for (const m of rd.messages) this.send(m);
     // 3. Apply.
-    if (!restored || rd.committedEntries.length > 0) this.applyCommitted(rd.committedEntries);
+    this.applyCommitted(rd.committedEntries); // entries the restored state already covers are ignored by apply
     // 4. Reads whose index is now known.
     for (const rs of rd.readStates) {
       const key = new TextDecoder().decode(rs.context);
@@ -506,14 +510,13 @@ export class RaftReplicator implements Replicator {
     await this.maybeSnapshot();
   }
 
-  private async installSnapshot(snap: Snapshot): Promise<boolean> {
-    if (this.opts.role === 'arbiter' || snap.data.length === 0) return false;
+  private async installSnapshot(snap: Snapshot): Promise<void> {
+    if (this.opts.role === 'arbiter' || snap.data.length === 0) return;
     const doc = unpack(snap.data) as { state: Uint8Array; registry: Record<string, MemberAddress> };
     await this.sm.restoreState(snap.meta.index, doc.state);
     for (const [id, a] of Object.entries(doc.registry ?? {})) if (id !== this.opts.id) this.registry.set(id, a);
     this.saveRegistry();
     this.opts.logger?.info({ index: snap.meta.index, applied: this.sm.appliedIndex() }, 'snapshot_installed');
-    return true;
   }
 
   private send(m: Message): void {
@@ -563,9 +566,9 @@ export class RaftReplicator implements Replicator {
         }
         if (this.opts.role === 'arbiter') continue;
         if (e.data.length === 0) { this.sm.applyNoop(e.index); continue; }
-        const [origin, seq, command] = unpack(e.data) as [string, number, Uint8Array];
+        const [origin, incarnation, seq, command] = unpack(e.data) as [string, number, number, Uint8Array];
         const result = this.sm.apply(e.index, command);
-        if (origin === this.opts.id) results.push({ seq, result });
+        if (origin === this.opts.id && incarnation === this.incarnation) results.push({ seq, result });
       }
     };
     if (this.opts.role !== 'arbiter' && this.sm.batch) this.sm.batch(applyAll); else applyAll();

@@ -219,22 +219,3 @@ test('etcdctl member promote and remove map onto ConureDB membership', { skip },
   assert.equal(remove.code, 0, remove.stderr);
   assert.equal(conure.replicator.members().some((m) => m.address === '127.0.0.1:2'), false);
 });
-
-/**
- * check perf's verdict includes latency limits (slowest request < 500 ms, stddev < 100 ms), which
- * an overloaded shared machine can miss regardless of the server; one retry is allowed and both
- * verdicts are reported on failure.
- */
-test('etcdctl check perf --load=s passes against ConureDB', { skip, timeout: 300_000 }, async () => {
-  const verdicts: string[] = [];
-  for (let attempt = 1; attempt <= 2; attempt++) {
-    const r = await etcdctl(conure.endpoint, ['check', 'perf', '--load=s'], undefined, 140_000);
-    const lines = r.stdout.replace(/\r/g, '\n').split('\n').filter((l) => l.trim() && !/\d+ \/ \d+/.test(l));
-    verdicts.push(`attempt ${attempt} (exit ${r.code}): ${lines.join(' | ')}`);
-    if (r.code === 0) {
-      assert.deepEqual(lines.filter((l) => l.startsWith('PASS')).length, 4, lines.join('\n'));
-      return;
-    }
-  }
-  assert.fail(verdicts.join('\n'));
-});
