@@ -89,4 +89,40 @@ describe('etcd API on a replicated cluster', { timeout: 180_000 }, () => {
       assert.ok(acked.length >= 55, `most writes acknowledged (${acked.length})`);
     } finally { await c.stopAll(); }
   });
+
+  it('leases survive a leader kill without expiring early, then expire once, seen by a watcher', { skip: !haveEtcdctl && !process.env.CI && 'etcdctl is not installed' }, async () => {
+    const c = new TestCluster();
+    try {
+      const boot = await c.add({ id: 'l0', bootstrap: true });
+      const v1 = await c.add({ id: 'l1' });
+      const v2 = await c.add({ id: 'l2' });
+      v1.spec.join = [boot.url]; v2.spec.join = [boot.url]; boot.spec.join = [v1.url, v2.url];
+      await boot.start(); await v1.start(); await v2.start();
+      await c.waitConfig((s) => s.filter((x) => x.suffrage === 'voter').length === 3, '3 voters');
+      for (const m of c.members) await m.waitReady();
+      const leader = await c.leader();
+      const survivors = c.members.filter((m) => m !== leader);
+      const kept = /lease ([0-9a-f]+) granted/.exec(await etcdctl(survivors[0]!, 'lease', 'grant', '6'))![1]!;
+      const lapsing = /lease ([0-9a-f]+) granted/.exec(await etcdctl(survivors[0]!, 'lease', 'grant', '6'))![1]!;
+      await etcdctl(survivors[0]!, 'put', '--lease', kept, 'pres/kept', 'x');
+      await etcdctl(survivors[0]!, 'put', '--lease', lapsing, 'pres/lapsing', 'x');
+      const startRev = JSON.parse(await etcdctl(survivors[0]!, 'get', 'pres/kept', '-w', 'json')).header.revision as number;
+      await leader.kill9();
+      await c.leader(15_000);
+      // Keep one lease alive through the failover (every 2 s), let the other lapse.
+      const deadline = Date.now() + 12_000;
+      while (Date.now() < deadline) {
+        await etcdctl(survivors[1]!, 'lease', 'keep-alive', '--once', kept).catch(() => undefined);
+        const kv = await etcdctl(survivors[1]!, 'get', 'pres/kept', '--print-value-only');
+        assert.equal(kv, 'x\n', 'a lease that is kept alive never expires, even across the leader kill');
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+      assert.equal(await etcdctl(survivors[1]!, 'get', 'pres/lapsing'), '', 'the lapsed lease expired after the failover');
+      // Renew once more so the kept lease cannot lapse while the history is read (TTL 6 s > 3 s).
+      await etcdctl(survivors[1]!, 'lease', 'keep-alive', '--once', kept);
+      const out = await run('timeout', ['3', 'etcdctl', `--endpoints=127.0.0.1:${survivors[1]!.clientPort}`, 'watch', '--prefix', 'pres/', `--rev=${startRev + 1}`], { env: { ...process.env, ETCDCTL_API: '3' } }).then((r) => r.stdout, (e: { stdout: string }) => e.stdout);
+      const deletes = out.split('\n').filter((_line, i, all) => all[i - 1] === 'DELETE');
+      assert.deepEqual(deletes, ['pres/lapsing'], 'exactly one expiry event, for the lapsed lease only');
+    } finally { await c.stopAll(); }
+  });
 });
