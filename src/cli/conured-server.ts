@@ -3,8 +3,7 @@ import { createHttpApi } from '../api/http/server.js';
 import { HttpMetrics } from '../api/http/metrics.js';
 import { LmdbStateStore } from '../storage/lmdb-state-store.js';
 import { MemoryStateStore } from '../storage/memory-state-store.js';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { raftLogExists } from '../storage/raft-log-store.js';
 import { anySeedInCluster, isSelf, joinCluster } from '../node/joiner.js';
 import { RefusingKvService, type KvService } from '../node/kv-service.js';
 import { MembershipService } from '../node/membership-service.js';
@@ -61,7 +60,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   // the log may be compacted behind it (RaftReplicator.maybeSnapshot).
   const store = arbiter ? new MemoryStateStore() : new LmdbStateStore({ dir: cfg.dataDir, fsyncOnCommit: false, unsafeNoSync: cfg.unsafeNoSync });
   const sm = new MvccStateMachine(store, { minLeaseTtlSeconds: Math.ceil((1.5 * cfg.electionTimeoutMs) / 1000) });
-  const fresh = !existsSync(join(cfg.dataDir, 'raft.mdb'));
+  const fresh = !raftLogExists(cfg.dataDir);
   let bootstrap = cfg.bootstrap;
   if (bootstrap && fresh && cfg.join.length > 0 && await anySeedInCluster(cfg.join, cfg.advertiseHttp)) {
     log.warn({ seeds: cfg.join }, 'bootstrap_skipped_cluster_exists_joining_instead');

@@ -4,9 +4,8 @@
  * the contract the Helm chart and the local launcher rely on (docs/cli.md).
  */
 import { Command, Option } from 'commander';
-import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { raftLogExists } from '../storage/raft-log-store.js';
 import { createLogger } from '../util/log.js';
 import { advertised, parseBool, parseDurationMs, parseHostPort } from './options.js';
 import { startConured, type ConuredConfig } from './conured-server.js';
@@ -78,7 +77,7 @@ async function main(): Promise<void> {
     console.error('conured: an arbiter cannot --bootstrap a cluster; start it with --join');
     process.exit(2);
   }
-  if (!cfg.bootstrap && cfg.join.length === 0 && !hasRaftLog(cfg.dataDir)) {
+  if (!cfg.bootstrap && cfg.join.length === 0 && !raftLogExists(cfg.dataDir)) {
     console.error(`conured: ${cfg.dataDir} holds no cluster data: start with --bootstrap to form a new cluster or --join <seed urls> to join one`);
     process.exit(2);
   }
@@ -108,10 +107,6 @@ function wholeNumber(v: unknown, flag: string, min: number): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new Error(`${flag}: ${JSON.stringify(v)} is not a whole number >= ${min}`);
   return n;
-}
-
-function hasRaftLog(dataDir: string): boolean {
-  return existsSync(join(dataDir, 'raft.mdb'));
 }
 
 await main();

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { InvalidArgumentError } from '../util/errors.js';
+import { splitHostPort } from '../util/host-port.js';
 
 /** Parses `2s`, `500ms`, `1m`, `1h` or a bare number of milliseconds. */
 export function parseDurationMs(text: string): number {
@@ -24,10 +25,9 @@ export interface HostPort { host: string; port: number }
 
 /** Parses `host:port`, `[v6]:port` or `:port` (all interfaces). */
 export function parseHostPort(text: string, flag: string): HostPort {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]*):(\d{1,5})$/.exec(text.trim());
-  const port = m ? Number(m[2]) : -1;
-  if (!m || port < 0 || port > 65535) throw new InvalidArgumentError(`${flag}: ${JSON.stringify(text)} is not host:port`);
-  return { host: m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+  const hp = splitHostPort(text);
+  if (!hp) throw new InvalidArgumentError(`${flag}: ${JSON.stringify(text)} is not host:port`);
+  return { host: hp.host || '0.0.0.0', port: hp.port };
 }
 
 /** The address peers should use: the listen address, with a wildcard host replaced by this host's name. */

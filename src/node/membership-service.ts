@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { ConureError, InvalidArgumentError } from '../util/errors.js';
+import { splitHostPort } from '../util/host-port.js';
 import type { Member, Replicator, Suffrage } from './types.js';
 
 /** Member ids: 1–128 characters of letters, digits, `.`, `_` and `-` (pod names qualify). */
@@ -64,10 +65,9 @@ export class MembershipService {
 
   private async address(value: unknown, field: string): Promise<string> {
     if (typeof value !== 'string' || value === '') throw new InvalidArgumentError(`${field} is required, as host:port`);
-    const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
-    const port = m ? Number(m[2]) : 0;
-    if (!m || port < 1 || port > 65535) throw new InvalidArgumentError(`${field} ${JSON.stringify(value)} is not host:port`);
-    const host = m[1]!.replace(/^\[|\]$/g, '');
+    const hp = splitHostPort(value);
+    if (!hp || hp.host === '' || hp.port < 1) throw new InvalidArgumentError(`${field} ${JSON.stringify(value)} is not host:port`);
+    const host = hp.host;
     try {
       await withTimeout(this.resolve(host), 3000);
     } catch (err) {

@@ -21,7 +21,7 @@
  * Ownership: the node's driver loop is the only writer. Errors: `InvalidArgumentError` for a
  * non-contiguous append; `ConureError('internal')` for storage failures; `ClosedError`.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { ClosedError, ConureError, InvalidArgumentError } from '../util/errors.js';
@@ -49,6 +49,13 @@ export interface PersistBatch {
   snapshot?: SnapshotMark;
 }
 
+const FILE = 'raft.mdb';
+
+/** Whether `dir` already holds a raft log (a member that has started before). */
+export function raftLogExists(dir: string): boolean {
+  return existsSync(join(dir, FILE));
+}
+
 const HARD = new TextEncoder().encode('hard');
 const SNAP = new TextEncoder().encode('snap');
 const TRIM = new TextEncoder().encode('trim');
@@ -65,7 +72,7 @@ export class LmdbRaftLog {
 
   constructor(opts: { dir: string; unsafeNoSync?: boolean; mapSizeBytes?: number }) {
     mkdirSync(opts.dir, { recursive: true });
-    this.path = join(opts.dir, 'raft.mdb');
+    this.path = join(opts.dir, FILE);
     try {
       this.root = open({ path: this.path, maxDbs: 4, mapSize: opts.mapSizeBytes ?? 1024 ** 3, overlappingSync: !opts.unsafeNoSync, noSync: opts.unsafeNoSync ?? false, compression: false });
     } catch (err) {
