@@ -8,9 +8,12 @@
  * back into worker lanes with `process % workers`.
  *
  * Both workloads end with final reads (`final`), made after the nemesis healed the cluster.
+ * The etcd gRPC workloads (`etcd-register`, `etcd-set`, `lease`) live in etcd.ts and lease.ts.
  */
 import type { HistoryRecorder } from '../history-recorder.js';
 import { kvGet, kvPut, type Outcome } from './http-kv.js';
+import { etcdRegisterWorkload, etcdSetWorkload } from './etcd.js';
+import { leaseWorkload } from './lease.js';
 
 /** Options shared by the workloads. */
 export interface WorkloadOptions {
@@ -26,6 +29,8 @@ export interface WorkloadOptions {
   thinkMs: number;
   /** HTTP endpoints; a worker picks one at random per operation. */
   endpoints: () => string[];
+  /** etcd gRPC client endpoints ("127.0.0.1:PORT"), for the etcd-* and lease workloads. */
+  etcdEndpoints?: () => string[];
   random: () => number;
   /** Prefix of every key this run touches (keeps runs on one data directory apart). */
   keyPrefix: string;
@@ -40,9 +45,9 @@ export interface WorkloadOptions {
 
 /** A workload: `run` drives the clients until the deadline; `final` records the final reads. */
 export interface Workload {
-  readonly name: 'register' | 'set';
+  readonly name: string;
   /** The model the history is checked against. */
-  readonly checker: 'register' | 'set';
+  readonly checker: 'register' | 'set' | 'lease';
   run(recorder: HistoryRecorder, opts: WorkloadOptions): Promise<void>;
   final(recorder: HistoryRecorder, opts: WorkloadOptions): Promise<void>;
 }
@@ -173,5 +178,8 @@ export function setWorkload(params: { canaries: number }): Workload {
 export function workloadByName(name: string): Workload {
   if (name === 'register') return registerWorkload({ keys: 3, opsPerKey: 150, readFraction: 0.5 });
   if (name === 'set') return setWorkload({ canaries: 20 });
-  throw new RangeError(`unknown workload ${JSON.stringify(name)}; known: register, set`);
+  if (name === 'etcd-register') return etcdRegisterWorkload({ keys: 3, opsPerKey: 150, readFraction: 0.4, casFraction: 0.3 });
+  if (name === 'etcd-set') return etcdSetWorkload({ readIntervalMs: 500 });
+  if (name === 'lease') return leaseWorkload();
+  throw new RangeError(`unknown workload ${JSON.stringify(name)}; known: register, set, etcd-register, etcd-set, lease`);
 }
