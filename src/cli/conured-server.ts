@@ -35,8 +35,14 @@ export interface ConuredConfig {
   heartbeatMs: number;
   electionTimeoutMs: number;
   snapshotEntries: number;
+  /** Raft addresses to dial instead of what these peers advertise. */
+  peerAddresses: ReadonlyMap<string, string>;
   /** Test-only fault switch: acknowledge writes without waiting for fsync. */
   unsafeNoSync: boolean;
+  /** Test-only fault switch: serve linearizable reads from local state, without ReadIndex. */
+  unsafeStaleReads: boolean;
+  /** Test-only fault switch: answer writes once proposed, before a quorum has them. */
+  unsafeEarlyAck: boolean;
 }
 
 export interface RunningConured {
@@ -73,7 +79,8 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       advertiseRaft: cfg.advertiseRaft, advertiseHttp: cfg.advertiseHttp,
       stateMachine: sm, bootstrap,
       tickMs: cfg.heartbeatMs, electionTimeoutTicks: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatMs)),
-      snapshotEntries: cfg.snapshotEntries, logger: log, unsafeNoSync: cfg.unsafeNoSync, onFatal,
+      snapshotEntries: cfg.snapshotEntries, logger: log, onFatal, peerAddresses: cfg.peerAddresses,
+      unsafeNoSync: cfg.unsafeNoSync, unsafeStaleReads: cfg.unsafeStaleReads, unsafeEarlyAck: cfg.unsafeEarlyAck,
     });
   } catch (err) {
     await store.close();
@@ -157,8 +164,15 @@ function hostOf(hostPort: string): string {
 async function forwardKeepAlive(replicator: RaftReplicator, id: number): Promise<number> {
   const leaderHttp = replicator.status().leaderHttp;
   if (!leaderHttp) throw new UnavailableError('no leader is known to renew the lease with; retry shortly', 1);
-  const res = await fetch(`http://${leaderHttp}/v3/lease/keepalive`, { method: 'POST', body: JSON.stringify({ ID: String(id) }), signal: AbortSignal.timeout(5000) });
-  const text = await res.text();
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(`http://${leaderHttp}/v3/lease/keepalive`, { method: 'POST', body: JSON.stringify({ ID: String(id) }), signal: AbortSignal.timeout(5000) });
+    text = await res.text();
+  } catch (err) {
+    // The leader went away or is slow: a client should retry (UNAVAILABLE), not give up (INTERNAL).
+    throw new UnavailableError(`could not reach the leader at ${leaderHttp} to renew the lease (${(err as Error).message}); retry shortly`, 1, { cause: err });
+  }
   if (!res.ok) throw new ConureError(res.status === 404 ? 'not_found' : 'unavailable', `the leader refused the keep-alive: ${text.slice(0, 200)}`);
   const result = (JSON.parse(text.split('\n')[0]!) as { result?: { TTL?: string | number } }).result;
   return Number(result?.TTL ?? 0);

@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { hostname } from 'node:os';
 import { raftLogExists } from '../storage/raft-log-store.js';
 import { createLogger } from '../util/log.js';
-import { advertised, parseBool, parseDurationMs, parseHostPort } from './options.js';
+import { advertised, parseBool, parseDurationMs, parseHostPort, parsePeerAddresses } from './options.js';
 import { startConured, type ConuredConfig } from './conured-server.js';
 
 const SHUTDOWN_TIMEOUT_MS = 15_000;
@@ -20,6 +20,7 @@ const program = new Command('conured')
   .addOption(new Option('--client-addr <host:port>', 'etcd v3 gRPC listen address').default('0.0.0.0:2379').env('CONURE_CLIENT_ADDR'))
   .addOption(new Option('--advertise-http <host:port>', 'HTTP address given to peers and clients').env('CONURE_ADVERTISE_HTTP'))
   .addOption(new Option('--advertise-raft <host:port>', 'raft address given to peers').env('CONURE_ADVERTISE_RAFT'))
+  .addOption(new Option('--peer-address <id=host:port,...>', 'dial these raft addresses instead of what the peers advertise (proxies, NAT)').env('CONURE_PEER_ADDRESS'))
   .addOption(new Option('--data-dir <dir>', 'data directory').default('/var/lib/conure').env('CONURE_DATA_DIR'))
   .addOption(new Option('--bootstrap [bool]', 'form a new single-member cluster when the data directory is empty').env('CONURE_BOOTSTRAP'))
   .addOption(new Option('--join <urls>', 'comma-separated seed HTTP URLs to join through').env('CONURE_JOIN'))
@@ -61,7 +62,10 @@ function config(): ConuredConfig {
     heartbeatMs,
     electionTimeoutMs,
     snapshotEntries,
+    peerAddresses: parsePeerAddresses(o.peerAddress as string | undefined),
     unsafeNoSync: process.env.CONURE_UNSAFE_NO_FSYNC === '1',
+    unsafeStaleReads: process.env.CONURE_UNSAFE_STALE_READS === '1',
+    unsafeEarlyAck: process.env.CONURE_UNSAFE_EARLY_ACK === '1',
   };
 }
 
@@ -82,6 +86,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   if (cfg.unsafeNoSync) log.warn('CONURE_UNSAFE_NO_FSYNC=1: writes are acknowledged before fsync (fault-test mutation only)');
+  if (cfg.unsafeEarlyAck) log.warn('CONURE_UNSAFE_EARLY_ACK=1: the leader commits writes without a quorum (fault-test mutation only)');
+  if (cfg.unsafeStaleReads) log.warn('CONURE_UNSAFE_STALE_READS=1: reads skip ReadIndex and may be stale (fault-test mutation only)');
   const fatal = (err: unknown) => {
     log.fatal({ err }, 'conured_fatal');
     console.error(`conured: ${(err as Error).message}`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { advertised, parseBool, parseDurationMs, parseHostPort } from './options.js';
+import { advertised, parseBool, parseDurationMs, parseHostPort, parsePeerAddresses } from './options.js';
 
 describe('cli options', () => {
   it('parses durations', () => {
@@ -27,5 +27,14 @@ describe('cli options', () => {
     assert.equal(advertised({ host: '127.0.0.1', port: 1 }, undefined, 'x'), '127.0.0.1:1');
     assert.equal(advertised({ host: '0.0.0.0', port: 1 }, 'pod-0.svc:7001', 'x'), 'pod-0.svc:7001');
     assert.notEqual(advertised({ host: '0.0.0.0', port: 1 }, undefined, 'x'), '0.0.0.0:1');
+  });
+  it('parses per-peer raft address overrides', () => {
+    assert.deepEqual([...parsePeerAddresses('n2=127.0.0.1:9002, n3=[::1]:9003')], [['n2', '127.0.0.1:9002'], ['n3', '[::1]:9003']]);
+    assert.equal(parsePeerAddresses(undefined).size, 0);
+    assert.equal(parsePeerAddresses('n2=h:1,n2=h:2').get('n2'), 'h:2');
+    assert.throws(() => parsePeerAddresses('127.0.0.1:9002'), /not id=host:port/);
+    assert.throws(() => parsePeerAddresses('=h:1'), /not id=host:port/);
+    assert.throws(() => parsePeerAddresses('n2=nohost'), /--peer-address n2/);
+    assert.throws(() => parsePeerAddresses('n2=:9002'), /give a host to dial/);
   });
 });

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { InvalidArgumentError } from '../util/errors.js';
-import { splitHostPort } from '../util/host-port.js';
+import { joinHostPort, splitHostPort } from '../util/host-port.js';
 
 /** Parses `2s`, `500ms`, `1m`, `1h` or a bare number of milliseconds. */
 export function parseDurationMs(text: string): number {
@@ -34,8 +34,25 @@ export function parseHostPort(text: string, flag: string): HostPort {
 export function advertised(listen: HostPort, explicit: string | undefined, flag: string): string {
   if (explicit) {
     const hp = parseHostPort(explicit, flag);
-    return `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
+    return joinHostPort(hp.host, hp.port);
   }
   const host = listen.host === '0.0.0.0' || listen.host === '::' ? hostname() : listen.host;
-  return `${host.includes(':') ? `[${host}]` : host}:${listen.port}`;
+  return joinHostPort(host, listen.port);
+}
+
+/**
+ * Parses `--peer-address id=host:port,id=host:port`: raft addresses that override what a peer
+ * advertises (to route a link through a proxy, or across NAT). Later entries win.
+ */
+export function parsePeerAddresses(text: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of String(text ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const id = eq > 0 ? part.slice(0, eq).trim() : '';
+    if (!id) throw new InvalidArgumentError(`--peer-address: ${JSON.stringify(part)} is not id=host:port`);
+    const hp = parseHostPort(part.slice(eq + 1).trim(), `--peer-address ${id}`);
+    if (hp.host === '0.0.0.0') throw new InvalidArgumentError(`--peer-address ${id}: give a host to dial, not ${JSON.stringify(part.slice(eq + 1))}`);
+    out.set(id, joinHostPort(hp.host, hp.port));
+  }
+  return out;
 }

@@ -79,11 +79,8 @@ export class Lessor {
    * leader, proposes the revocation of expired leases. Returns the ids it proposed to revoke.
    */
   tick(): number[] {
-    const leader = this.opts.replicator.status().isLeader;
     const now = this.clock.nowMs();
-    if (leader && !this.wasLeader) this.promote(now);
-    this.wasLeader = leader;
-    if (!leader) return [];
+    if (!this.observeLeadership(now)) return [];
     const proposed: number[] = [];
     for (const [id, at] of this.expiry) {
       if (this.revoking.size >= this.revokesInFlightMax) break;
@@ -103,13 +100,13 @@ export class Lessor {
 
   /** Renews lease `id` to its full TTL; returns the TTL in seconds. Leader only. */
   keepAlive(id: number): number {
-    if (!this.opts.replicator.status().isLeader) {
+    const now = this.clock.nowMs();
+    if (!this.observeLeadership(now)) {
       const s = this.opts.replicator.status();
       throw new NotLeaderError(s.leader || undefined, s.leaderHttp || undefined);
     }
     const lease = this.opts.sm.lease(id);
     const at = this.expiry.get(id);
-    const now = this.clock.nowMs();
     if (!lease || at === undefined || at <= now) throw new MvccError('lease_not_found', `lease ${id} not found`);
     this.expiry.set(id, now + lease.ttlSeconds * 1000);
     return lease.ttlSeconds;
@@ -117,11 +114,24 @@ export class Lessor {
 
   /** Remaining and granted TTL in seconds (remaining rounded up, ≥ 0), and the attached keys. */
   timeToLive(id: number): { remainingSeconds: number; grantedSeconds: number; keys: Uint8Array[] } {
+    this.observeLeadership(this.clock.nowMs());
     const lease = this.opts.sm.lease(id);
     const at = this.expiry.get(id);
     if (!lease || at === undefined) throw new MvccError('lease_not_found', `lease ${id} not found`);
     const remainingSeconds = Math.max(0, Math.ceil((at - this.clock.nowMs()) / 1000));
     return { remainingSeconds, grantedSeconds: lease.ttlSeconds, keys: lease.keys };
+  }
+
+  /**
+   * Notices a leadership change now rather than at the next tick: a member that has just become
+   * leader renews every lease before it answers anything, or a keep-alive arriving before its
+   * first tick would be judged against the expiries it kept as a follower.
+   */
+  private observeLeadership(now: number): boolean {
+    const leader = this.opts.replicator.status().isLeader;
+    if (leader && !this.wasLeader) this.promote(now);
+    this.wasLeader = leader;
+    return leader;
   }
 
   private promote(now: number): void {

@@ -107,6 +107,10 @@ export class MvccService {
 
   /** Renews a lease (on the leader, or forwarded to it); resolves with its TTL in seconds. */
   async leaseKeepAlive(id: number): Promise<number> {
+    // A leader cut off from the others may not know it yet, while a new leader already counts
+    // down from its election: renewing here would let the lease expire early there. Confirm
+    // leadership with a quorum round first (etcd's ensureLeadership), then renew.
+    if (this.opts.replicator.status().isLeader) await this.opts.replicator.readBarrier();
     try {
       return this.opts.lessor.keepAlive(id);
     } catch (err) {

@@ -190,6 +190,36 @@ test('a new leader renews every lease instead of expiring it early', async () =>
   }
 });
 
+test('a new leader answers a keep-alive that arrives before its first tick by renewing, not expiring', async () => {
+  const s = createStack();
+  try {
+    const g = await s.svc.leaseGrant(10, 0);
+    s.replicator.leader = false;
+    s.lessor.tick();
+    s.clock.advance(60_000);
+    s.replicator.leader = true; // elected; the lessor's timer has not ticked yet
+    assert.equal(await s.svc.leaseKeepAlive(g.id), 10);
+    assert.deepEqual(s.lessor.tick(), [], 'the lease lives on');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a leader confirms its leadership with a quorum round before renewing a lease', async () => {
+  const s = createStack();
+  try {
+    const g = await s.svc.leaseGrant(10, 0);
+    s.clock.advance(6_000);
+    const barrier = s.replicator.readBarrier.bind(s.replicator);
+    s.replicator.readBarrier = async () => { throw new Error('no quorum: the leader is cut off'); };
+    await assert.rejects(s.svc.leaseKeepAlive(g.id), /no quorum/);
+    s.replicator.readBarrier = barrier;
+    assert.equal((await s.svc.leaseTimeToLive(g.id)).remainingSeconds, 4, 'a cut-off leader renewed nothing');
+  } finally {
+    await s.close();
+  }
+});
+
 test('the index is rebuilt on open (LMDB)', async () => {
   const first = createStack({ lmdb: true, keepDir: true });
   const dir = first.dir!;

@@ -61,7 +61,14 @@ export interface RaftReplicatorOptions {
   /** How long a proposal or read may wait before failing with an unknown outcome. */
   requestTimeoutMs?: number;
   logger?: Logger;
+  /** Raft addresses to dial instead of what these peers advertise (proxies, NAT). */
+  peerAddresses?: ReadonlyMap<string, string>;
+  /** Fault-suite mutation only: acknowledge writes before fsync. */
   unsafeNoSync?: boolean;
+  /** Fault-suite mutation only: the leader commits (and answers) writes without a quorum. */
+  unsafeEarlyAck?: boolean;
+  /** Fault-suite mutation only: read barriers pass at once, so followers serve stale reads. */
+  unsafeStaleReads?: boolean;
   /** Called when the member cannot continue (storage failure): the process should exit. */
   onFatal?: (err: unknown) => void;
 }
@@ -150,6 +157,7 @@ export class RaftReplicator implements Replicator {
       maxSizePerMsgBytes: PROPOSAL_BYTES_MAX,
       preVote: true,
       checkQuorum: true,
+      ...(opts.unsafeEarlyAck && { testMutation: 'commitWithoutQuorum' as const }),
     });
     const r = new RaftReplicator(opts, { log, raw, storage });
     await r.transport.start();
@@ -191,6 +199,7 @@ export class RaftReplicator implements Replicator {
   readBarrier(): Promise<void> {
     this.checkOpen();
     if (this.opts.role === 'arbiter') return Promise.reject(arbiterRefusal(this.status()));
+    if (this.opts.unsafeStaleReads) return Promise.resolve();
     const key = `${this.opts.id}:${this.incarnation}:${++this.readSeq}`;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -520,7 +529,7 @@ export class RaftReplicator implements Replicator {
   }
 
   private send(m: Message): void {
-    const addr = this.addressOf(m.to)?.raft;
+    const addr = this.opts.peerAddresses?.get(m.to) ?? this.addressOf(m.to)?.raft;
     if (!addr) {
       this.opts.logger?.debug({ to: m.to, type: m.type }, 'raft_message_no_address');
       return;

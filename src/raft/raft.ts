@@ -24,8 +24,10 @@ import { NONE, allMembers, cloneMembership, entryBytes, makeMessage, quorumSize,
  * - `commitPriorTermByCounting`: the leader commits entries of earlier terms by counting (Figure 8).
  * - `voteTwice`: a voter grants a second vote in a term it already voted in.
  * - `unsafeLease`: lease reads are served whenever this member leads (no lease check).
+ * - `commitWithoutQuorum`: the leader commits what it holds itself, without a quorum (the fault
+ *   suite's early-ack mutation: writes are acknowledged before a majority has them).
  */
-export type RaftMutation = 'countStaleVotes' | 'skipUpToDateCheck' | 'commitPriorTermByCounting' | 'voteTwice' | 'unsafeLease';
+export type RaftMutation = 'countStaleVotes' | 'skipUpToDateCheck' | 'commitPriorTermByCounting' | 'voteTwice' | 'unsafeLease' | 'commitWithoutQuorum';
 
 /** Read modes: `safe` is ReadIndex with a heartbeat round; `lease` trusts the leader lease. */
 export type ReadOnlyOption = 'safe' | 'lease';
@@ -730,7 +732,7 @@ export class Raft {
     if (voting.length === 0) return false;
     // The leader's own progress tracks its last index (set on append); absent members count 0.
     const matches = voting.map((id) => this.prs.get(id)?.match ?? 0).sort((a, b) => b - a);
-    const mci = matches[quorumSize(voting.length) - 1]!;
+    const mci = matches[this.mutation === 'commitWithoutQuorum' ? 0 : quorumSize(voting.length) - 1]!;
     if (mci <= this.log.committed) return false;
     if (this.log.termOrZero(mci) !== this.term && this.mutation !== 'commitPriorTermByCounting') return false;
     this.log.commitTo(mci);

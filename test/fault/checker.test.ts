@@ -125,3 +125,11 @@ test('lost register writes: the final read must show a write that may be last', 
   // No read after the last acknowledged write: nothing to judge.
   assert.deepEqual(lostRegisterWrites(fixture('f', true, ...base, op(2, 'read', 'x', null, 1, 2, 'ok', 'a')).events), []);
 });
+
+test('lost register writes: a swapped cas counts as a write of its new value, a failed one not at all', () => {
+  const final = (v: unknown, casOutcome: 'ok' | 'fail' = 'ok') => fixture('f', false, op(0, 'write', 'x', 'a', 0, 1), op(0, 'cas', 'x', ['a', 'b'], 2, 3, casOutcome), op(2, 'read', 'x', null, 10, 11, 'ok', v)).events;
+  assert.deepEqual(lostRegisterWrites(final('b')), []);
+  assert.deepEqual(lostRegisterWrites(final('a')), [{ key: 'x', read: 'a', expectedOneOf: ['b'] }]);
+  assert.deepEqual(lostRegisterWrites(final('a', 'fail')), [], 'a cas whose compare failed wrote nothing');
+  assert.equal(lostRegisterWrites(final('b', 'fail')).length, 1, 'and its value cannot be the last write');
+});

@@ -1,52 +1,93 @@
 /**
- * The process-control building blocks on a real standalone `conured`: kill -9 and restart keep
- * the data and the HTTP port; SIGSTOP stalls requests and SIGCONT lets them finish.
+ * The fault suite's system under test on real processes: a 3-voter cluster whose raft links run
+ * through proxies. kill -9 and restart keep data and ports; SIGSTOP stalls a member; cutting the
+ * leader's links (and only those) makes the others elect a new leader; the membership nemesis
+ * removes a member, wipes it and brings it back as a voter.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../support/conured-process.js';
-import { standaloneLauncher } from './cluster.js';
+import { localLauncher, raftConfig } from './cluster.js';
 import { kvGet, kvPut, waitReady } from './workload/http-kv.js';
+import { NetworkNemesis } from './nemesis/network.js';
+import { isolate } from './nemesis/partition.js';
+import { findLeader, membershipNemesis } from './nemesis/nemesis.js';
 
-test('kill -9, restart, pause and resume a standalone member', { timeout: 90_000 }, async (t) => {
+const until = async (what: string, pred: () => Promise<boolean>, timeoutMs = 20_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await pred()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+};
+
+test('a 3-voter cluster through link proxies: kill, pause, isolate the leader, membership', { timeout: 180_000 }, async (t) => {
   const { dir, cleanup } = tempDir('conure-fault-cluster-');
-  const cluster = await standaloneLauncher.launch({ size: 1, dataRoot: join(dir, 'data'), logDir: join(dir, 'logs') });
+  const cluster = await localLauncher.launch({ size: 3, dataRoot: join(dir, 'data'), logDir: join(dir, 'logs') });
   t.after(async () => { await cluster.close(); cleanup(); });
-  const [node] = cluster.nodes;
-  assert.ok(node);
-  const url = node.url;
-  assert.equal((await kvPut(url, 'k', 'v1', { timeoutMs: 5000 })).type, 'ok');
+  assert.equal(cluster.nodes.length, 3);
+  assert.equal(cluster.proxies.size, 6, 'one proxy per directed link');
+  assert.equal(cluster.endpoints().length, 3);
+  assert.equal(cluster.etcdEndpoints().length, 3);
+  const [n1, n2] = cluster.nodes;
+  assert.ok(n1 && n2);
+  assert.equal((await kvPut(n1.url, 'k', 'v1', { timeoutMs: 5000 })).type, 'ok');
+  const forwarded = [...cluster.proxies.values()].reduce((sum, p) => sum + p.stats().bytesForwarded.up, 0);
+  assert.ok(forwarded > 0, 'raft traffic flows through the proxies');
 
-  const pid = node.pid();
-  await node.kill9();
-  assert.equal(node.isRunning(), false);
-  assert.equal((await kvGet(url, 'k', { timeoutMs: 2000 })).type, 'fail', 'a killed member refuses connections');
-  await node.restart();
-  assert.notEqual(node.pid(), pid);
-  assert.equal(node.url, url, 'same HTTP port after a restart');
-  assert.ok(await waitReady(() => cluster.endpoints(), 30_000));
-  assert.deepEqual(await kvGet(url, 'k', { timeoutMs: 5000 }), { type: 'ok', value: 'v1' }, 'acknowledged data survives kill -9');
+  const pid = n2.pid();
+  await n2.kill9();
+  assert.equal(n2.isRunning(), false);
+  assert.equal((await kvGet(n2.url, 'k', { timeoutMs: 2000 })).type, 'fail', 'a killed member refuses connections');
+  await n2.restart();
+  assert.notEqual(n2.pid(), pid);
+  assert.ok(await waitReady(() => [n2.url], 30_000));
+  assert.deepEqual(await kvGet(n2.url, 'k', { timeoutMs: 5000 }), { type: 'ok', value: 'v1' }, 'acknowledged data survives kill -9');
 
-  node.pause();
-  assert.equal(node.isPaused(), true);
-  const stalled = await kvGet(url, 'k', { timeoutMs: 500 });
-  assert.deepEqual(stalled, { type: 'info', error: 'timeout' }, 'a paused member does not answer');
-  const pending = kvPut(url, 'k', 'v2', { timeoutMs: 20_000 });
-  node.resume();
-  assert.equal((await pending).type, 'ok', 'a request sent during the pause completes after SIGCONT');
-  assert.deepEqual(await kvGet(url, 'k', { timeoutMs: 5000 }), { type: 'ok', value: 'v2' });
+  n2.pause();
+  assert.deepEqual(await kvGet(n2.url, 'k', { timeoutMs: 500 }), { type: 'info', error: 'timeout' }, 'a paused member does not answer');
+  n2.resume();
 
-  // Kill while paused (SIGKILL works on a stopped process) and come back again.
-  node.pause();
-  await node.kill9();
-  assert.equal(node.isPaused(), false);
-  await node.restart();
-  assert.ok(await waitReady(() => cluster.endpoints(), 30_000));
-  assert.deepEqual(await kvGet(url, 'k', { timeoutMs: 5000 }), { type: 'ok', value: 'v2' });
+  // Cut the leader off: the other two elect a new leader; the old one cannot serve linearizable reads.
+  const leader = await findLeader(cluster);
+  assert.ok(leader);
+  const net = new NetworkNemesis(cluster.proxies);
+  net.partition(isolate(cluster.nodes.map((n) => n.id), leader.id));
+  const others = cluster.nodes.filter((n) => n !== leader);
+  await until('a new leader among the majority', async () => (await findLeader({ ...cluster, nodes: others })) !== undefined);
+  assert.equal((await kvPut(others[0]!.url, 'k', 'v2', { timeoutMs: 5000 })).type, 'ok', 'the majority accepts writes');
+  assert.notEqual((await kvGet(leader.url, 'k', { timeoutMs: 3000 })).type, 'ok', 'the isolated old leader serves no (stale) read');
+  net.heal();
+  await until('the old leader catches up', async () => {
+    const r = await kvGet(leader.url, 'k', { timeoutMs: 3000 });
+    return r.type === 'ok' && r.value === 'v2';
+  });
+
+  // Remove a member, wipe it, and bring it back: it must end up a voter again.
+  const nemesis = membershipNemesis();
+  let next = 0;
+  const injected = await nemesis.inject(cluster, () => [0.5, 0.5][next++ % 2]!);
+  assert.equal(injected.action, 'remove voter');
+  assert.equal((await raftConfig(cluster.nodes))?.servers.length, 2);
+  const healed = await nemesis.heal(cluster);
+  assert.deepEqual(healed?.targets, injected.targets);
+  const cfg = await raftConfig(cluster.nodes);
+  assert.deepEqual(cfg?.servers.map((s) => `${s.id}:${s.suffrage}`).sort(), ['n1:voter', 'n2:voter', 'n3:voter']);
+  const back = cluster.nodes.find((n) => n.id === injected.targets[0])!;
+  await until('the re-added member has the data', async () => {
+    const r = await kvGet(back.url, 'k', { timeoutMs: 3000 });
+    return r.type === 'ok' && r.value === 'v2';
+  });
+
   await cluster.close();
-  const log = readFileSync(join(dir, 'logs', 'n1.log'), 'utf8');
-  assert.equal(log.match(/conured_started/g)?.length, 3, 'one log across restarts');
-  assert.equal(log.match(/"process_exit"/g)?.length, 3);
+  const log = readFileSync(join(dir, 'logs', 'n2.log'), 'utf8');
+  assert.ok((log.match(/conured_started/g)?.length ?? 0) >= 2, 'one log per member across restarts');
+});
+
+test('the launcher refuses shapes it cannot build', async () => {
+  await assert.rejects(localLauncher.launch({ size: 0, dataRoot: '/nonexistent', logDir: '/nonexistent' }), /1 to 7 members/);
+  await assert.rejects(localLauncher.launch({ size: 2, arbiters: 2, dataRoot: '/nonexistent', logDir: '/nonexistent' }), /at least one voter/);
 });

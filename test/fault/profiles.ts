@@ -1,15 +1,17 @@
 /**
- * Run profiles: which nemeses and workloads run, for how long, with which fault schedule.
- * `short` is what CI runs (`make fault`, about 5 minutes at most); `long` runs for about an hour
- * with wide, randomized fault windows (`make fault PROFILE=long`).
+ * Run profiles: which (nemesis × workload) runs, for how long, with which fault schedule and on
+ * which cluster shapes. `short` is what CI runs (`make fault`, about 5 minutes); `long` runs for
+ * about an hour with wide, randomized fault windows (`make fault PROFILE=long`).
  */
 import { NEMESIS_NAMES } from './nemesis/nemesis.js';
 
-/** A named set of runs: every (nemesis × workload), each for `runMs`. */
+/** One run of a profile. */
+export interface PlannedRun { nemesis: string; workload: string }
+
+/** A named set of runs, each for `runMs`. */
 export interface Profile {
   name: string;
-  nemeses: readonly string[];
-  workloads: readonly string[];
+  runs: readonly PlannedRun[];
   /** Workload + nemesis time per run. */
   runMs: number;
   /** Quiet time between faults, ms range. */
@@ -26,19 +28,44 @@ export interface Profile {
   requestTimeoutMs: number;
   /** Operations per run at most. */
   opsMax: number;
-  /** Members per cluster (1 until the replicated cluster lands). */
-  members: number;
+  /** Cluster shapes; run seed `s` uses `shapes[s % shapes.length]`. */
+  shapes: ReadonlyArray<{ members: number; arbiters: number }>;
 }
+
+/** Every workload: the seed REST API's `register` and `set`, their etcd gRPC twins, and leases. */
+export const WORKLOAD_NAMES = ['register', 'set', 'etcd-register', 'etcd-set', 'lease'] as const;
+
+/** Every nemesis against every workload. */
+export function crossRuns(nemeses: readonly string[], workloads: readonly string[]): PlannedRun[] {
+  return nemeses.flatMap((nemesis) => workloads.map((workload) => ({ nemesis, workload })));
+}
+
+/**
+ * Every nemesis against a register and a set workload, alternating the API (seed REST for one
+ * nemesis, etcd gRPC for the next, crossed between the two), plus the lease workload under the
+ * faults that move or stop the leader. Both APIs meet every kind of fault, in a third of the
+ * time of the full cross product.
+ */
+function pairedRuns(): PlannedRun[] {
+  const runs = NEMESIS_NAMES.flatMap((nemesis, i) => [
+    { nemesis, workload: i % 2 === 0 ? 'register' : 'etcd-register' },
+    { nemesis, workload: i % 2 === 0 ? 'etcd-set' : 'set' },
+  ]);
+  return [...runs, ...['kill', 'pause', 'isolate-leader', 'transfer'].map((nemesis) => ({ nemesis, workload: 'lease' }))];
+}
+
+/** Three voters, and two voters with an arbiter (the smallest shape that survives a lost voter). */
+const SMALL_SHAPES = [{ members: 3, arbiters: 0 }, { members: 3, arbiters: 1 }];
 
 export const PROFILES: Record<string, Profile> = {
   short: {
-    name: 'short', nemeses: NEMESIS_NAMES, workloads: ['register', 'set'], runMs: 20_000,
-    quietMs: [1000, 3000], faultMs: [300, 2000], faultsMax: 20, workers: 5, thinkMs: 10,
-    requestTimeoutMs: 5000, opsMax: 50_000, members: 1,
+    name: 'short', runs: pairedRuns(), runMs: 8000,
+    quietMs: [500, 2000], faultMs: [300, 2000], faultsMax: 20, workers: 5, thinkMs: 10,
+    requestTimeoutMs: 5000, opsMax: 50_000, shapes: SMALL_SHAPES,
   },
   long: {
-    name: 'long', nemeses: NEMESIS_NAMES, workloads: ['register', 'set'], runMs: 540_000,
-    quietMs: [200, 15_000], faultMs: [100, 8000], faultsMax: 1000, workers: 8, thinkMs: 20,
-    requestTimeoutMs: 5000, opsMax: 2_000_000, members: 1,
+    name: 'long', runs: crossRuns(NEMESIS_NAMES, WORKLOAD_NAMES), runMs: 60_000,
+    quietMs: [200, 10_000], faultMs: [100, 8000], faultsMax: 1000, workers: 8, thinkMs: 20,
+    requestTimeoutMs: 5000, opsMax: 2_000_000, shapes: [...SMALL_SHAPES, { members: 5, arbiters: 0 }, { members: 5, arbiters: 1 }],
   },
 };

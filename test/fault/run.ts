@@ -14,19 +14,20 @@ import { Command, Option } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { PROFILES, type Profile } from './profiles.js';
-import { runOne, summaryLine, type Mutation, type RunSummary } from './runner.js';
-import { NEMESIS_NAMES } from './nemesis/nemesis.js';
+import { crossRuns, PROFILES, WORKLOAD_NAMES, type Profile } from './profiles.js';
+import { MUTATION_ENV, runOne, summaryLine, type Mutation, type RunSummary } from './runner.js';
+import { NEMESIS_NAMES, nemesisByName } from './nemesis/nemesis.js';
+import { workloadByName } from './workload/workload.js';
 import { buildPorcupine } from './porcupine-harness.js';
 
 const program = new Command('fault')
   .description('ConureDB fault-injection suite: nemesis × workload runs checked for linearizability and lost writes')
   .addOption(new Option('--profile <name>', 'run profile').choices(Object.keys(PROFILES)).default('short'))
   .option('--nemesis <list>', `comma-separated nemeses (default: the profile's); known: ${NEMESIS_NAMES.join(', ')}`)
-  .option('--workload <list>', "comma-separated workloads: register, set (default: the profile's)")
+  .option('--workload <list>', `comma-separated workloads (default: the profile's); known: ${WORKLOAD_NAMES.join(', ')}`)
   .option('--run-seconds <n>', 'override the time per run')
   .option('--seed <n>', 'seed of the first run (later runs use seed+1, …); default random')
-  .addOption(new Option('--mutation <m>', 'deliberate bug to prove the suite catches it (see docs)').choices(['none', 'stale-read', 'lost-ack', 'no-fsync']).default('none'))
+  .addOption(new Option('--mutation <m>', 'deliberate bug to prove the suite catches it (see docs)').choices(Object.keys(MUTATION_ENV)).default('none'))
   .option('--porcupine', 'also check register histories with porcupine (needs go); disagreement is an error')
   .option('--expect-violation', 'succeed only if some run reports a violation (for mutations)')
   .option('--results <dir>', 'results root', 'results')
@@ -37,12 +38,25 @@ program.parse();
 const o = program.opts<{ profile: string; nemesis?: string; workload?: string; runSeconds?: string; seed?: string; mutation: Mutation; expectViolation?: boolean; porcupine?: boolean; results: string; runId?: string }>();
 
 const base = PROFILES[o.profile]!;
+const list = (text: string | undefined) => text?.split(',').map((x) => x.trim()).filter(Boolean);
+const nemeses = list(o.nemesis);
+const workloads = list(o.workload);
 const profile: Profile = {
   ...base,
-  ...(o.nemesis && { nemeses: o.nemesis.split(',').map((s) => s.trim()).filter(Boolean) }),
-  ...(o.workload && { workloads: o.workload.split(',').map((s) => s.trim()).filter(Boolean) }),
+  // With --nemesis or --workload: every chosen nemesis × every chosen workload (the other list
+  // defaults to what the profile uses).
+  ...((nemeses || workloads) && { runs: crossRuns(nemeses ?? [...new Set(base.runs.map((r) => r.nemesis))], workloads ?? [...new Set(base.runs.map((r) => r.workload))]) }),
   ...(o.runSeconds && { runMs: Math.round(Number(o.runSeconds) * 1000) }),
 };
+for (const r of profile.runs) {
+  try {
+    nemesisByName(r.nemesis);
+    workloadByName(r.workload);
+  } catch (err) {
+    console.error(`fault: ${(err as Error).message}`);
+    process.exit(2);
+  }
+}
 if (!(profile.runMs > 0)) { console.error('--run-seconds must be a positive number'); process.exit(2); }
 const seed0 = o.seed !== undefined ? Number(o.seed) : Math.floor(Math.random() * 2 ** 31);
 if (!Number.isInteger(seed0)) { console.error('--seed must be an integer'); process.exit(2); }
@@ -60,16 +74,14 @@ if (o.porcupine) {
     process.exit(2);
   }
 }
-console.error(`fault suite: profile ${profile.name}, ${profile.nemeses.length} nemeses × ${profile.workloads.length} workloads, ${profile.runMs / 1000} s per run, seed ${seed0}, mutation ${o.mutation}, results ${root}`);
+console.error(`fault suite: profile ${profile.name}, ${profile.runs.length} runs, ${profile.runMs / 1000} s each, seed ${seed0}, mutation ${o.mutation}, results ${root}`);
 const started = new Date();
 const runs: RunSummary[] = [];
 let seed = seed0;
-for (const nemesis of profile.nemeses) {
-  for (const workload of profile.workloads) {
-    const s = await runOne({ profile, nemesis, workload, seed: seed++, mutation: o.mutation, dir: join(root, `${nemesis}-${workload}`), ...(porcupineBin && { porcupineBin }) });
-    runs.push(s);
-    console.log(summaryLine(s));
-  }
+for (const { nemesis, workload } of profile.runs) {
+  const s = await runOne({ profile, nemesis, workload, seed: seed++, mutation: o.mutation, dir: join(root, `${nemesis}-${workload}`), ...(porcupineBin && { porcupineBin }) });
+  runs.push(s);
+  console.log(summaryLine(s));
 }
 const count = (st: RunSummary['status']) => runs.filter((r) => r.status === st).length;
 const total = { pass: count('pass'), fail: count('fail'), unknown: count('unknown'), error: count('error'), skipped: count('skipped') };

@@ -10,10 +10,11 @@
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { standaloneLauncher, type ClusterLauncher, type FaultCluster } from './cluster.js';
+import { localLauncher, type ClusterLauncher, type FaultCluster } from './cluster.js';
 import { HistoryRecorder } from './history-recorder.js';
 import { checkRegister, lostRegisterWrites } from './checker/register.js';
 import { checkSet } from './checker/set.js';
+import { checkLease } from './checker/lease.js';
 import { pairOperations, type HistoryEvent } from './checker/history.js';
 import { nemesisByName, runNemesis, unsupportedReason, type NemesisEvent } from './nemesis/nemesis.js';
 import { workloadByName, type WorkloadOptions } from './workload/workload.js';
@@ -22,8 +23,16 @@ import { renderTimeline } from './report/timeline.js';
 import { runPorcupine, type PorcupineResult } from './porcupine-harness.js';
 import type { Profile } from './profiles.js';
 
-/** Client- or server-side mutation that a run applies deliberately (see docs). */
-export type Mutation = 'none' | 'stale-read' | 'lost-ack' | 'no-fsync';
+/**
+ * A bug the servers run with deliberately, to prove the suite catches it (see docs):
+ * `stale-read` serves reads without ReadIndex (CONURE_UNSAFE_STALE_READS), `early-ack`
+ * acknowledges writes before they commit (CONURE_UNSAFE_EARLY_ACK).
+ */
+export type Mutation = 'none' | 'stale-read' | 'early-ack';
+
+export const MUTATION_ENV: Record<Mutation, Record<string, string>> = {
+  'none': {}, 'stale-read': { CONURE_UNSAFE_STALE_READS: '1' }, 'early-ack': { CONURE_UNSAFE_EARLY_ACK: '1' },
+};
 
 /** The outcome of one (nemesis × workload) run. */
 export interface RunSummary {
@@ -34,6 +43,9 @@ export interface RunSummary {
   reason?: string;
   seed: number;
   mutation: Mutation;
+  /** Cluster shape: members, of which arbiters. */
+  members?: number;
+  arbiters?: number;
   dir?: string;
   durationMs?: number;
   ops?: { ok: number; fail: number; info: number };
@@ -86,11 +98,12 @@ export function seededRandom(seed: number): () => number {
 /** Runs one (nemesis × workload) and writes its folder. Never throws: errors become status `error`. */
 export async function runOne(p: RunParams): Promise<RunSummary> {
   const log = p.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const launcher = p.launcher ?? standaloneLauncher;
-  const base: RunSummary = { nemesis: p.nemesis, workload: p.workload, status: 'error', seed: p.seed, mutation: p.mutation, dir: p.dir };
+  const launcher = p.launcher ?? localLauncher;
+  const shape = p.profile.shapes[p.seed % p.profile.shapes.length]!;
+  const base: RunSummary = { nemesis: p.nemesis, workload: p.workload, status: 'error', seed: p.seed, mutation: p.mutation, members: shape.members, arbiters: shape.arbiters, dir: p.dir };
   const nemesis = nemesisByName(p.nemesis);
   const workload = workloadByName(p.workload);
-  const skip = unsupportedReason(nemesis, launcher);
+  const skip = unsupportedReason(nemesis, Math.min(shape.members, launcher.sizeMax));
   if (skip) return { ...base, status: 'skipped', reason: skip, dir: undefined };
   mkdirSync(join(p.dir, 'nodes'), { recursive: true });
   const dataRoot = mkdtempSync(join(tmpdir(), 'conure-fault-'));
@@ -104,17 +117,16 @@ export async function runOne(p: RunParams): Promise<RunSummary> {
   let summary: RunSummary = base;
   try {
     cluster = await launcher.launch({
-      size: Math.min(p.profile.members, launcher.sizeMax), dataRoot, logDir: join(p.dir, 'nodes'),
-      env: p.mutation === 'no-fsync' ? { CONURE_UNSAFE_NO_FSYNC: '1' } : {},
+      size: shape.members, arbiters: shape.arbiters, dataRoot, logDir: join(p.dir, 'nodes'), env: MUTATION_ENV[p.mutation],
     });
     const c = cluster;
     const wopts: WorkloadOptions = {
       workers: p.profile.workers, deadline: Date.now() + p.profile.runMs, opsMax: p.profile.opsMax,
       requestTimeoutMs: p.profile.requestTimeoutMs, thinkMs: p.profile.thinkMs, endpoints: () => c.endpoints(),
+      etcdEndpoints: () => c.etcdEndpoints(),
       random, keyPrefix: `fault-${p.seed}`, signal: abort.signal,
-      ...(p.mutation === 'stale-read' || p.mutation === 'lost-ack' ? { mutation: p.mutation } : {}),
     };
-    log(`  ${p.nemesis} × ${p.workload}: running ${(p.profile.runMs / 1000).toFixed(0)} s (seed ${p.seed})`);
+    log(`  ${p.nemesis} × ${p.workload}: running ${(p.profile.runMs / 1000).toFixed(0)} s on ${shape.members - shape.arbiters} voters${shape.arbiters ? ` + ${shape.arbiters} arbiter` : ''} (seed ${p.seed})`);
     const nemesisRun = runNemesis(nemesis, c, recorder, {
       durationMs: p.profile.runMs, quietMs: p.profile.quietMs, faultMs: p.profile.faultMs, faultsMax: p.profile.faultsMax,
     }, random, (e) => { nemesisLog.write(JSON.stringify(e) + '\n'); if (e.phase !== 'stop') log(`    nemesis ${e.phase}: ${e.action} ${e.targets.join(',')}`); }, abort.signal);
@@ -169,6 +181,14 @@ export async function runOne(p: RunParams): Promise<RunSummary> {
       }
       const ce = new Set(bad[0]?.counterexample ?? []);
       highlight = new Set(pairOperations(events).filter((o) => o.events.some((e) => ce.has(e))).map((o) => o.index));
+    } else if (workload.checker === 'lease') {
+      const l = checkLease(events);
+      summary = {
+        ...summary, linearizable: l.valid ? true : l.undecided ? 'unknown' : false, lost: l.violations.filter((v) => v.kind === 'missed-put').length,
+        status: l.valid ? 'pass' : l.undecided ? 'unknown' : 'fail',
+        ...(!l.valid && { reason: l.reason }),
+        details: { leases: l.leases, keys: l.keys, watchers: l.watchers, closestExpiryMarginMs: l.closestExpiryMarginMs, violations: l.violations.slice(0, 20), violationCount: l.violationCount },
+      };
     } else {
       const s = checkSet(events);
       summary = {
@@ -192,7 +212,9 @@ export function summaryLine(s: RunSummary): string {
   const name = `${s.nemesis} × ${s.workload}`;
   if (s.status === 'skipped') return `${name}: skipped (${s.reason})`;
   if (s.status === 'error') return `${name}: ERROR ${s.reason}${s.dir ? `  ${s.dir}` : ''}`;
-  const extra = s.workload === 'set' ? `, unexpected: ${s.unexpected}, recovered: ${s.recovered}, stale reads: ${s.staleReads}` : `, keys: ${s.keys?.checked}`;
+  const lease = s.details as { leases?: { granted: number; expiriesObserved: number } } | undefined;
+  const extra = s.workload.endsWith('set') ? `, unexpected: ${s.unexpected}, recovered: ${s.recovered}, stale reads: ${s.staleReads}`
+    : s.workload === 'lease' ? `, leases: ${lease?.leases?.granted}, expiries seen: ${lease?.leases?.expiriesObserved}${s.reason ? `, ${s.reason}` : ''}` : `, keys: ${s.keys?.checked}`;
   const pc = s.porcupine === undefined ? '' : `, porcupine: ${typeof s.porcupine === 'string' ? s.porcupine : `error (${s.porcupine.error})`}`;
   return `${name}: linearizable: ${s.linearizable}, lost: ${s.lost}${extra}${pc}  [${s.status}; ops ok ${s.ops?.ok} fail ${s.ops?.fail} info ${s.ops?.info}; faults ${s.faults}]  ${s.dir}`;
 }

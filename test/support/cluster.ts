@@ -59,9 +59,11 @@ export class TestMember {
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.spec.id} did not start:\n${this.log}`)), 15_000);
+      let thisStart = ''; // this.log spans restarts: read the port from this start's lines only
       proc.stderr!.on('data', (c: Buffer) => {
         this.log += c.toString();
-        const started = /"client":"(?:127\.0\.0\.1:(\d+))?"[^\n]*conured_started/.exec(this.log);
+        thisStart += c.toString();
+        const started = /"client":"(?:127\.0\.0\.1:(\d+))?"[^\n]*conured_started/.exec(thisStart);
         if (started) { this.clientPort = Number(started[1] ?? 0); clearTimeout(timer); resolve(); }
       });
       void this.exited.then((code) => { clearTimeout(timer); reject(new Error(`${this.spec.id} exited with ${code}:\n${this.log}`)); });

@@ -331,8 +331,9 @@ export interface LostWrite {
  * read invoked after every acknowledged write of the key completed (the final read). It must
  * return the value of a write that may be last: one not followed, in real time, by another
  * acknowledged write completed before the read began. Indeterminate writes may be last too.
- * Keys without such a read are not judged here. Every loss is also a linearizability
- * violation; this count makes the common failure ("the data is gone") obvious in a report.
+ * Keys without such a read are not judged here. A `cas` that may have swapped counts as a
+ * write of its new value. Every loss is also a linearizability violation; this count makes the
+ * common failure ("the data is gone") obvious in a report.
  */
 export function lostRegisterWrites(history: readonly HistoryEvent[]): LostWrite[] {
   const byKey = new Map<string, Operation[]>();
@@ -345,7 +346,7 @@ export function lostRegisterWrites(history: readonly HistoryEvent[]): LostWrite[
   }
   const lost: LostWrite[] = [];
   for (const [key, ops] of byKey) {
-    const writes = ops.filter((o) => o.f === 'write');
+    const writes = ops.filter((o) => o.f === 'write' || o.f === 'cas').map((o) => (o.f === 'cas' ? { ...o, input: (o.input as [unknown, unknown])[1] } : o));
     const acked = writes.filter((o) => o.status === 'ok');
     if (acked.length === 0) continue;
     const lastAck = Math.max(...acked.map((o) => o.completeTime));

@@ -7,10 +7,10 @@
  * start and stop is written to nemesis.jsonl with the history's clock, so the report can lay
  * fault windows over the operations.
  *
- * Nemeses that need a replicated cluster declare it (`needs`); the runner skips them, with the
- * reason in the summary, when the launcher cannot provide one.
+ * Nemeses declare how many members they need (`needs`); the runner skips them, with the reason
+ * in the summary, when the profile's cluster is smaller.
  */
-import type { FaultCluster, FaultNode } from '../cluster.js';
+import { raftConfig, waitForConfig, type FaultCluster, type FaultNode } from '../cluster.js';
 import type { HistoryRecorder } from '../history-recorder.js';
 import { NetworkNemesis } from './network.js';
 import { bridge, isolate, majorityMinority, oneWay, type PartitionPlan } from './partition.js';
@@ -31,10 +31,8 @@ export interface NemesisEvent {
 
 /** What a nemesis needs from the cluster. */
 export interface NemesisNeeds {
-  /** Minimum members. */
+  /** Minimum members (two or more means raft replication, with proxies on the raft links). */
   members: number;
-  /** Needs raft replication (and proxies on the raft links). */
-  replicated: boolean;
 }
 
 /** Randomness for schedules and target choice: returns [0, 1). Seeded by the runner. */
@@ -55,7 +53,7 @@ const pick = <T>(xs: readonly T[], random: Random): T => xs[Math.floor(random() 
 /** Does nothing: the baseline every profile runs, so a failure can be told apart from a fault. */
 export const noneNemesis: Nemesis = {
   name: 'none',
-  needs: { members: 1, replicated: false },
+  needs: { members: 1 },
   inject: async () => ({ action: 'nothing', targets: [] }),
   heal: async () => undefined,
 };
@@ -65,7 +63,7 @@ export function killNemesis(): Nemesis {
   let killed: FaultNode | undefined;
   return {
     name: 'kill',
-    needs: { members: 1, replicated: false },
+    needs: { members: 1 },
     async inject(cluster, random) {
       const node = pick(cluster.nodes.filter((n) => n.isRunning()), random);
       const pid = node.pid();
@@ -88,7 +86,7 @@ export function pauseNemesis(): Nemesis {
   let paused: FaultNode | undefined;
   return {
     name: 'pause',
-    needs: { members: 1, replicated: false },
+    needs: { members: 1 },
     async inject(cluster, random) {
       const node = pick(cluster.nodes.filter((n) => n.isRunning() && !n.isPaused()), random);
       node.pause();
@@ -124,7 +122,7 @@ export function partitionNemesis(name: string, makePlan: PlanMaker): Nemesis {
   let net: NetworkNemesis | undefined;
   return {
     name,
-    needs: { members: 3, replicated: true },
+    needs: { members: 3 },
     async inject(cluster, random) {
       net ??= new NetworkNemesis(cluster.proxies);
       const plan = await makePlan(cluster.nodes.map((n) => n.id), random, cluster);
@@ -140,18 +138,90 @@ export function partitionNemesis(name: string, makePlan: PlanMaker): Nemesis {
   };
 }
 
+/** Time a membership change may take to show in the configuration. */
+const MEMBERSHIP_TIMEOUT_MS = 60_000;
+
 /**
- * Each fault picks one of `parts` at random among those the cluster supports (today kill and
- * pause; partitions too once the cluster is replicated): randomized mixed schedules for the long
- * profile. One fault at a time.
+ * POSTs a membership or leadership request to the leader, following a change of leader:
+ * bounded attempts, each with a timeout. Throws with the last answer when none succeeds.
+ */
+async function postToLeader(cluster: FaultCluster, path: string, body: unknown): Promise<unknown> {
+  let last = 'no leader';
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const leader = await findLeader(cluster);
+    if (leader) {
+      try {
+        const res = await fetch(`${leader.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+        const text = await res.text();
+        if (res.ok) return text ? JSON.parse(text) : undefined;
+        last = `${res.status} ${text.slice(0, 200)}`;
+        if (res.status >= 400 && res.status < 500 && res.status !== 409) break; // a bad request will not get better
+      } catch (err) { last = (err as Error).message; }
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`POST ${path} ${JSON.stringify(body)} failed: ${last}`);
+}
+
+/**
+ * Membership changes under load. A fault removes a random member (a voter, possibly the leader,
+ * or an arbiter) with `/remove`, kills it and wipes its disk; healing starts it again empty, so
+ * it joins as a learner, is promoted once caught up (or re-added as an arbiter: an arbiter swap),
+ * and the heal waits until the configuration is whole again. Never removes below 2 voters.
+ */
+export function membershipNemesis(): Nemesis {
+  let removed: FaultNode | undefined;
+  return {
+    name: 'membership',
+    needs: { members: 3 },
+    async inject(cluster, random) {
+      const voters = cluster.nodes.filter((n) => n.role === 'voter');
+      const candidates = cluster.nodes.filter((n) => n.isRunning() && (n.role === 'arbiter' || voters.length > 2));
+      const node = pick(candidates, random);
+      const leader = (await raftConfig(cluster.nodes))?.leader;
+      await postToLeader(cluster, '/remove', { ID: node.id });
+      await waitForConfig(cluster.nodes, (servers) => !servers.some((s) => s.id === node.id), `${node.id} removed`, MEMBERSHIP_TIMEOUT_MS);
+      await node.kill9();
+      removed = node;
+      return { action: node.role === 'arbiter' ? 'remove arbiter' : 'remove voter', targets: [node.id], detail: { wasLeader: leader === node.id } };
+    },
+    async heal(cluster) {
+      const node = removed;
+      if (!node) return undefined;
+      removed = undefined;
+      await node.restart({ wipe: true });
+      await waitForConfig(cluster.nodes, (servers) => servers.some((s) => s.id === node.id && s.suffrage === node.role), `${node.id} back as ${node.role}`, MEMBERSHIP_TIMEOUT_MS);
+      return { action: node.role === 'arbiter' ? 'add arbiter' : 'add learner, promoted', targets: [node.id] };
+    },
+  };
+}
+
+/** Leadership transfers (TimeoutNow, no clock involved) from the leader to a random running voter. */
+export function transferNemesis(): Nemesis {
+  return {
+    name: 'transfer',
+    needs: { members: 2 },
+    async inject(cluster, random) {
+      const leader = await findLeader(cluster);
+      const to = pick(cluster.nodes.filter((n) => n.role === 'voter' && n.isRunning() && n !== leader), random);
+      await postToLeader(cluster, '/leader/transfer', { ID: to.id });
+      return { action: 'transfer leadership', targets: [to.id], detail: { from: leader?.id } };
+    },
+    heal: async () => undefined,
+  };
+}
+
+/**
+ * Each fault picks one of `parts` at random among those the cluster supports: randomized mixed
+ * schedules for the long profile. One fault at a time.
  */
 export function mixedNemesis(parts: Nemesis[]): Nemesis {
   let current: Nemesis | undefined;
   return {
     name: 'mixed',
-    needs: { members: 1, replicated: false },
+    needs: { members: 1 },
     async inject(cluster, random) {
-      const usable = parts.filter((n) => (!n.needs.replicated || cluster.replicated) && n.needs.members <= cluster.nodes.length);
+      const usable = parts.filter((n) => n.needs.members <= cluster.nodes.length);
       current = pick(usable, random);
       const r = await current.inject(cluster, random);
       return { ...r, detail: { via: current.name, ...(r.detail !== undefined && { detail: r.detail }) } };
@@ -164,13 +234,15 @@ export function mixedNemesis(parts: Nemesis[]): Nemesis {
   };
 }
 
-/** Every nemesis by name. Those needing a replicated cluster are skipped until one exists. */
+/** Every nemesis by name. */
 export function nemesisByName(name: string): Nemesis {
   switch (name) {
     case 'none': return noneNemesis;
     case 'kill': return killNemesis();
     case 'pause': return pauseNemesis();
-    case 'mixed': return mixedNemesis(['kill', 'pause', 'partition-majority', 'partition-bridge', 'partition-one-way', 'isolate-leader'].map(nemesisByName));
+    case 'mixed': return mixedNemesis(NEMESIS_NAMES.filter((n) => n !== 'none' && n !== 'mixed').map(nemesisByName));
+    case 'membership': return membershipNemesis();
+    case 'transfer': return transferNemesis();
     case 'partition-majority': return partitionNemesis(name, async (ids, random) => majorityMinority(ids, random));
     case 'partition-bridge': return partitionNemesis(name, async (ids, random) => bridge(ids, random));
     case 'partition-one-way': return partitionNemesis(name, async (ids, random) => oneWay(ids, ids[Math.floor(random() * ids.length)]!));
@@ -183,12 +255,11 @@ export function nemesisByName(name: string): Nemesis {
 }
 
 /** Names accepted by `nemesisByName`. */
-export const NEMESIS_NAMES = ['none', 'kill', 'pause', 'mixed', 'partition-majority', 'partition-bridge', 'partition-one-way', 'isolate-leader'] as const;
+export const NEMESIS_NAMES = ['none', 'kill', 'pause', 'partition-majority', 'partition-bridge', 'partition-one-way', 'isolate-leader', 'membership', 'transfer', 'mixed'] as const;
 
-/** Why a nemesis cannot run on this cluster shape, or undefined when it can. */
-export function unsupportedReason(n: Nemesis, launcher: { name: string; sizeMax: number; replicated: boolean }): string | undefined {
-  if (n.needs.replicated && !launcher.replicated) return `${n.name} needs a replicated cluster; the ${launcher.name} launcher has none yet (issue 4)`;
-  if (n.needs.members > launcher.sizeMax) return `${n.name} needs ${n.needs.members} members; the ${launcher.name} launcher builds at most ${launcher.sizeMax}`;
+/** Why a nemesis cannot run on a cluster of `members`, or undefined when it can. */
+export function unsupportedReason(n: Nemesis, members: number): string | undefined {
+  if (n.needs.members > members) return `${n.name} needs ${n.needs.members} members; this profile's cluster has ${members}`;
   return undefined;
 }
 

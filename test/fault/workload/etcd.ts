@@ -6,7 +6,7 @@
  * - etcd-register: reads (default, linearizable Range), writes (Put) and compare-and-set (a
  *   Txn `value == expected → put new`) on a few keys at a time, rotating keys like `register`.
  *   `cas` events carry `[expected, new]`; a Txn whose compare failed is recorded `fail`.
- *   Checked by checker/register.ts (checkRegister); for lostRegisterWrites see `casAsWrites`.
+ *   Checked by checker/register.ts (checkRegister and lostRegisterWrites, which both model cas).
  * - etcd-set: each add is a Put of a new key under `<prefix>/es/`; now and then one worker reads
  *   the whole prefix with one Range (a non-final set `read`); the final read is one prefix Range.
  *   Checked by checker/set.ts (checkSet).
@@ -16,8 +16,6 @@
  * Endpoints come from `WorkloadOptions.etcdEndpoints` ("127.0.0.1:PORT" gRPC client ports).
  */
 import type { HistoryRecorder } from '../history-recorder.js';
-import type { HistoryEvent } from '../checker/history.js';
-import { pairOperations } from '../checker/history.js';
 import { EtcdChannels, prefixEnd } from './etcd-client.js';
 import type { Outcome } from './http-kv.js';
 import type { Workload, WorkloadOptions } from './workload.js';
@@ -103,9 +101,8 @@ export function etcdRegisterWorkload(params: { keys: number; opsPerKey: number; 
             recorder.record({ process, type: r.type, f: 'read', key, value: null, error: r.error });
             return r.type;
           }
-          let value: string | null = r.value.kvs[0]?.value ?? null;
-          if (opts.mutation === 'stale-read' && lastSeen.has(key) && opts.random() < 0.3) value = lastSeen.get(key)!;
-          else lastSeen.set(key, value);
+          const value: string | null = r.value.kvs[0]?.value ?? null;
+          lastSeen.set(key, value);
           recorder.record({ process, type: 'ok', f: 'read', key, value });
           return 'ok';
         }
@@ -119,7 +116,7 @@ export function etcdRegisterWorkload(params: { keys: number; opsPerKey: number; 
           return r.type;
         }
         recorder.record({ process, type: 'invoke', f: 'write', key, value });
-        const r: Outcome<unknown> = opts.mutation === 'lost-ack' && opts.random() < 0.1 ? { type: 'ok', value: undefined } : await ch().put(ep, key, value, opts.requestTimeoutMs);
+        const r = await ch().put(ep, key, value, opts.requestTimeoutMs);
         if (r.type === 'ok') lastSeen.set(key, value);
         recorder.record({ process, type: r.type, f: 'write', key, value, ...(r.type !== 'ok' && { error: r.error }) });
         return r.type;
@@ -178,7 +175,7 @@ export function etcdSetWorkload(params: { readIntervalMs: number }): Workload {
         }
         const element = next++;
         recorder.record({ process, type: 'invoke', f: 'add', key: 'set', value: element });
-        const r: Outcome<unknown> = opts.mutation === 'lost-ack' && opts.random() < 0.05 ? { type: 'ok', value: undefined } : await ch().put(pickEndpoint(opts), `${opts.keyPrefix}/es/${element}`, String(element), opts.requestTimeoutMs);
+        const r = await ch().put(pickEndpoint(opts), `${opts.keyPrefix}/es/${element}`, String(element), opts.requestTimeoutMs);
         recorder.record({ process, type: r.type, f: 'add', key: 'set', value: element, ...(r.type !== 'ok' && { error: r.error }) });
         return r.type;
       });
@@ -195,21 +192,4 @@ export function etcdSetWorkload(params: { readIntervalMs: number }): Workload {
       }
     },
   };
-}
-
-/**
- * The history with every `cas` that may have taken effect (ok or indeterminate) rewritten as a
- * `write` of its new value, and failed cas dropped. checker/register.ts's `lostRegisterWrites`
- * only looks at `write`s, so a final read returning a value swapped in by a cas would otherwise
- * count as a lost write; `lostRegisterWrites(casAsWrites(events))` judges an etcd-register
- * history correctly. (checkRegister itself models cas and needs no rewrite.)
- */
-export function casAsWrites(events: readonly HistoryEvent[]): HistoryEvent[] {
-  const drop = new Set<HistoryEvent>();
-  for (const o of pairOperations(events)) if (o.f === 'cas' && o.status === 'fail') for (const e of o.events) drop.add(e);
-  return events.filter((e) => !drop.has(e)).map((e) => {
-    if (e.f !== 'cas') return e;
-    const v = e.value as [unknown, unknown];
-    return { ...e, f: 'write', value: v[1] };
-  });
 }

@@ -34,12 +34,6 @@ export interface WorkloadOptions {
   random: () => number;
   /** Prefix of every key this run touches (keeps runs on one data directory apart). */
   keyPrefix: string;
-  /**
-   * Client-side mutation used to prove the pipeline catches a violation (see docs):
-   * `stale-read` answers some reads from an old value; `lost-ack` acknowledges some writes
-   * without sending them. Never set in a real run.
-   */
-  mutation?: 'stale-read' | 'lost-ack';
   signal?: AbortSignal;
 }
 
@@ -86,7 +80,6 @@ export function registerWorkload(params: { keys: number; opsPerKey: number; read
   let ops = 0;
   let seq = 0;
   const touched = new Set<string>();
-  const lastSeen = new Map<string, string | null>(); // for the stale-read mutation only
   return {
     name: 'register',
     checker: 'register',
@@ -99,17 +92,13 @@ export function registerWorkload(params: { keys: number; opsPerKey: number; read
         if (opts.random() < params.readFraction) {
           recorder.record({ process, type: 'invoke', f: 'read', key, value: null });
           const r = await kvGet(base, key, { timeoutMs: opts.requestTimeoutMs });
-          if (r.type === 'ok') {
-            let value = r.value;
-            if (opts.mutation === 'stale-read' && lastSeen.has(key) && opts.random() < 0.3) value = lastSeen.get(key)!;
-            else lastSeen.set(key, r.value);
-            recorder.record({ process, type: 'ok', f: 'read', key, value });
-          } else recorder.record({ process, type: r.type, f: 'read', key, value: null, error: r.error });
+          if (r.type === 'ok') recorder.record({ process, type: 'ok', f: 'read', key, value: r.value });
+          else recorder.record({ process, type: r.type, f: 'read', key, value: null, error: r.error });
           return r.type;
         }
         const value = `${process}-${seq++}`;
         recorder.record({ process, type: 'invoke', f: 'write', key, value });
-        const r: Outcome<undefined> = opts.mutation === 'lost-ack' && opts.random() < 0.1 ? { type: 'ok', value: undefined } : await kvPut(base, key, value, { timeoutMs: opts.requestTimeoutMs });
+        const r = await kvPut(base, key, value, { timeoutMs: opts.requestTimeoutMs });
         recorder.record({ process, type: r.type, f: 'write', key, value, ...(r.type !== 'ok' && { error: r.error }) });
         return r.type;
       });
@@ -146,7 +135,7 @@ export function setWorkload(params: { canaries: number }): Workload {
         const element = next++;
         const key = `${opts.keyPrefix}/s/${element}`;
         recorder.record({ process, type: 'invoke', f: 'add', key: 'set', value: element });
-        const r: Outcome<undefined> = opts.mutation === 'lost-ack' && opts.random() < 0.05 ? { type: 'ok', value: undefined } : await kvPut(endpoint(opts), key, String(element), { timeoutMs: opts.requestTimeoutMs });
+        const r = await kvPut(endpoint(opts), key, String(element), { timeoutMs: opts.requestTimeoutMs });
         recorder.record({ process, type: r.type, f: 'add', key: 'set', value: element, ...(r.type !== 'ok' && { error: r.error }) });
         return r.type;
       });
