@@ -165,7 +165,8 @@ export class LmdbRaftLog {
       });
     } catch (err) {
       if (err instanceof ConureError) throw err;
-      throw new ConureError('internal', `raft log write failed: ${(err as Error).message}`, { cause: err });
+      const cause = await commitFailure(err);
+      throw new ConureError('internal', `raft log write failed: ${cause.message}`, { cause });
     }
     if (entries.length > 0) last = entries[entries.length - 1]!.index;
     this.first = first; this.last = last; this.snap = snap;
@@ -256,4 +257,16 @@ function record(e: LogRecord): Uint8Array {
 function first<T>(it: Iterable<T>): T | undefined {
   for (const x of it) return x;
   return undefined;
+}
+
+/**
+ * lmdb reports a failed asynchronous commit as "Commit failed (see commitError …)" and rejects
+ * `commitError` with the real cause (e.g. ENOSPC) once it knows it: wait briefly for that.
+ */
+async function commitFailure(err: unknown): Promise<Error> {
+  const pending = (err as { commitError?: Promise<unknown> }).commitError;
+  if (!pending || typeof pending.then !== 'function') return err as Error;
+  const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 1000).unref());
+  const cause = await Promise.race([pending.then(() => undefined, (e: unknown) => e), timeout]);
+  return cause instanceof Error ? cause : (err as Error);
 }

@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../support/conured-process.js';
-import { localLauncher, raftConfig } from './cluster.js';
+import { localLauncher, raftConfig, tmpfsUnavailableReason } from './cluster.js';
 import { kvGet, kvPut, waitReady } from './workload/http-kv.js';
 import { NetworkNemesis } from './nemesis/network.js';
 import { isolate } from './nemesis/partition.js';
-import { findLeader, membershipNemesis } from './nemesis/nemesis.js';
+import { diskFullNemesis, findLeader, membershipNemesis } from './nemesis/nemesis.js';
 
 const until = async (what: string, pred: () => Promise<boolean>, timeoutMs = 20_000) => {
   const deadline = Date.now() + timeoutMs;
@@ -90,4 +90,29 @@ test('a 3-voter cluster through link proxies: kill, pause, isolate the leader, m
 test('the launcher refuses shapes it cannot build', async () => {
   await assert.rejects(localLauncher.launch({ size: 0, dataRoot: '/nonexistent', logDir: '/nonexistent' }), /1 to 7 members/);
   await assert.rejects(localLauncher.launch({ size: 2, arbiters: 2, dataRoot: '/nonexistent', logDir: '/nonexistent' }), /at least one voter/);
+});
+
+test('a full disk stops the member with the cause in its log; freeing it brings the member back', { timeout: 120_000 }, async (t) => {
+  const noTmpfs = tmpfsUnavailableReason();
+  if (noTmpfs) { t.skip(`needs a tmpfs per member (root): ${noTmpfs}`); return; }
+  const { dir, cleanup } = tempDir('conure-fault-disk-');
+  const cluster = await localLauncher.launch({ size: 3, dataRoot: join(dir, 'data'), logDir: join(dir, 'logs'), diskBytes: 64 * 1024 * 1024 });
+  t.after(async () => { await cluster.close(); cleanup(); });
+  assert.equal(cluster.diskLimited, true);
+  const nemesis = diskFullNemesis();
+  const injected = await nemesis.inject(cluster, () => 0);
+  const node = cluster.nodes.find((n) => n.id === injected.targets[0])!;
+  // Writes through the others still commit (2 of 3) once a leader with room leads; the full
+  // member fails its next log write.
+  const other = cluster.nodes.find((n) => n !== node)!;
+  for (let i = 0; i < 20; i++) await until(`k${i} written`, async () => (await kvPut(other.url, `k${i}`, 'v', { timeoutMs: 5000 })).type === 'ok', 30_000);
+  await until('the full member stops', async () => !node.isRunning());
+  // Whichever write hits the full disk first: the raft log (ENOSPC) or the state store (LMDB says EIO).
+  assert.match(readFileSync(join(dir, 'logs', `${node.id}.log`), 'utf8'), /(raft log|state store) write failed: (No space left on device|Input\/output error)[^\n]*"msg":"conured_fatal"/);
+  const healed = await nemesis.heal(cluster);
+  assert.equal(healed?.action, 'free disk, restart');
+  await until('the member catches up', async () => {
+    const r = await kvGet(node.url, 'k19', { timeoutMs: 3000 });
+    return r.type === 'ok' && r.value === 'v';
+  }, 30_000);
 });

@@ -9,8 +9,9 @@
  * exactly the directed link (see nemesis/network.ts). Client traffic (HTTP, gRPC) and snapshot
  * fetches do not go through the proxies: a partition separates the members, not the clients.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, type WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONURED } from '../support/conured-process.js';
 import { freePort } from '../support/cluster.js';
@@ -21,6 +22,8 @@ import { linkName } from './nemesis/network.js';
 export interface FaultNode {
   readonly id: string;
   readonly role: 'voter' | 'arbiter';
+  /** Its data directory (its own small file system when the cluster was launched with `diskBytes`). */
+  readonly dataDir: string;
   /** Base URL of its HTTP API; stable across restarts. */
   readonly url: string;
   /** `127.0.0.1:port` of its etcd gRPC API (arbiters serve none); stable across restarts. */
@@ -49,6 +52,8 @@ export interface FaultCluster {
   readonly proxies: ReadonlyMap<string, FaultProxy>;
   /** True when the members replicate (two or more). */
   readonly replicated: boolean;
+  /** True when each data directory is its own small file system (`LaunchOptions.diskBytes`). */
+  readonly diskLimited: boolean;
   /** HTTP base URLs of the data-bearing members, for clients. */
   endpoints(): string[];
   /** etcd gRPC `host:port` of the data-bearing members, for clients. */
@@ -69,6 +74,8 @@ export interface LaunchOptions {
   logDir: string;
   /** Extra environment for the members, e.g. a mutation switch. */
   env?: Record<string, string>;
+  /** Give each member's data directory its own tmpfs of this size, so it can be filled (needs root). */
+  diskBytes?: number;
 }
 
 /** Starts a system under test. */
@@ -96,7 +103,7 @@ class ConuredNode implements FaultNode {
   constructor(
     readonly id: string,
     readonly role: 'voter' | 'arbiter',
-    private readonly dataDir: string,
+    readonly dataDir: string,
     logFile: string,
     private readonly ports: NodePorts,
     /** Flags for a start; `fresh` when the data directory is empty. */
@@ -153,8 +160,8 @@ class ConuredNode implements FaultNode {
   async restart(opts: { wipe?: boolean } = {}): Promise<void> {
     if (this.proc) return;
     if (opts.wipe) {
-      rmSync(this.dataDir, { recursive: true, force: true });
-      mkdirSync(this.dataDir, { recursive: true });
+      // Empty it rather than remove it: it may be a mount point.
+      for (const name of readdirSync(this.dataDir)) rmSync(join(this.dataDir, name), { recursive: true, force: true });
     }
     await this.start(opts.wipe ?? false);
   }
@@ -207,6 +214,34 @@ export async function waitForConfig(nodes: readonly FaultNode[], pred: (servers:
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last configuration: ${last}`);
 }
 
+/** Mounts a tmpfs of `bytes` at `dir`; throws with mount's message when that is not allowed. */
+function mountTmpfs(dir: string, bytes: number): void {
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes},mode=0700`, 'conure-fault', dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`cannot mount a tmpfs at ${dir}: ${(r.stderr || r.error?.message || 'mount failed').trim()}`);
+}
+
+function unmount(dir: string): void {
+  spawnSync('umount', ['-l', dir]);
+}
+
+let tmpfsAnswer: string | undefined | null = null;
+
+/** Why data directories cannot get their own tmpfs here (not root, no mount), or undefined when they can. Cached. */
+export function tmpfsUnavailableReason(): string | undefined {
+  if (tmpfsAnswer !== null) return tmpfsAnswer;
+  const dir = mkdtempSync(join(tmpdir(), 'conure-tmpfs-probe-'));
+  try {
+    mountTmpfs(dir, 1024 * 1024);
+    unmount(dir);
+    tmpfsAnswer = undefined;
+  } catch (err) {
+    tmpfsAnswer = (err as Error).message;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return tmpfsAnswer;
+}
+
 /**
  * Launches a local cluster: `n1` bootstraps, the other voters and the arbiters (`a1`, …) join
  * through it, and the launch resolves once every member holds its intended suffrage. Every
@@ -229,6 +264,7 @@ export const localLauncher: ClusterLauncher = {
     for (const s of specs) ports.set(s.id, { http: await freePort(), raft: await freePort(), client: await freePort() });
     const proxies = new Map<string, FaultProxy>();
     const nodes: ConuredNode[] = [];
+    const mounted: string[] = [];
     let closed: Promise<void> | undefined;
     // The data is thrown away after a run: SIGKILL, not a graceful stop (members shutting down
     // together would each try to hand leadership to another that is leaving too).
@@ -236,6 +272,7 @@ export const localLauncher: ClusterLauncher = {
       await Promise.all(nodes.map((n) => n.kill9().catch(() => undefined)));
       await Promise.all(nodes.map((n) => n.closeLog()));
       await Promise.all([...proxies.values()].map((p) => p.close()));
+      for (const dir of mounted) unmount(dir);
     })());
     try {
       for (const a of specs) for (const b of specs) {
@@ -252,7 +289,12 @@ export const localLauncher: ClusterLauncher = {
           ...(peerAddress ? ['--peer-address', peerAddress] : []),
           ...(s.role === 'arbiter' ? ['--role', 'arbiter'] : []),
         ];
-        nodes.push(new ConuredNode(s.id, s.role, join(opts.dataRoot, s.id), join(opts.logDir, `${s.id}.log`), ports.get(s.id)!, flags, opts.env ?? {}));
+        const dataDir = join(opts.dataRoot, s.id);
+        nodes.push(new ConuredNode(s.id, s.role, dataDir, join(opts.logDir, `${s.id}.log`), ports.get(s.id)!, flags, opts.env ?? {}));
+        if (opts.diskBytes) {
+          mountTmpfs(dataDir, opts.diskBytes);
+          mounted.push(dataDir);
+        }
       }
       // n1 founds the cluster; the others join one at a time (raft changes membership one at a time anyway).
       await nodes[0]!.start(false);
@@ -265,7 +307,7 @@ export const localLauncher: ClusterLauncher = {
     }
     const data = nodes.filter((n) => n.role === 'voter');
     return {
-      nodes, proxies, replicated: nodes.length > 1, close,
+      nodes, proxies, replicated: nodes.length > 1, diskLimited: mounted.length > 0, close,
       endpoints: () => data.map((n) => n.url),
       etcdEndpoints: () => data.map((n) => n.grpc),
     };

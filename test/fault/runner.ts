@@ -10,7 +10,7 @@
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { localLauncher, type ClusterLauncher, type FaultCluster } from './cluster.js';
+import { localLauncher, tmpfsUnavailableReason, type ClusterLauncher, type FaultCluster } from './cluster.js';
 import { HistoryRecorder } from './history-recorder.js';
 import { checkRegister, lostRegisterWrites } from './checker/register.js';
 import { checkSet } from './checker/set.js';
@@ -80,6 +80,9 @@ export interface RunParams {
   log?: (line: string) => void;
 }
 
+/** Size of each member's tmpfs when the nemesis fills disks: room for a long run's log and state. */
+const DISK_BYTES = 512 * 1024 * 1024;
+
 /** Fewer acknowledged operations than this makes a run an error, not a pass. */
 const RUN_OK_OPS_MIN = 10;
 
@@ -118,6 +121,7 @@ export async function runOne(p: RunParams): Promise<RunSummary> {
   try {
     cluster = await launcher.launch({
       size: shape.members, arbiters: shape.arbiters, dataRoot, logDir: join(p.dir, 'nodes'), env: MUTATION_ENV[p.mutation],
+      ...(nemesis.needs.disk && !tmpfsUnavailableReason() && { diskBytes: DISK_BYTES }),
     });
     const c = cluster;
     const wopts: WorkloadOptions = {

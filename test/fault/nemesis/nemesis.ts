@@ -10,7 +10,9 @@
  * Nemeses declare how many members they need (`needs`); the runner skips them, with the reason
  * in the summary, when the profile's cluster is smaller.
  */
-import { raftConfig, waitForConfig, type FaultCluster, type FaultNode } from '../cluster.js';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { raftConfig, tmpfsUnavailableReason, waitForConfig, type FaultCluster, type FaultNode } from '../cluster.js';
 import type { HistoryRecorder } from '../history-recorder.js';
 import { NetworkNemesis } from './network.js';
 import { bridge, isolate, majorityMinority, oneWay, type PartitionPlan } from './partition.js';
@@ -33,6 +35,8 @@ export interface NemesisEvent {
 export interface NemesisNeeds {
   /** Minimum members (two or more means raft replication, with proxies on the raft links). */
   members: number;
+  /** A small file system per data directory: `required` (skipped without one) or `preferred` (used when possible). */
+  disk?: 'required' | 'preferred';
 }
 
 /** Randomness for schedules and target choice: returns [0, 1). Seeded by the runner. */
@@ -211,6 +215,54 @@ export function transferNemesis(): Nemesis {
   };
 }
 
+/** Writes `file` until its file system is full; returns the bytes written. */
+function fillDisk(file: string): number {
+  const fd = openSync(file, 'w');
+  let written = 0;
+  try {
+    for (const size of [1024 * 1024, 4096]) {
+      const chunk = Buffer.alloc(size);
+      for (let i = 0; i < 1_000_000; i++) {
+        try { written += writeSync(fd, chunk); } catch { break; } // ENOSPC: next, smaller chunks
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return written;
+}
+
+/**
+ * A full disk: fills a random voter's data directory (its own tmpfs) with a ballast file. The
+ * member's next log or state write fails; a member that cannot persist stops (as etcd does) rather
+ * than acknowledge what it could not store. Healing deletes the ballast and restarts the member if
+ * it stopped.
+ */
+export function diskFullNemesis(): Nemesis {
+  let full: { node: FaultNode; ballast: string } | undefined;
+  return {
+    name: 'disk-full',
+    needs: { members: 3, disk: 'required' },
+    async inject(cluster, random) {
+      if (!cluster.diskLimited) throw new Error('disk-full needs a cluster launched with diskBytes');
+      const node = pick(cluster.nodes.filter((n) => n.isRunning() && n.role === 'voter'), random);
+      const ballast = join(node.dataDir, 'fault-ballast');
+      const bytes = fillDisk(ballast);
+      full = { node, ballast };
+      return { action: 'fill disk', targets: [node.id], detail: { ballastBytes: bytes } };
+    },
+    async heal() {
+      if (!full) return undefined;
+      const { node, ballast } = full;
+      full = undefined;
+      rmSync(ballast, { force: true });
+      const crashed = !node.isRunning();
+      await node.restart();
+      return { action: crashed ? 'free disk, restart' : 'free disk', targets: [node.id] };
+    },
+  };
+}
+
 /**
  * Each fault picks one of `parts` at random among those the cluster supports: randomized mixed
  * schedules for the long profile. One fault at a time.
@@ -219,9 +271,9 @@ export function mixedNemesis(parts: Nemesis[]): Nemesis {
   let current: Nemesis | undefined;
   return {
     name: 'mixed',
-    needs: { members: 1 },
+    needs: { members: 1, disk: 'preferred' },
     async inject(cluster, random) {
-      const usable = parts.filter((n) => n.needs.members <= cluster.nodes.length);
+      const usable = parts.filter((n) => n.needs.members <= cluster.nodes.length && (n.needs.disk !== 'required' || cluster.diskLimited));
       current = pick(usable, random);
       const r = await current.inject(cluster, random);
       return { ...r, detail: { via: current.name, ...(r.detail !== undefined && { detail: r.detail }) } };
@@ -243,6 +295,7 @@ export function nemesisByName(name: string): Nemesis {
     case 'mixed': return mixedNemesis(NEMESIS_NAMES.filter((n) => n !== 'none' && n !== 'mixed').map(nemesisByName));
     case 'membership': return membershipNemesis();
     case 'transfer': return transferNemesis();
+    case 'disk-full': return diskFullNemesis();
     case 'partition-majority': return partitionNemesis(name, async (ids, random) => majorityMinority(ids, random));
     case 'partition-bridge': return partitionNemesis(name, async (ids, random) => bridge(ids, random));
     case 'partition-one-way': return partitionNemesis(name, async (ids, random) => oneWay(ids, ids[Math.floor(random() * ids.length)]!));
@@ -255,11 +308,13 @@ export function nemesisByName(name: string): Nemesis {
 }
 
 /** Names accepted by `nemesisByName`. */
-export const NEMESIS_NAMES = ['none', 'kill', 'pause', 'partition-majority', 'partition-bridge', 'partition-one-way', 'isolate-leader', 'membership', 'transfer', 'mixed'] as const;
+export const NEMESIS_NAMES = ['none', 'kill', 'pause', 'partition-majority', 'partition-bridge', 'partition-one-way', 'isolate-leader', 'membership', 'transfer', 'disk-full', 'mixed'] as const;
 
 /** Why a nemesis cannot run on a cluster of `members`, or undefined when it can. */
 export function unsupportedReason(n: Nemesis, members: number): string | undefined {
   if (n.needs.members > members) return `${n.name} needs ${n.needs.members} members; this profile's cluster has ${members}`;
+  const noDisk = n.needs.disk === 'required' ? tmpfsUnavailableReason() : undefined;
+  if (noDisk) return `${n.name} needs a small file system per member (run as root): ${noDisk}`;
   return undefined;
 }
 
