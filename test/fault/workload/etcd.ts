@@ -15,17 +15,13 @@
  * nothing is retried except reads, whose retries stay inside one recorded operation.
  * Endpoints come from `WorkloadOptions.etcdEndpoints` ("127.0.0.1:PORT" gRPC client ports).
  */
-import type { HistoryRecorder } from '../history-recorder.js';
 import { EtcdChannels, prefixEnd } from './etcd-client.js';
 import type { Outcome } from './http-kv.js';
+import { drive, sleep } from './drive.js';
 import type { Workload, WorkloadOptions } from './workload.js';
 
-/** Mean pause of a worker after a failed or indeterminate operation. */
-const ERROR_BACKOFF_MS = 100;
 /** Attempts of a final read before it is recorded `info`. */
 const FINAL_READ_ATTEMPTS = 5;
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The gRPC endpoints of the run; throws when the runner gave none. */
 export function etcdEndpointsOf(opts: WorkloadOptions): string[] {
@@ -38,25 +34,6 @@ export function etcdEndpointsOf(opts: WorkloadOptions): string[] {
 export function pickEndpoint(opts: WorkloadOptions): string {
   const e = etcdEndpointsOf(opts);
   return e[Math.floor(opts.random() * e.length)]!;
-}
-
-/**
- * Runs `workers` loops of `step` until the deadline, the op budget, an abort or a full history.
- * A worker whose operation ended `info` continues as a new process (`w + workers`, …).
- */
-async function drive(recorder: HistoryRecorder, opts: WorkloadOptions, step: (process: number) => Promise<'ok' | 'fail' | 'info'>): Promise<void> {
-  let invoked = 0;
-  const worker = async (w: number) => {
-    let process = w;
-    while (Date.now() < opts.deadline && invoked < opts.opsMax && !opts.signal?.aborted && !recorder.full) {
-      invoked++;
-      const type = await step(process);
-      if (type === 'info') process += opts.workers;
-      const pauseMs = type === 'ok' ? opts.random() * opts.thinkMs : ERROR_BACKOFF_MS * (0.5 + opts.random());
-      if (pauseMs > 0) await sleep(pauseMs);
-    }
-  };
-  await Promise.all(Array.from({ length: opts.workers }, (_, w) => worker(w)));
 }
 
 /** Retries a read (no side effects) a few times; the caller records one operation around it. */

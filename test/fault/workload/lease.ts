@@ -14,7 +14,8 @@
 import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import type { HistoryRecorder } from '../history-recorder.js';
 import { classifyGrpcError, EtcdChannels, prefixEnd, revisionOf, watchedEvents, type Msg } from './etcd-client.js';
-import { etcdEndpointsOf, pickEndpoint, sleep } from './etcd.js';
+import { etcdEndpointsOf, pickEndpoint } from './etcd.js';
+import { pauseAfter, sleep } from './drive.js';
 import type { Outcome } from './http-kv.js';
 import type { Workload, WorkloadOptions } from './workload.js';
 
@@ -40,7 +41,6 @@ export const DEFAULT_LEASE_PARAMS: LeaseWorkloadParams = {
   ttlsSeconds: [2, 3, 4], keepFraction: 0.4, twoKeyFraction: 0.3, watchers: 2, leasePauseMs: 300, finalWaitMaxMs: 20_000, finalProbesMax: 30,
 };
 
-const ERROR_BACKOFF_MS = 100;
 /** Waiting for a watch's `created`, and for one progress response while catching up. */
 const PROGRESS_WAIT_MS = 2000;
 /** Pause before re-creating a broken watch. */
@@ -276,7 +276,7 @@ export function leaseWorkload(params: LeaseWorkloadParams = DEFAULT_LEASE_PARAMS
         let process = w;
         const after = async (r: Outcome<unknown>) => {
           if (r.type === 'info') process += opts.workers;
-          await sleep(r.type === 'ok' ? opts.random() * opts.thinkMs : ERROR_BACKOFF_MS * (0.5 + opts.random()));
+          await sleep(pauseAfter(r.type, opts));
         };
         while (budget()) {
           const lease = String(leaseBase + leaseSeq++);

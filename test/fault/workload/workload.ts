@@ -1,17 +1,14 @@
 /**
  * Workloads: concurrent clients over the seed REST API that record every operation's
- * invocation and completion in a HistoryRecorder.
- *
- * Processes: worker `w` starts as process `w`. When an operation ends `info` the request may
- * still be in flight, so the worker continues as a new process (`w + workers`, then
- * `w + 2·workers`, …): a process never has two operations open. The timeline groups processes
- * back into worker lanes with `process % workers`.
+ * invocation and completion in a HistoryRecorder (the client loop and process numbering are in
+ * drive.ts).
  *
  * Both workloads end with final reads (`final`), made after the nemesis healed the cluster.
  * The etcd gRPC workloads (`etcd-register`, `etcd-set`, `lease`) live in etcd.ts and lease.ts.
  */
 import type { HistoryRecorder } from '../history-recorder.js';
 import { kvGet, kvPut, type Outcome } from './http-kv.js';
+import { drive, sleep } from './drive.js';
 import { etcdRegisterWorkload, etcdSetWorkload } from './etcd.js';
 import { leaseWorkload } from './lease.js';
 
@@ -44,28 +41,6 @@ export interface Workload {
   readonly checker: 'register' | 'set' | 'lease';
   run(recorder: HistoryRecorder, opts: WorkloadOptions): Promise<void>;
   final(recorder: HistoryRecorder, opts: WorkloadOptions): Promise<void>;
-}
-
-/** Mean pause of a worker after a failed or indeterminate operation. */
-const ERROR_BACKOFF_MS = 100;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Runs `workers` loops of `step` until the deadline, the op budget, an abort, or a full history. */
-async function drive(recorder: HistoryRecorder, opts: WorkloadOptions, step: (process: number) => Promise<'ok' | 'fail' | 'info'>): Promise<void> {
-  let invoked = 0;
-  const worker = async (w: number) => {
-    let process = w;
-    while (Date.now() < opts.deadline && invoked < opts.opsMax && !opts.signal?.aborted && !recorder.full) {
-      invoked++;
-      const type = await step(process);
-      if (type === 'info') process += opts.workers;
-      // Back off after an error so a down or leaderless node is not hammered with requests.
-      const pauseMs = type === 'ok' ? opts.random() * opts.thinkMs : ERROR_BACKOFF_MS * (0.5 + opts.random());
-      if (pauseMs > 0) await sleep(pauseMs);
-    }
-  };
-  await Promise.all(Array.from({ length: opts.workers }, (_, w) => worker(w)));
 }
 
 const endpoint = (opts: WorkloadOptions) => { const e = opts.endpoints(); return e[Math.floor(opts.random() * e.length)]!; };
