@@ -1,22 +1,44 @@
 /**
- * Test support: real multi-member ConureDB clusters on 127.0.0.1. Ports are allocated by
- * binding port 0 and releasing it (loopback only; a collision is possible but unlikely).
+ * Test support: real multi-member ConureDB clusters on 127.0.0.1. Ports are chosen at random
+ * below the kernel's ephemeral range and checked by binding (see freePort), so they stay free
+ * across member restarts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONURED, tempDir, waitReady } from './conured-process.js';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** The kernel's ephemeral port range (where port 0 and outgoing connections get their ports). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo && hi) return [lo, hi];
+  } catch { /* not Linux */ }
+  return [32768, 60999];
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/**
+ * A port that is free now, chosen below the ephemeral range: a member restarted on the same port
+ * later must find it still free, and the kernel never hands these ports to outgoing connections
+ * or to listeners on port 0 (which it would, from the ephemeral range, while the member is down).
+ */
+export async function freePort(): Promise<number> {
+  const [ephemeralLow] = ephemeralRange();
+  const low = Math.min(10_000, ephemeralLow - 1000);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (ephemeralLow - low));
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port found between ${low} and ${ephemeralLow}`);
 }
 
 export interface MemberSpec {
