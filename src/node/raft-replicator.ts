@@ -74,6 +74,8 @@ export interface RaftReplicatorOptions {
 }
 
 interface MemberAddress { raft: string; http: string; intent: Suffrage }
+/** What `GET /raft/snapshot` serves: the applied state at `index`, and the member addresses. */
+interface SnapshotDoc { index: number; state: Uint8Array; registry: Record<string, MemberAddress> }
 interface Waiter { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
 interface ReadWaiter extends Waiter { index: number }
 
@@ -356,7 +358,9 @@ export class RaftReplicator implements Replicator {
   /** The state to send a member that needs a snapshot (served over HTTP to the follower). */
   exportSnapshot(): { index: number; data: Uint8Array } {
     const state = this.opts.role === 'arbiter' ? { index: 0, data: new Uint8Array(0) } : this.sm.exportState();
-    return { index: state.index, data: pack({ state: state.data, registry: Object.fromEntries(this.registry) }) };
+    // The state is the one applied now, usually past the index of the snapshot raft announced:
+    // it carries its own index so the receiver skips the entries it already holds.
+    return { index: state.index, data: pack({ index: state.index, state: state.data, registry: Object.fromEntries(this.registry) }) };
   }
 
   /** HTTP addresses of the other voters, for a joiner or a follower fetching a snapshot. */
@@ -454,6 +458,8 @@ export class RaftReplicator implements Replicator {
       const res = await fetch(`http://${http}/raft/snapshot`, { signal: AbortSignal.timeout(SNAPSHOT_FETCH_TIMEOUT_MS) });
       if (!res.ok) throw new Error(`GET /raft/snapshot from ${m.from} answered ${res.status}`);
       const data = new Uint8Array(await res.arrayBuffer());
+      const stateIndex = (unpack(data) as SnapshotDoc).index;
+      if (!(stateIndex >= m.snapshot!.meta.index)) throw new Error(`${m.from} served state at index ${stateIndex}, behind the snapshot it announced (${m.snapshot!.meta.index})`);
       if (this.closed) return;
       this.raw.step({ ...m, snapshot: { meta: m.snapshot!.meta, data } });
       this.kick();
@@ -521,8 +527,10 @@ export class RaftReplicator implements Replicator {
 
   private async installSnapshot(snap: Snapshot): Promise<void> {
     if (this.opts.role === 'arbiter' || snap.data.length === 0) return;
-    const doc = unpack(snap.data) as { state: Uint8Array; registry: Record<string, MemberAddress> };
-    await this.sm.restoreState(snap.meta.index, doc.state);
+    const doc = unpack(snap.data) as SnapshotDoc;
+    // Restored at the state's own index (≥ the snapshot's): raft then hands over the entries
+    // after the snapshot, and the state machine skips those the state already includes.
+    await this.sm.restoreState(doc.index, doc.state);
     for (const [id, a] of Object.entries(doc.registry ?? {})) if (id !== this.opts.id) this.registry.set(id, a);
     this.saveRegistry();
     this.opts.logger?.info({ index: snap.meta.index, applied: this.sm.appliedIndex() }, 'snapshot_installed');

@@ -6,6 +6,7 @@ import { checkSet } from './checker/set.js';
 import { pairOperations, parseHistory, serializeHistory, type HistoryEvent } from './checker/history.js';
 import { FIXTURES, fixture, op } from './checker/fixtures.js';
 import { generateHistory, historyWithStaleRead, type ScheduleStep } from './checker/generate.js';
+import { renderTimeline } from './report/timeline.js';
 
 for (const f of FIXTURES) {
   test(`register fixture: ${f.name} → ${f.linearizable ? 'linearizable' : 'not linearizable'}`, () => {
@@ -132,4 +133,13 @@ test('lost register writes: a swapped cas counts as a write of its new value, a 
   assert.deepEqual(lostRegisterWrites(final('a')), [{ key: 'x', read: 'a', expectedOneOf: ['b'] }]);
   assert.deepEqual(lostRegisterWrites(final('a', 'fail')), [], 'a cas whose compare failed wrote nothing');
   assert.equal(lostRegisterWrites(final('b', 'fail')).length, 1, 'and its value cannot be the last write');
+});
+
+test('the timeline renders a huge history (no argument-spread overflow) and draws a bounded number of operations', () => {
+  const events: HistoryEvent[] = [];
+  for (let i = 0; i < 150_000; i++) {
+    events.push({ process: 'watch-0', type: 'invoke', f: 'watch-event', value: null, time: 2 * i }, { process: 'watch-0', type: 'ok', f: 'watch-event', value: { revision: i }, time: 2 * i + 1 });
+  }
+  const svg = renderTimeline(events, [], { title: 'big', workers: 2 });
+  assert.match(svg, /^<svg[\s\S]*20000 ops · [\s\S]*<\/svg>$/);
 });

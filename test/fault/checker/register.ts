@@ -349,7 +349,7 @@ export function lostRegisterWrites(history: readonly HistoryEvent[]): LostWrite[
     const writes = ops.filter((o) => o.f === 'write' || o.f === 'cas').map((o) => (o.f === 'cas' ? { ...o, input: (o.input as [unknown, unknown])[1] } : o));
     const acked = writes.filter((o) => o.status === 'ok');
     if (acked.length === 0) continue;
-    const lastAck = Math.max(...acked.map((o) => o.completeTime));
+    const lastAck = acked.reduce((m, o) => Math.max(m, o.completeTime), -Infinity);
     const finals = ops.filter((o) => o.f === 'read' && o.status === 'ok' && o.invokeTime > lastAck);
     const final = finals.at(-1);
     if (!final) continue;

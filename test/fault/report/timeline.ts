@@ -31,7 +31,10 @@ const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&l
 /** Returns the SVG text. */
 export function renderTimeline(events: readonly HistoryEvent[], nemesis: readonly NemesisEvent[], opts: TimelineOptions): string {
   const ops = pairOperations(events).slice(0, opts.opsMax ?? 20_000);
-  const end = Math.max(1, ...events.map((e) => e.time), ...nemesis.map((e) => e.time));
+  // A loop, not Math.max(...spread): a long run's history overflows the argument stack.
+  let end = 1;
+  for (const e of events) if (e.time > end) end = e.time;
+  for (const e of nemesis) if (e.time > end) end = e.time;
   const lane = (p: number | string) => (typeof p === 'number' && p < 1_000_000 ? p % opts.workers : opts.workers);
   const lanes = opts.workers + 1;
   const W = 1600, left = 90, laneH = 18, top = 40, right = 20;

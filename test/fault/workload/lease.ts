@@ -43,6 +43,8 @@ export const DEFAULT_LEASE_PARAMS: LeaseWorkloadParams = {
 
 /** Waiting for a watch's `created`, and for one progress response while catching up. */
 const PROGRESS_WAIT_MS = 2000;
+/** Pause between progress requests while a watcher is still behind. */
+const PROGRESS_RETRY_MS = 100;
 /** Pause before re-creating a broken watch. */
 const REOPEN_BACKOFF_MS = 200;
 
@@ -186,7 +188,10 @@ class PrefixWatcher {
         this.progressWaiters.push(() => { clearTimeout(t); resolve(true); });
       });
       stream.write({ progress_request: {} });
-      if (!(await answered) && this.stream === stream && this.covered < revision) {
+      const gotAnswer = await answered;
+      // A member behind the target answers at once: ask again after a pause, not in a tight loop.
+      if (gotAnswer && this.covered < revision) await sleep(PROGRESS_RETRY_MS);
+      if (!gotAnswer && this.stream === stream && this.covered < revision) {
         // A silent stream (e.g. a member that was paused or cut off): start over elsewhere.
         this.event('watch-broken', { reason: 'no progress response' });
         this.stream = undefined;
