@@ -457,9 +457,9 @@ export class RaftReplicator implements Replicator {
       if (!http) throw new Error(`no HTTP address known for ${m.from}`);
       const res = await fetch(`http://${http}/raft/snapshot`, { signal: AbortSignal.timeout(SNAPSHOT_FETCH_TIMEOUT_MS) });
       if (!res.ok) throw new Error(`GET /raft/snapshot from ${m.from} answered ${res.status}`);
-      const data = new Uint8Array(await res.arrayBuffer());
-      const stateIndex = (unpack(data) as SnapshotDoc).index;
+      const stateIndex = Number(res.headers.get('x-conure-snapshot-index'));
       if (!(stateIndex >= m.snapshot!.meta.index)) throw new Error(`${m.from} served state at index ${stateIndex}, behind the snapshot it announced (${m.snapshot!.meta.index})`);
+      const data = new Uint8Array(await res.arrayBuffer());
       if (this.closed) return;
       this.raw.step({ ...m, snapshot: { meta: m.snapshot!.meta, data } });
       this.kick();

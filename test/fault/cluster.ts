@@ -81,8 +81,7 @@ export interface LaunchOptions {
 /** Starts a system under test. */
 export interface ClusterLauncher {
   readonly name: string;
-  /** Largest size this launcher can build. */
-  readonly sizeMax: number;
+  /** Throws for a shape it cannot build. */
   launch(opts: LaunchOptions): Promise<FaultCluster>;
 }
 
@@ -251,7 +250,6 @@ export function tmpfsUnavailableReason(): string | undefined {
  */
 export const localLauncher: ClusterLauncher = {
   name: 'local',
-  sizeMax: 7,
   async launch(opts: LaunchOptions): Promise<FaultCluster> {
     const arbiters = opts.arbiters ?? 0;
     if (!(opts.size >= 1 && opts.size <= 7)) throw new RangeError(`the local launcher builds 1 to 7 members, not ${opts.size}`);

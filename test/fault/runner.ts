@@ -106,7 +106,7 @@ export async function runOne(p: RunParams): Promise<RunSummary> {
   const base: RunSummary = { nemesis: p.nemesis, workload: p.workload, status: 'error', seed: p.seed, mutation: p.mutation, members: shape.members, arbiters: shape.arbiters, dir: p.dir };
   const nemesis = nemesisByName(p.nemesis);
   const workload = workloadByName(p.workload);
-  const skip = unsupportedReason(nemesis, Math.min(shape.members, launcher.sizeMax));
+  const skip = unsupportedReason(nemesis, shape.members);
   if (skip) return { ...base, status: 'skipped', reason: skip, dir: undefined };
   mkdirSync(join(p.dir, 'nodes'), { recursive: true });
   const dataRoot = mkdtempSync(join(tmpdir(), 'conure-fault-'));
@@ -217,8 +217,11 @@ export function summaryLine(s: RunSummary): string {
   if (s.status === 'skipped') return `${name}: skipped (${s.reason})`;
   if (s.status === 'error') return `${name}: ERROR ${s.reason}${s.dir ? `  ${s.dir}` : ''}`;
   const lease = s.details as { leases?: { granted: number; expiriesObserved: number } } | undefined;
-  const extra = s.workload.endsWith('set') ? `, unexpected: ${s.unexpected}, recovered: ${s.recovered}, stale reads: ${s.staleReads}`
-    : s.workload === 'lease' ? `, leases: ${lease?.leases?.granted}, expiries seen: ${lease?.leases?.expiriesObserved}${s.reason ? `, ${s.reason}` : ''}` : `, keys: ${s.keys?.checked}`;
+  const extra = {
+    set: `, unexpected: ${s.unexpected}, recovered: ${s.recovered}, stale reads: ${s.staleReads}`,
+    lease: `, leases: ${lease?.leases?.granted}, expiries seen: ${lease?.leases?.expiriesObserved}${s.reason ? `, ${s.reason}` : ''}`,
+    register: `, keys: ${s.keys?.checked}`,
+  }[workloadByName(s.workload).checker];
   const pc = s.porcupine === undefined ? '' : `, porcupine: ${typeof s.porcupine === 'string' ? s.porcupine : `error (${s.porcupine.error})`}`;
   return `${name}: linearizable: ${s.linearizable}, lost: ${s.lost}${extra}${pc}  [${s.status}; ops ok ${s.ops?.ok} fail ${s.ops?.fail} info ${s.ops?.info}; faults ${s.faults}]  ${s.dir}`;
 }
