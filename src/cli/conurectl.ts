@@ -8,18 +8,23 @@ import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ConureHttpClient } from '../client/http-client.js';
 import { restoreSnapshot, saveSnapshot } from '../node/backup.js';
+import { PeerSecret } from '../node/peer-auth.js';
 import { runDevCluster } from './dev-cluster.js';
 
 const program = new Command('conurectl')
   .description('ConureDB command-line client')
   .addOption(new Option('--endpoints <urls>', 'comma-separated HTTP endpoints').default('http://127.0.0.1:8081').env('CONURE_ENDPOINTS'))
   .addOption(new Option('--timeout <ms>', 'per-request timeout in milliseconds').default('10000'))
+  .addOption(new Option('--peer-secret-file <path>', 'the cluster secret: authenticates membership and snapshot calls to a cluster started with it').env('CONURE_PEER_SECRET_FILE'))
   .showHelpAfterError()
   .exitOverride();
 
 function client(): ConureHttpClient {
-  const o = program.opts<{ endpoints: string; timeout: string }>();
-  return new ConureHttpClient({ endpoints: o.endpoints.split(',').map((s) => s.trim()).filter(Boolean), timeoutMs: Number(o.timeout) });
+  const o = program.opts<{ endpoints: string; timeout: string; peerSecretFile?: string }>();
+  return new ConureHttpClient({
+    endpoints: o.endpoints.split(',').map((s) => s.trim()).filter(Boolean), timeoutMs: Number(o.timeout),
+    ...(o.peerSecretFile && { token: PeerSecret.fromFile(o.peerSecretFile).httpToken }),
+  });
 }
 
 function print(v: unknown): void {

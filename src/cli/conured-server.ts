@@ -7,6 +7,7 @@ import { raftLogExists } from '../storage/raft-log-store.js';
 import { anySeedInCluster, isSelf, joinCluster } from '../node/joiner.js';
 import { RefusingKvService, type KvService } from '../node/kv-service.js';
 import { MembershipService } from '../node/membership-service.js';
+import type { PeerSecret } from '../node/peer-auth.js';
 import { RaftReplicator } from '../node/raft-replicator.js';
 import { createEtcdApi, type EtcdApi } from '../api/etcd/compose.js';
 import { registerEtcdGateway } from '../api/etcd/gateway.js';
@@ -37,6 +38,8 @@ export interface ConuredConfig {
   snapshotEntries: number;
   /** Raft addresses to dial instead of what these peers advertise. */
   peerAddresses: ReadonlyMap<string, string>;
+  /** The cluster secret: peers authenticate on the raft port and on member-only HTTP endpoints. */
+  peerSecret?: PeerSecret;
   /** Test-only fault switch: acknowledge writes without waiting for fsync. */
   unsafeNoSync: boolean;
   /** Test-only fault switch: serve linearizable reads from local state, without ReadIndex. */
@@ -80,6 +83,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       stateMachine: sm, bootstrap,
       tickMs: cfg.heartbeatMs, electionTimeoutTicks: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatMs)),
       snapshotEntries: cfg.snapshotEntries, logger: log, onFatal, peerAddresses: cfg.peerAddresses,
+      ...(cfg.peerSecret && { peerSecret: cfg.peerSecret }),
       unsafeNoSync: cfg.unsafeNoSync, unsafeStaleReads: cfg.unsafeStaleReads, unsafeEarlyAck: cfg.unsafeEarlyAck,
     });
   } catch (err) {
@@ -104,7 +108,8 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     conure_raft_commit_index: { help: 'Raft commit index known to this member', read: () => replicator.stats().commit_index },
     conure_raft_log_size_bytes: { help: 'Bytes used by the raft log on disk', read: () => Number(replicator.stats().log_size_bytes ?? 0) },
   });
-  const app: FastifyInstance = createHttpApi({ kv, replicator, membership: new MembershipService(replicator), metrics, snapshots: replicator, logger: log });
+  const app: FastifyInstance = createHttpApi({ kv, replicator, membership: new MembershipService(replicator), metrics, snapshots: replicator, logger: log,
+    ...(cfg.peerSecret && { peerAuth: cfg.peerSecret }) });
   if (etcd) registerEtcdGateway(app, etcd.services);
   let grpc: EtcdGrpcServer | undefined;
   let clientPort = 0;
@@ -131,6 +136,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     joinCluster({
       id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, seeds: cfg.join, fresh: fresh && !bootstrap,
       backoffMs: cfg.joinBackoffMs, retries: cfg.joinRetries, logger: log, signal: joining.signal,
+      ...(cfg.peerSecret && { token: cfg.peerSecret.httpToken }),
     }).catch((err: Error) => { if (!joining.signal.aborted) onFatal(err); });
   }
 

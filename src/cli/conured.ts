@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander';
 import { hostname } from 'node:os';
 import { raftLogExists } from '../storage/raft-log-store.js';
+import { PeerSecret } from '../node/peer-auth.js';
 import { createLogger } from '../util/log.js';
 import { advertised, parseBool, parseDurationMs, parseHostPort, parsePeerAddresses } from './options.js';
 import { startConured, type ConuredConfig } from './conured-server.js';
@@ -21,6 +22,7 @@ const program = new Command('conured')
   .addOption(new Option('--advertise-http <host:port>', 'HTTP address given to peers and clients').env('CONURE_ADVERTISE_HTTP'))
   .addOption(new Option('--advertise-raft <host:port>', 'raft address given to peers').env('CONURE_ADVERTISE_RAFT'))
   .addOption(new Option('--peer-address <id=host:port,...>', 'dial these raft addresses instead of what the peers advertise (proxies, NAT)').env('CONURE_PEER_ADDRESS'))
+  .addOption(new Option('--peer-secret-file <path>', 'cluster secret (≥ 16 bytes) that members prove to each other on the raft port and on member-only HTTP endpoints').env('CONURE_PEER_SECRET_FILE'))
   .addOption(new Option('--data-dir <dir>', 'data directory').default('/var/lib/conure').env('CONURE_DATA_DIR'))
   .addOption(new Option('--bootstrap [bool]', 'form a new single-member cluster when the data directory is empty').env('CONURE_BOOTSTRAP'))
   .addOption(new Option('--join <urls>', 'comma-separated seed HTTP URLs to join through').env('CONURE_JOIN'))
@@ -63,6 +65,7 @@ function config(): ConuredConfig {
     electionTimeoutMs,
     snapshotEntries,
     peerAddresses: parsePeerAddresses(o.peerAddress as string | undefined),
+    ...(o.peerSecretFile !== undefined && { peerSecret: PeerSecret.fromFile(String(o.peerSecretFile)) }),
     unsafeNoSync: process.env.CONURE_UNSAFE_NO_FSYNC === '1',
     unsafeStaleReads: process.env.CONURE_UNSAFE_STALE_READS === '1',
     unsafeEarlyAck: process.env.CONURE_UNSAFE_EARLY_ACK === '1',

@@ -6,7 +6,8 @@
  * own data directory and log file under --data-dir. Ctrl-C or SIGTERM stops them all.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { planTopology, type ArbiterMode, type PlannedMember } from '../planner/topology.js';
@@ -51,7 +52,8 @@ export function planLocalCluster(opts: Omit<DevClusterOptions, 'out'>): LocalMem
   }));
 }
 
-export function conuredArgs(m: LocalMember, seeds: string[]): string[] {
+/** conured's flags for member `m`; with `peerSecretFile`, peers authenticate with that secret. */
+export function conuredArgs(m: LocalMember, seeds: string[], peerSecretFile?: string): string[] {
   return [
     '--node-id', m.id, '--data-dir', m.dataDir,
     '--http-addr', m.http, '--raft-addr', m.raft, '--client-addr', m.client,
@@ -61,7 +63,23 @@ export function conuredArgs(m: LocalMember, seeds: string[]): string[] {
     ...(m.bootstrap ? ['--bootstrap'] : ['--bootstrap=false']),
     '--join', seeds.join(','), '--join-backoff', '500ms',
     ...(m.role === 'arbiter' ? ['--role', 'arbiter'] : []),
+    ...(peerSecretFile ? ['--peer-secret-file', peerSecretFile] : []),
   ];
+}
+
+/**
+ * The cluster secret of a local cluster: `<dataDir>/peer-secret`, made (random, mode 0600) on
+ * first use and kept, so restarted members still know each other.
+ */
+export function ensurePeerSecretFile(dataDir: string): string {
+  const file = resolve(dataDir, 'peer-secret');
+  mkdirSync(dataDir, { recursive: true });
+  try {
+    writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  return file;
 }
 
 /** Starts the cluster and resolves when every member has exited (after a signal or a crash). */
@@ -69,7 +87,7 @@ export async function runDevCluster(opts: DevClusterOptions): Promise<number> {
   const out = opts.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const members = planLocalCluster(opts);
   const seeds = members.filter((m) => m.role === 'voter').map((m) => `http://${m.http}`);
-  mkdirSync(opts.dataDir, { recursive: true });
+  const secretFile = ensurePeerSecretFile(opts.dataDir);
   const children = new Map<string, ChildProcess>();
   let stopping = false;
   let exitCode = 0;
@@ -77,7 +95,7 @@ export async function runDevCluster(opts: DevClusterOptions): Promise<number> {
   const exited = members.map((m) => new Promise<void>((resolveExit) => {
     const start = () => {
       const log = createWriteStream(m.logFile, { flags: 'a' });
-      const child = spawn(process.execPath, [CONURED, ...conuredArgs(m, seeds)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, [CONURED, ...conuredArgs(m, seeds, secretFile)], { stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr!.pipe(log);
       children.set(m.id, child);
       child.on('exit', (code, signal) => {
@@ -107,6 +125,7 @@ export async function runDevCluster(opts: DevClusterOptions): Promise<number> {
   out(`ConureDB dev cluster: ${members.length} member(s) under ${resolve(opts.dataDir)}`);
   for (const m of members) out(`  ${m.id.padEnd(18)} ${m.role.padEnd(7)} http://${m.http}  raft ${m.raft}  etcd ${m.client}  log ${m.logFile}`);
   out(`export CONURE_ENDPOINTS=${members.filter((m) => m.role === 'voter').map((m) => `http://${m.http}`).join(',')}`);
+  out(`export CONURE_PEER_SECRET_FILE=${secretFile}   # peers authenticate with it; conurectl needs it for members/snapshot commands`);
   void waitHealthy(members, () => stopping).then((ok) => { if (ok) out('cluster is up; Ctrl-C stops it'); });
   await Promise.all(exited);
   return exitCode;

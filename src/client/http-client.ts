@@ -7,6 +7,8 @@ export interface ConureHttpClientOptions {
   timeoutMs?: number;
   /** Follow a 409 `{"leader_http"}` answer to the leader at most this many times; default 3. */
   leaderRedirectsMax?: number;
+  /** Sent as `Authorization: Bearer <token>` (member-only endpoints of a cluster with a secret). */
+  token?: string;
 }
 
 export interface StatusResponse { is_leader: boolean; leader: string }
@@ -26,12 +28,14 @@ export class ConureHttpClient {
   private readonly endpoints: string[];
   private readonly timeoutMs: number;
   private readonly redirectsMax: number;
+  private readonly auth: Record<string, string>;
 
   constructor(opts: ConureHttpClientOptions) {
     if (opts.endpoints.length === 0) throw new InvalidArgumentError('no endpoints given; use --endpoints or CONURE_ENDPOINTS');
     this.endpoints = opts.endpoints.map(normaliseEndpoint);
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.redirectsMax = opts.leaderRedirectsMax ?? 3;
+    this.auth = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
   }
 
   async put(key: string, value: Uint8Array | string): Promise<void> {
@@ -70,7 +74,7 @@ export class ConureHttpClient {
       for (let redirect = 0; redirect <= this.redirectsMax; redirect++) {
         let res: Response;
         try {
-          res = await fetch(target + path, { method, ...(body && { body }), headers: body ? { 'content-type': 'application/octet-stream' } : {}, signal: AbortSignal.timeout(this.timeoutMs) });
+          res = await fetch(target + path, { method, ...(body && { body }), headers: { ...this.auth, ...(body && { 'content-type': 'application/octet-stream' }) }, signal: AbortSignal.timeout(this.timeoutMs) });
         } catch (err) {
           failures.push(`${target}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
           break; // next endpoint

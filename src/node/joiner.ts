@@ -21,6 +21,8 @@ export interface JoinOptions {
   logger?: Logger;
   /** Stops the loop early (shutdown). */
   signal?: AbortSignal;
+  /** Bearer token for the seeds' member-only endpoints (the cluster secret's HTTP token). */
+  token?: string;
 }
 
 /** Resolves once a seed (or the leader it pointed to) accepted the join. */
@@ -37,7 +39,7 @@ export async function joinCluster(o: JoinOptions): Promise<{ via: string; outcom
       if (tried.has(url)) continue;
       tried.add(url);
       try {
-        const res = await fetch(`${url}/join`, { method: 'POST', body, headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(15_000) });
+        const res = await fetch(`${url}/join`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...(o.token && { authorization: `Bearer ${o.token}` }) }, signal: AbortSignal.timeout(15_000) });
         const text = await res.text();
         if (res.ok) {
           const outcome = (JSON.parse(text) as { outcome?: string }).outcome ?? 'ok';

@@ -51,4 +51,25 @@ describe('MembershipService', () => {
     assert.deepEqual(await svc.remove({ ID: 'n2' }), { removed: true });
     assert.deepEqual(rep.calls, ['remove n2']);
   });
+
+  it('a follower answers not_leader with the leader before it looks at the body', async () => {
+    const rep = fakeReplicator([{ id: 'n1', address: 'h:1', suffrage: 'voter' }]);
+    rep.status = () => ({ id: 'n2', isLeader: false, leader: 'h:7001', leaderHttp: 'h:8081', ready: true });
+    const svc = new MembershipService(rep, resolver);
+    for (const body of [Buffer.from('{"ID":"test","RaftAddr":"test"}'), Buffer.from('not json'), Buffer.alloc(0)]) {
+      await assert.rejects(svc.join(body), (e: Error & { code: string; leaderHttp?: string }) => e.code === 'not_leader' && e.leaderHttp === 'h:8081');
+      await assert.rejects(svc.remove(body), (e: Error & { code: string }) => e.code === 'not_leader');
+    }
+    assert.deepEqual(rep.calls, []);
+  });
+
+  it('parses raw JSON bodies and refuses a role change of an existing member', async () => {
+    const rep = fakeReplicator([{ id: 'n1', address: 'h:1', suffrage: 'voter' }, { id: 'arb', address: 'h:3', suffrage: 'arbiter' }]);
+    const svc = new MembershipService(rep, resolver);
+    await assert.rejects(svc.join(Buffer.from('{"ID":')), /malformed JSON/);
+    await assert.rejects(svc.join(Buffer.from('{"ID":"arb","RaftAddr":"h:9","Role":"voter"}')), /member as arbiter/);
+    await assert.rejects(svc.join({ ID: 'n1', RaftAddr: 'h:9', Role: 'arbiter' }), /member as voter/);
+    assert.deepEqual(rep.calls, []);
+    assert.equal((await svc.join(Buffer.from('{"ID":"n2","RaftAddr":"h:2"}'))).outcome, 'added');
+  });
 });

@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { ConureError, InvalidArgumentError } from '../util/errors.js';
+import { ConureError, InvalidArgumentError, NotLeaderError } from '../util/errors.js';
 import { splitHostPort } from '../util/host-port.js';
 import type { Member, Replicator, Suffrage } from './types.js';
 
@@ -26,8 +26,15 @@ export interface JoinResult {
 export class MembershipService {
   constructor(private readonly replicator: Replicator, private readonly resolve: Resolver = (h) => lookup(h)) {}
 
+  /**
+   * Adds a member, or records a new address for an existing one. `body` is the request as
+   * received (raw JSON bytes, or an already parsed value). A follower refuses before it looks at
+   * the body (409 with the leader, as the seed API does); the leader validates everything, and
+   * a refused request changes nothing.
+   */
   async join(body: unknown): Promise<JoinResult> {
-    const req = asObject(body);
+    this.requireLeader();
+    const req = asObject(parseBody(body));
     const id = memberId(req.ID);
     const address = await this.address(req.RaftAddr, 'RaftAddr');
     const httpAddress = req.HttpAddr === undefined ? undefined : await this.address(req.HttpAddr, 'HttpAddr');
@@ -39,7 +46,11 @@ export class MembershipService {
     const fresh = req.Fresh === true;
     const existing = this.replicator.members().find((m) => m.id === id);
     const suffrage: Suffrage = role;
-    if (existing && existing.address === address && !fresh) return { outcome: 'unchanged', member: existing };
+    if (existing && (existing.suffrage === 'arbiter') !== (suffrage === 'arbiter')) {
+      throw new InvalidArgumentError(`${id} is a member as ${existing.suffrage}; it cannot join as ${suffrage} (remove it first)`);
+    }
+    const sameHttp = httpAddress === undefined || existing?.httpAddress === httpAddress;
+    if (existing && existing.address === address && sameHttp && !fresh) return { outcome: 'unchanged', member: existing };
     await this.replicator.addMember({ id, address, ...(httpAddress && { httpAddress }), suffrage, fresh });
     const member = this.replicator.members().find((m) => m.id === id) ?? { id, address, suffrage };
     return { outcome: existing ? 'updated' : 'added', member };
@@ -47,7 +58,8 @@ export class MembershipService {
 
   /** Removes a member; removing an id that is not a member succeeds with `removed: false`. */
   async remove(body: unknown): Promise<{ removed: boolean }> {
-    const id = memberId(asObject(body).ID);
+    this.requireLeader();
+    const id = memberId(asObject(parseBody(body)).ID);
     if (!this.replicator.members().some((m) => m.id === id)) return { removed: false };
     await this.replicator.removeMember(id);
     return { removed: true };
@@ -63,6 +75,12 @@ export class MembershipService {
     await this.replicator.transferLeadership(req.ID === undefined || req.ID === '' ? undefined : memberId(req.ID));
   }
 
+  /** Membership changes are made by the leader; elsewhere: NotLeaderError with the leader's addresses. */
+  private requireLeader(): void {
+    const st = this.replicator.status();
+    if (!st.isLeader) throw new NotLeaderError(st.leader || undefined, st.leaderHttp || undefined);
+  }
+
   private async address(value: unknown, field: string): Promise<string> {
     if (typeof value !== 'string' || value === '') throw new InvalidArgumentError(`${field} is required, as host:port`);
     const hp = splitHostPort(value);
@@ -74,6 +92,16 @@ export class MembershipService {
       throw new InvalidArgumentError(`${field} host ${JSON.stringify(host)} does not resolve`, { cause: err });
     }
     return value;
+  }
+}
+
+function parseBody(body: unknown): unknown {
+  if (!(body instanceof Uint8Array)) return body;
+  if (body.length === 0) throw new InvalidArgumentError('request body must be a JSON object');
+  try {
+    return JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+  } catch (err) {
+    throw new InvalidArgumentError(`malformed JSON: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -3,7 +3,8 @@ import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { pack } from 'msgpackr';
-import { encodeFrame, FrameDecoder, PeerTransport } from './peer-transport.js';
+import { ClientHandshake, PeerSecret } from './peer-auth.js';
+import { encodeFrame, FrameDecoder, PeerTransport, type PeerTransportOptions } from './peer-transport.js';
 
 async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -103,3 +104,131 @@ describe('PeerTransport', () => {
     await c.close(); await d.close(); await b.close();
   });
 });
+
+const SECRET = new PeerSecret('correct horse battery staple');
+
+function listener(extra: Partial<PeerTransportOptions> = {}) {
+  const got: Array<{ from: string; msg: unknown }> = [];
+  const t = new PeerTransport({ id: 'b', listenHost: '127.0.0.1', listenPort: 0, onMessage: (from, msg) => got.push({ from, msg }), frameBytesMax: 64 * 1024, ...extra });
+  return { t, got };
+}
+
+async function raw(port: number) {
+  const s = connect({ host: '127.0.0.1', port });
+  await new Promise((r) => s.once('connect', r));
+  const closed = new Promise<void>((r) => s.once('close', () => r()));
+  const data: Buffer[] = [];
+  s.on('data', (c) => data.push(c));
+  s.on('error', () => undefined);
+  return { s, closed, data };
+}
+
+describe('PeerTransport with a cluster secret', () => {
+  it('delivers between members that share the secret, and nothing between members that do not', async () => {
+    const { t: b, got } = listener({ secret: SECRET });
+    const port = await b.start();
+    const a = new PeerTransport({ id: 'a', listenHost: '127.0.0.1', listenPort: 0, onMessage: () => undefined, secret: SECRET });
+    for (let i = 0; i < 50; i++) a.send('b', `127.0.0.1:${port}`, { i });
+    await until(() => got.length === 50);
+    assert.deepEqual(got.map((g) => (g.msg as { i: number }).i), Array.from({ length: 50 }, (_, i) => i));
+    const wrong = new PeerTransport({ id: 'm', listenHost: '127.0.0.1', listenPort: 0, onMessage: () => undefined, secret: new PeerSecret('another secret of enough bytes'), redialMinMs: 20, redialMaxMs: 40 });
+    wrong.send('b', `127.0.0.1:${port}`, 'forged');
+    const none = new PeerTransport({ id: 'n', listenHost: '127.0.0.1', listenPort: 0, onMessage: () => undefined, redialMinMs: 20, redialMaxMs: 40 });
+    none.send('b', `127.0.0.1:${port}`, 'forged too');
+    await until(() => wrong.stats.authFailed >= 2 && b.stats.badFrames + b.stats.authFailed >= 2);
+    assert.equal(got.length, 50);
+    await a.close(); await wrong.close(); await none.close(); await b.close();
+  });
+
+  it('refuses a plain frame, a bad MAC and a replayed frame after the handshake', async () => {
+    const { t: b, got } = listener({ secret: SECRET });
+    const port = await b.start();
+    const plain = await raw(port);
+    plain.s.write(encodeFrame(pack({ from: 'a', to: 'b', msg: 'x' })));
+    await plain.closed;
+    // A client that knows the secret, speaking the protocol by hand.
+    const c = await raw(port);
+    const hs = new ClientHandshake(SECRET, 'a', 'b');
+    c.s.write(encodeFrame(hs.hello()));
+    await until(() => Buffer.concat(c.data).length >= 4 + 64);
+    const answer = hs.answer(Buffer.concat(c.data).subarray(4, 4 + 64))!;
+    assert.ok(answer, 'the listener proves it knows the secret');
+    c.s.write(encodeFrame(answer.auth));
+    const signed = answer.mac.sign(pack({ from: 'a', to: 'b', msg: 'once' }));
+    c.s.write(encodeFrame(signed));
+    await until(() => got.length === 1);
+    c.s.write(encodeFrame(signed)); // the same frame again: its sequence number is spent
+    await c.closed;
+    assert.equal(got.length, 1);
+    const d = await raw(port);
+    const hs2 = new ClientHandshake(SECRET, 'a', 'b');
+    d.s.write(encodeFrame(hs2.hello()));
+    await until(() => Buffer.concat(d.data).length >= 4 + 64);
+    const ans2 = hs2.answer(Buffer.concat(d.data).subarray(4, 4 + 64))!;
+    d.s.write(encodeFrame(ans2.auth));
+    const tampered = ans2.mac.sign(pack({ from: 'a', to: 'b', msg: 'ok' }));
+    tampered[5] ^= 1;
+    d.s.write(encodeFrame(tampered));
+    await d.closed;
+    assert.equal(got.length, 1);
+    await b.close();
+  });
+
+  it('closes connections that do not complete the handshake in time, and bounds handshakes', async () => {
+    const { t: b } = listener({ secret: SECRET, handshakeTimeoutMs: 150, handshakesMax: 3 });
+    const port = await b.start();
+    const idle = await Promise.all([raw(port), raw(port), raw(port), raw(port), raw(port)]);
+    await Promise.all(idle.map((c) => c.closed));
+    assert.ok(b.stats.refused >= 5, `refused ${b.stats.refused}`);
+    await b.close();
+  });
+});
+
+describe('PeerTransport limits (finding 5)', () => {
+  it('caps inbound connections', async () => {
+    const { t: b } = listener({ inboundConnectionsMax: 4 });
+    const port = await b.start();
+    const conns = await Promise.all(Array.from({ length: 10 }, () => raw(port)));
+    await until(() => b.stats.refused === 6);
+    for (const c of conns) c.s.destroy();
+    await b.close();
+  });
+
+  it('closes a connection whose frame does not complete in time', async () => {
+    const { t: b } = listener({ frameTimeoutMs: 150 });
+    const port = await b.start();
+    const c = await raw(port);
+    const head = Buffer.alloc(4); head.writeUInt32BE(1000, 0);
+    c.s.write(Buffer.concat([head, Buffer.alloc(10)]));
+    await c.closed;
+    assert.equal(b.stats.refused, 1);
+    await b.close();
+  });
+
+  it('bounds the bytes of partial frames over all connections', async () => {
+    const { t: b, got } = listener({ inboundBufferedBytesMax: 50_000 });
+    const port = await b.start();
+    const head = Buffer.alloc(4); head.writeUInt32BE(60_000, 0);
+    const conns = await Promise.all(Array.from({ length: 3 }, () => raw(port)));
+    for (const c of conns) c.s.write(Buffer.concat([head, Buffer.alloc(20_000)]));
+    await until(() => b.stats.refused >= 1);
+    // What is left can still talk.
+    const a = new PeerTransport({ id: 'a', listenHost: '127.0.0.1', listenPort: 0, onMessage: () => undefined });
+    for (const c of conns) c.s.destroy();
+    a.send('b', `127.0.0.1:${port}`, 'fine');
+    await until(() => got.length === 1);
+    await a.close(); await b.close();
+  });
+
+  it('keeps one sender per connection', async () => {
+    const { t: b, got } = listener();
+    const port = await b.start();
+    const c = await raw(port);
+    c.s.write(encodeFrame(pack({ from: 'a', to: 'b', msg: 1 })));
+    c.s.write(encodeFrame(pack({ from: 'z', to: 'b', msg: 2 })));
+    await c.closed;
+    assert.deepEqual(got.map((g) => g.from), ['a']);
+    await b.close();
+  });
+});
+

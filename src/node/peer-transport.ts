@@ -3,10 +3,11 @@
  *
  * ```
  *  frame := u32 length (big-endian, of the payload) | payload (msgpack of a PeerEnvelope)
+ *           with a cluster secret: payload | 16-byte MAC (see peer-auth.ts), after a handshake
  *
  *  sender                                  receiver
  *  send(to, addr, msg) ─► queue[to] ─► socket ─► decoder ─► onMessage(from, msg)
- *      (bounded; drops when full:            (frames > frameBytesMax or undecodable
+ *      (bounded; drops when full:            (frames > frameBytesMax, bad MACs or undecodable
  *       raft retransmits)                     payloads close the connection + log)
  * ```
  *
@@ -15,13 +16,20 @@
  * outbound-only per direction (A→B uses A's connection; B→A uses B's), which keeps ordering
  * simple. A lost connection is re-dialled with exponential backoff (up to `redialMaxMs`).
  *
- * Large payloads (snapshots) are split by the caller (`node/snapshot-transfer`) into chunks
- * below `frameBytesMax`.
+ * Inbound limits, so nobody who can reach the port can exhaust the member: at most
+ * `inboundConnectionsMax` connections (of which at most `handshakesMax` still handshaking, each
+ * for at most `handshakeTimeoutMs`), a frame must complete within `frameTimeoutMs` of its first
+ * byte, and all inbound connections together buffer at most `inboundBufferedBytesMax` of
+ * partial frames. With a `secret`, nothing from a connection that has not proved it knows the
+ * secret reaches `onMessage`; a peer that authenticates again replaces its older connection.
+ *
+ * Large payloads (snapshots) travel over HTTP, never as one frame.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { pack, unpack } from 'msgpackr';
 import { ClosedError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
+import { ClientHandshake, decodeHello, ServerHandshake, TAG_BYTES, type FrameMac, type PeerSecret } from './peer-auth.js';
 
 export interface PeerEnvelope {
   /** Sender member id. */
@@ -42,14 +50,27 @@ export interface PeerTransportOptions {
   advertise?: PeerAdvertise;
   listenHost: string;
   listenPort: number;
+  /** Called for each frame of an accepted connection; `msg` is untrusted (validate it). */
   onMessage: (from: string, msg: unknown, fromAdvertise: PeerAdvertise | undefined) => void;
   logger?: Logger;
+  /** The cluster secret: every connection must complete the handshake of peer-auth.ts. */
+  secret?: PeerSecret;
   /** Largest frame accepted or sent; default 16 MiB. */
   frameBytesMax?: number;
   /** Messages queued per peer before new ones are dropped; default 4096. */
   queueMessagesMax?: number;
   /** Bytes queued per peer before new messages are dropped; default 64 MiB. */
   queueBytesMax?: number;
+  /** Inbound connections held at once; default 64. */
+  inboundConnectionsMax?: number;
+  /** Inbound connections still handshaking at once; default 16. */
+  handshakesMax?: number;
+  /** Time a new connection has to complete the handshake; default 5 s. */
+  handshakeTimeoutMs?: number;
+  /** Time a frame may take from its first byte to its last; default 30 s. */
+  frameTimeoutMs?: number;
+  /** Bytes of partial frames buffered over all inbound connections; default 2 × frameBytesMax. */
+  inboundBufferedBytesMax?: number;
   redialMinMs?: number;
   redialMaxMs?: number;
 }
@@ -59,14 +80,30 @@ export interface TransportStats {
   received: number;
   dropped: number;
   badFrames: number;
+  /** Connections refused or closed for a limit (too many, too slow, too much buffered). */
+  refused: number;
+  /** Connections that failed the secret handshake (either side). */
+  authFailed: number;
 }
+
+/** Largest handshake frame (HELLO with two 255-byte ids). */
+const HANDSHAKE_FRAME_BYTES_MAX = 600;
+
+type InboundState =
+  | { kind: 'open'; from?: string; mac?: FrameMac }
+  | { kind: 'hello' }
+  | { kind: 'auth'; hs: ServerHandshake };
 
 export class PeerTransport {
   private server: Server | undefined;
   private readonly peers = new Map<string, PeerConnection>();
   private readonly inbound = new Set<Socket>();
+  /** Authenticated inbound connections by peer id (a re-authenticating peer replaces its old one). */
+  private readonly inboundById = new Map<string, Socket>();
+  private handshaking = 0;
+  private bufferedBytes = 0;
   private closed = false;
-  readonly stats: TransportStats = { sent: 0, received: 0, dropped: 0, badFrames: 0 };
+  readonly stats: TransportStats = { sent: 0, received: 0, dropped: 0, badFrames: 0, refused: 0, authFailed: 0 };
   readonly frameBytesMax: number;
 
   constructor(private readonly opts: PeerTransportOptions) {
@@ -127,10 +164,38 @@ export class PeerTransport {
   /** @internal */ get options(): PeerTransportOptions { return this.opts; }
 
   private accept(socket: Socket): void {
+    const o = this.opts;
     if (this.closed) { socket.destroy(); return; }
+    const secret = o.secret;
+    if (this.inbound.size >= (o.inboundConnectionsMax ?? 64) || (secret && this.handshaking >= (o.handshakesMax ?? 16))) {
+      this.refuse(socket, 'too many inbound connections');
+      return;
+    }
     this.inbound.add(socket);
     socket.setNoDelay(true);
-    const decoder = new FrameDecoder(this.frameBytesMax);
+    let state: InboundState = secret ? { kind: 'hello' } : { kind: 'open' };
+    let handshakeTimer: NodeJS.Timeout | undefined;
+    if (secret) {
+      this.handshaking++;
+      handshakeTimer = setTimeout(() => { this.stats.authFailed++; this.refuse(socket, 'handshake timed out'); }, o.handshakeTimeoutMs ?? 5000);
+    }
+    const endHandshake = () => {
+      if (handshakeTimer === undefined) return;
+      clearTimeout(handshakeTimer);
+      handshakeTimer = undefined;
+      this.handshaking--;
+    };
+    const decoder = new FrameDecoder(secret ? HANDSHAKE_FRAME_BYTES_MAX : this.frameBytesMax);
+    let buffered = 0;
+    let frameTimer: NodeJS.Timeout | undefined;
+    // The frame clock starts with a frame's first byte and restarts whenever a frame completes.
+    const account = (completed: boolean) => {
+      const now = decoder.pendingBytes;
+      this.bufferedBytes += now - buffered;
+      buffered = now;
+      if (now === 0 || completed) { clearTimeout(frameTimer); frameTimer = undefined; }
+      if (now > 0 && frameTimer === undefined) frameTimer = setTimeout(() => this.refuse(socket, 'frame not completed in time'), o.frameTimeoutMs ?? 30_000);
+    };
     socket.on('data', (chunk: Buffer) => {
       let frames: Buffer[];
       try {
@@ -139,27 +204,78 @@ export class PeerTransport {
         this.badFrame(socket, err);
         return;
       }
+      account(frames.length > 0);
+      if (this.bufferedBytes > (o.inboundBufferedBytesMax ?? 2 * this.frameBytesMax)) {
+        this.refuse(socket, 'too many bytes buffered in partial frames');
+        return;
+      }
       for (const f of frames) {
+        if (socket.destroyed) return;
+        if (state.kind === 'hello') {
+          let hello;
+          try { hello = decodeHello(f); } catch (err) { this.stats.authFailed++; this.badFrame(socket, err); return; }
+          if (hello.to !== o.id) { this.stats.authFailed++; this.refuse(socket, `handshake for ${hello.to}, this member is ${o.id}`); return; }
+          const hs = new ServerHandshake(secret!, hello);
+          state = { kind: 'auth', hs };
+          socket.write(encodeFrame(hs.challenge()));
+          continue;
+        }
+        if (state.kind === 'auth') {
+          const mac = state.hs.verify(f);
+          if (!mac) { this.stats.authFailed++; this.refuse(socket, 'peer does not know the cluster secret'); return; }
+          const from = state.hs.hello.from;
+          endHandshake();
+          decoder.frameBytesMax = this.frameBytesMax + TAG_BYTES;
+          state = { kind: 'open', from, mac };
+          const old = this.inboundById.get(from);
+          if (old && old !== socket) old.destroy();
+          this.inboundById.set(from, socket);
+          continue;
+        }
+        let payload: Buffer = f;
+        if (state.mac) {
+          const opened = state.mac.open(f);
+          if (!opened) { this.stats.authFailed++; this.badFrame(socket, new Error('frame authentication failed')); return; }
+          payload = opened;
+        }
         let env: PeerEnvelope;
         try {
-          env = unpack(f) as PeerEnvelope;
-          if (!env || typeof env.from !== 'string' || typeof env.to !== 'string') throw new Error('frame is not a peer envelope');
+          env = unpack(payload) as PeerEnvelope;
+          if (!env || typeof env !== 'object' || typeof env.from !== 'string' || typeof env.to !== 'string') throw new Error('frame is not a peer envelope');
+          // One connection speaks for one sender: the authenticated one, or the first it named.
+          if (state.from !== undefined && env.from !== state.from) throw new Error(`frame from ${env.from} on ${state.from}'s connection`);
         } catch (err) {
           this.badFrame(socket, err);
           return;
         }
-        if (env.to !== this.opts.id) { this.stats.dropped++; continue; }
+        state.from = env.from;
+        if (env.to !== o.id) { this.stats.dropped++; continue; }
         this.stats.received++;
         try {
-          const adv = env.fromAdvertise;
-          this.opts.onMessage(env.from, env.msg, adv && typeof adv.raft === 'string' && typeof adv.http === 'string' ? adv : undefined);
+          const adv = env.fromAdvertise as unknown;
+          const ok = typeof adv === 'object' && adv !== null && typeof (adv as PeerAdvertise).raft === 'string' && typeof (adv as PeerAdvertise).http === 'string'
+            && (adv as PeerAdvertise).raft.length <= 300 && (adv as PeerAdvertise).http.length <= 300;
+          o.onMessage(env.from, env.msg, ok ? { raft: (adv as PeerAdvertise).raft, http: (adv as PeerAdvertise).http } : undefined);
         } catch (err) {
-          this.opts.logger?.error({ err, from: env.from }, 'peer_message_handler_failed');
+          o.logger?.error({ err, from: env.from }, 'peer_message_handler_failed');
         }
       }
     });
     socket.on('error', () => undefined);
-    socket.on('close', () => this.inbound.delete(socket));
+    socket.on('close', () => {
+      endHandshake();
+      clearTimeout(frameTimer);
+      this.bufferedBytes -= buffered;
+      buffered = 0;
+      this.inbound.delete(socket);
+      if (state.kind === 'open' && state.from !== undefined && this.inboundById.get(state.from) === socket) this.inboundById.delete(state.from);
+    });
+  }
+
+  private refuse(socket: Socket, why: string): void {
+    this.stats.refused++;
+    this.opts.logger?.warn({ why, remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'peer_connection_refused');
+    socket.destroy();
   }
 
   private badFrame(socket: Socket, err: unknown): void {
@@ -169,20 +285,51 @@ export class PeerTransport {
   }
 }
 
-/** Splits a byte stream into length-prefixed frames. Throws on a frame over the limit. */
+/**
+ * Splits a byte stream into length-prefixed frames. Throws on a frame over the limit (checked
+ * as soon as the length prefix arrives, before any of its bytes are buffered). A frame's
+ * buffer is allocated once its length is known, so a large frame costs O(size), not O(size²).
+ */
 export class FrameDecoder {
-  private buf: Buffer = Buffer.alloc(0);
-  constructor(private readonly frameBytesMax: number) {}
+  private head: Buffer = Buffer.alloc(0);
+  private frame: Buffer | undefined;
+  private filled = 0;
+  constructor(public frameBytesMax: number) {}
+
+  /** Bytes received of frames not yet complete. */
+  get pendingBytes(): number { return this.head.length + this.filled; }
 
   push(chunk: Buffer): Buffer[] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     const out: Buffer[] = [];
-    while (this.buf.length >= 4) {
-      const len = this.buf.readUInt32BE(0);
-      if (len > this.frameBytesMax) throw new Error(`frame of ${len} bytes exceeds the ${this.frameBytesMax}-byte limit`);
-      if (this.buf.length < 4 + len) break;
-      out.push(this.buf.subarray(4, 4 + len));
-      this.buf = this.buf.subarray(4 + len);
+    let at = 0;
+    while (at < chunk.length) {
+      if (!this.frame) {
+        const need = 4 - this.head.length;
+        const take = Math.min(need, chunk.length - at);
+        this.head = this.head.length === 0 && take === 4 ? chunk.subarray(at, at + 4) : Buffer.concat([this.head, chunk.subarray(at, at + take)]);
+        at += take;
+        if (this.head.length < 4) break;
+        const len = this.head.readUInt32BE(0);
+        if (len > this.frameBytesMax) throw new Error(`frame of ${len} bytes exceeds the ${this.frameBytesMax}-byte limit`);
+        this.head = Buffer.alloc(0);
+        if (chunk.length - at >= len && this.filled === 0) {
+          // The whole frame is in this chunk: no copy.
+          out.push(chunk.subarray(at, at + len));
+          at += len;
+          continue;
+        }
+        this.frame = Buffer.allocUnsafe(len);
+        this.filled = 0;
+      }
+      const take = Math.min(this.frame.length - this.filled, chunk.length - at);
+      chunk.copy(this.frame, this.filled, at, at + take);
+      this.filled += take;
+      at += take;
+      if (this.filled === this.frame.length) {
+        out.push(this.frame);
+        this.frame = undefined;
+        this.filled = 0;
+      }
     }
     return out;
   }
@@ -198,11 +345,13 @@ export function encodeFrame(payload: Buffer): Buffer {
 class PeerConnection {
   private socket: Socket | undefined;
   private connected = false;
+  /** Unsigned payloads: each is framed (and signed) when written, in order. */
   private queue: Buffer[] = [];
   private queuedBytes = 0;
   private closed = false;
   private backoffMs: number;
   private redialTimer: NodeJS.Timeout | undefined;
+  private mac: FrameMac | undefined;
 
   constructor(readonly id: string, readonly address: string, private readonly t: PeerTransport) {
     this.backoffMs = t.options.redialMinMs ?? 50;
@@ -212,8 +361,8 @@ class PeerConnection {
   enqueue(payload: Buffer): boolean {
     const o = this.t.options;
     if (this.queue.length >= (o.queueMessagesMax ?? 4096) || this.queuedBytes + payload.length > (o.queueBytesMax ?? 64 * 1024 * 1024)) return false;
-    this.queue.push(encodeFrame(payload));
-    this.queuedBytes += payload.length + 4;
+    this.queue.push(payload);
+    this.queuedBytes += payload.length;
     if (this.connected) this.flush();
     return true;
   }
@@ -228,19 +377,42 @@ class PeerConnection {
 
   private dial(): void {
     if (this.closed) return;
+    const o = this.t.options;
     const at = this.address.lastIndexOf(':');
     const host = this.address.slice(0, at).replace(/^\[|\]$/g, '');
     const port = Number(this.address.slice(at + 1));
     const socket = connect({ host, port });
     this.socket = socket;
+    this.mac = undefined;
     socket.setNoDelay(true);
     socket.on('connect', () => {
-      this.connected = true;
-      this.backoffMs = this.t.options.redialMinMs ?? 50;
-      this.flush();
+      if (!o.secret) { this.opened(); return; }
+      // Prove we know the secret, and check the listener does, before anything else is sent.
+      const hs = new ClientHandshake(o.secret, o.id, this.id);
+      const decoder = new FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX);
+      const timer = setTimeout(() => socket.destroy(), o.handshakeTimeoutMs ?? 5000);
+      socket.write(encodeFrame(hs.hello()));
+      socket.on('data', (chunk: Buffer) => {
+        if (this.mac) return; // nothing is expected after the challenge
+        let frames: Buffer[];
+        try { frames = decoder.push(chunk); } catch { socket.destroy(); return; }
+        if (frames.length === 0) return;
+        clearTimeout(timer);
+        const answer = hs.answer(frames[0]!);
+        if (!answer) {
+          this.t.stats.authFailed++;
+          o.logger?.warn({ peer: this.id, address: this.address }, 'peer_handshake_failed_listener_lacks_secret');
+          socket.destroy();
+          return;
+        }
+        socket.write(encodeFrame(answer.auth));
+        this.mac = answer.mac;
+        this.opened();
+      });
+      socket.once('close', () => clearTimeout(timer));
     });
     socket.on('drain', () => this.flush());
-    socket.on('data', () => undefined); // outbound connections carry no replies
+    if (!o.secret) socket.on('data', () => undefined); // outbound connections carry no replies
     socket.on('error', () => undefined);
     socket.on('close', () => {
       this.connected = false;
@@ -251,14 +423,20 @@ class PeerConnection {
     });
   }
 
+  private opened(): void {
+    this.connected = true;
+    this.backoffMs = this.t.options.redialMinMs ?? 50;
+    this.flush();
+  }
+
   private flush(): void {
     const s = this.socket;
     if (!s || !this.connected) return;
     while (this.queue.length > 0) {
-      const frame = this.queue.shift()!;
-      this.queuedBytes -= frame.length;
+      const payload = this.queue.shift()!;
+      this.queuedBytes -= payload.length;
       this.t.stats.sent++;
-      if (!s.write(frame)) return; // wait for 'drain'
+      if (!s.write(encodeFrame(this.mac ? this.mac.sign(payload) : payload))) return; // wait for 'drain'
     }
   }
 }

@@ -34,12 +34,14 @@ import { randomInt } from 'node:crypto';
 import { createRng, decodeConfChange, RawNode, type Ready } from '../raft/index.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import { bootstrapSnapshot } from '../raft/storage.js';
-import type { ConfChange, Entry, Message, Snapshot } from '../raft/types.js';
+import { allMembers, suffrageOf, type ConfChange, type Entry, type Message, type Snapshot } from '../raft/types.js';
 import { LmdbRaftLog } from '../storage/raft-log-store.js';
 import { ClosedError, ConureError, InvalidArgumentError, NotLeaderError, UnavailableError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { LmdbRaftStorage } from './lmdb-raft-storage.js';
+import type { PeerSecret } from './peer-auth.js';
 import { PeerTransport, type PeerAdvertise } from './peer-transport.js';
+import { validatePeerMessage } from './peer-validation.js';
 import type { Member, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from './types.js';
 
 export interface RaftReplicatorOptions {
@@ -63,6 +65,8 @@ export interface RaftReplicatorOptions {
   logger?: Logger;
   /** Raft addresses to dial instead of what these peers advertise (proxies, NAT). */
   peerAddresses?: ReadonlyMap<string, string>;
+  /** The cluster secret: raft connections must authenticate, snapshot fetches carry its token. */
+  peerSecret?: PeerSecret;
   /** Fault-suite mutation only: acknowledge writes before fsync. */
   unsafeNoSync?: boolean;
   /** Fault-suite mutation only: the leader commits (and answers) writes without a quorum. */
@@ -113,6 +117,8 @@ export class RaftReplicator implements Replicator {
   private readonly requestTimeoutMs: number;
   private readonly snapshotEntries: number;
   private readonly fetchingSnapshot = new Set<string>();
+  /** Peer messages dropped before raft: malformed, or from a sender outside the configuration. */
+  private readonly peerStats = { invalid: 0, nonMember: 0 };
   private fatal: unknown;
 
   private constructor(private readonly opts: RaftReplicatorOptions, bound: { log: LmdbRaftLog; raw: RawNode; storage: LmdbRaftStorage }) {
@@ -132,8 +138,9 @@ export class RaftReplicator implements Replicator {
       advertise: { raft: opts.advertiseRaft, http: opts.advertiseHttp },
       listenHost: opts.raftListen.host,
       listenPort: opts.raftListen.port,
-      onMessage: (from, msg, fromAdvertise) => this.receive(from, msg as Message, fromAdvertise),
+      onMessage: (from, msg, fromAdvertise) => this.receive(from, msg, fromAdvertise),
       frameBytesMax: 2 * PROPOSAL_BYTES_MAX + 1024 * 1024,
+      ...(opts.peerSecret && { secret: opts.peerSecret }),
       ...(opts.logger && { logger: opts.logger }),
     });
   }
@@ -269,38 +276,46 @@ export class RaftReplicator implements Replicator {
       payload_floor: this.log.trimmedTo(),
       log_size_bytes: this.log.sizeBytes(),
       lead_transferee: s.leadTransferee,
-      transport: { ...this.transport.stats },
+      transport: { ...this.transport.stats, ...this.peerStats },
       progress: s.progress,
     };
   }
 
+  /**
+   * Adds a member, re-adds one that lost its disk (`fresh`), or records a new address for an
+   * existing one (an `update` change through the log, so every member learns it). Everything is
+   * checked before anything is proposed, and addresses are learnt only from appended entries:
+   * a refused request changes nothing, here or elsewhere.
+   */
   async addMember(m: { id: string; address: string; httpAddress?: string; suffrage: Suffrage; fresh?: boolean }): Promise<void> {
     this.requireLeader();
     const current = this.raw.membership;
-    let existing = [...current.voters, ...current.learners, ...current.arbiters].includes(m.id);
-    const address: MemberAddress = { raft: m.address, http: m.httpAddress ?? this.registry.get(m.id)?.http ?? '', intent: m.suffrage };
+    const existing = suffrageOf(current, m.id);
+    const wantsArbiter = m.suffrage === 'arbiter';
+    if (existing !== undefined && (existing === 'arbiter') !== wantsArbiter) {
+      throw new InvalidArgumentError(`${m.id} is a member as ${existing}; it cannot join as ${m.suffrage} (remove it first)`);
+    }
+    const known = this.registry.get(m.id);
+    const address: MemberAddress = { raft: m.address, http: m.httpAddress ?? known?.http ?? '', intent: m.suffrage };
     const context = pack(address);
-    // Raft applies a configuration as soon as it is appended; know the address from then on.
-    this.registry.set(m.id, address);
-    if (existing && m.fresh && m.id !== this.opts.id) {
+    const add: ConfChange = { type: wantsArbiter ? 'addArbiter' : 'addLearner', nodeId: m.id, context };
+    if (existing === undefined) { await this.confChange(add); return; }
+    if (m.fresh && m.id !== this.opts.id) {
       // It lost its disk (and maybe its vote): take it out, then let it back in as a learner.
+      if (existing === 'voter' && current.voters.length === 1) throw new InvalidArgumentError(`${m.id} is the last voter; it cannot be re-added empty`);
       this.opts.logger?.warn({ member: m.id }, 'member_rejoined_with_empty_disk_readding');
       await this.confChange({ type: 'remove', nodeId: m.id, context: new Uint8Array(0) });
-      existing = false;
-    }
-    if (existing) {
-      // Same id at a new address: record the new address through the log (a no-op change).
-      const type = current.arbiters.includes(m.id) ? 'addArbiter' : current.voters.includes(m.id) ? 'addVoter' : 'addLearner';
-      if (type === 'addArbiter') {
-        // raft refuses re-adding an arbiter; an address change needs remove + add.
-        await this.confChange({ type: 'remove', nodeId: m.id, context: new Uint8Array(0) });
-        await this.confChange({ type: 'addArbiter', nodeId: m.id, context });
-        return;
-      }
-      await this.confChange({ type, nodeId: m.id, context });
+      await this.confChange(add);
       return;
     }
-    await this.confChange({ type: m.suffrage === 'arbiter' ? 'addArbiter' : 'addLearner', nodeId: m.id, context });
+    // Same id at a new address: the suffrage stays, the address goes through the log. A member
+    // that still answers at its current raft address has not moved: the request is wrong (or
+    // hostile), and following it would cut a live member off.
+    const addressed = this.addressOf(m.id)?.raft;
+    if (addressed !== undefined && addressed !== m.address && (m.id === this.opts.id || this.raw.status().progress[m.id]?.recentActive)) {
+      throw new ConureError('conflict', `${m.id} is active at ${addressed}; stop it before it joins from ${m.address}`);
+    }
+    await this.confChange({ type: 'update', nodeId: m.id, context: pack({ ...address, intent: known?.intent ?? address.intent }) });
   }
 
   async removeMember(id: string): Promise<void> {
@@ -426,8 +441,31 @@ export class RaftReplicator implements Replicator {
     });
   }
 
-  private receive(from: string, m: Message, fromAdvertise: PeerAdvertise | undefined): void {
-    if (this.closed || !m || typeof m.type !== 'string') return;
+  /**
+   * Everything from a peer passes here: the message is validated (peer-validation.ts), and a
+   * member that already has a configuration takes messages only from members it knows (of the
+   * configuration or the address registry). A member still waiting to join (empty
+   * configuration) hears from whoever leads the cluster it joins. This stops outsiders that
+   * make up an id; one that forges a member's id is stopped only by the cluster secret.
+   */
+  private receive(from: string, raw: unknown, fromAdvertise: PeerAdvertise | undefined): void {
+    if (this.closed) return;
+    let m: Message;
+    try {
+      m = validatePeerMessage(raw, from, this.opts.id);
+    } catch (err) {
+      this.peerStats.invalid++;
+      this.opts.logger?.warn({ from, err: (err as Error).message }, 'peer_message_invalid');
+      return;
+    }
+    // Known: in the configuration, or in the address registry (which a member installing a
+    // snapshot has in full before its log catches up with the configuration it will have).
+    const config = this.raw.membership;
+    if (allMembers(config).length > 0 && !this.registry.has(from) && !allMembers(config).includes(from)) {
+      this.peerStats.nonMember++;
+      this.opts.logger?.debug({ from, type: m.type }, 'peer_message_from_non_member');
+      return;
+    }
     if (fromAdvertise) {
       const known = this.registry.get(from);
       if (!known) this.hints.set(from, fromAdvertise);
@@ -455,7 +493,8 @@ export class RaftReplicator implements Replicator {
     try {
       const http = this.addressOf(m.from)?.http;
       if (!http) throw new Error(`no HTTP address known for ${m.from}`);
-      const res = await fetch(`http://${http}/raft/snapshot`, { signal: AbortSignal.timeout(SNAPSHOT_FETCH_TIMEOUT_MS) });
+      const headers: Record<string, string> = this.opts.peerSecret ? { authorization: `Bearer ${this.opts.peerSecret.httpToken}` } : {};
+      const res = await fetch(`http://${http}/raft/snapshot`, { headers, signal: AbortSignal.timeout(SNAPSHOT_FETCH_TIMEOUT_MS) });
       if (!res.ok) throw new Error(`GET /raft/snapshot from ${m.from} answered ${res.status}`);
       const stateIndex = Number(res.headers.get('x-conure-snapshot-index'));
       if (!(stateIndex >= m.snapshot!.meta.index)) throw new Error(`${m.from} served state at index ${stateIndex}, behind the snapshot it announced (${m.snapshot!.meta.index})`);

@@ -11,7 +11,7 @@ const cc = (type: ConfChangeType, nodeId: string): ConfChange => ({ type, nodeId
 describe('conf changes', () => {
   it('encode/decode round-trips any change', () => {
     fc.assert(fc.property(
-      fc.constantFrom<ConfChangeType>('addVoter', 'addLearner', 'addArbiter', 'remove'),
+      fc.constantFrom<ConfChangeType>('addVoter', 'addLearner', 'addArbiter', 'remove', 'update'),
       fc.string({ minLength: 1, maxLength: 60 }), fc.uint8Array({ maxLength: 64 }),
       (type, nodeId, context) => {
         assert.deepEqual(decodeConfChange(encodeConfChange({ type, nodeId, context })), { type, nodeId, context });
@@ -41,5 +41,12 @@ describe('conf changes', () => {
     const one: Membership = { voters: ['a'], learners: [], arbiters: ['w'] };
     assert.throws(() => applyConfChange(one, cc('remove', 'a')), /no voter/);
     assert.throws(() => applyConfChange(one, cc('addLearner', 'a')), /no voter/);
+  });
+
+  it('update keeps the membership and is refused for a non-member', () => {
+    for (const id of ['a', 'l', 'w']) assert.deepEqual(applyConfChange(m0, cc('update', id)), m0);
+    assert.throws(() => applyConfChange(m0, cc('update', 'ghost')), /not a member/);
+    const enc = encodeConfChange({ type: 'update', nodeId: 'a', context: new Uint8Array([1, 2]) });
+    assert.deepEqual(decodeConfChange(enc), { type: 'update', nodeId: 'a', context: new Uint8Array([1, 2]) });
   });
 });

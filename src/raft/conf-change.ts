@@ -6,15 +6,15 @@
  *  +--------+-------------+-----------+------------------+
  *  | type u8| idLen u16   | id (utf8) | context (rest)   |
  *  +--------+-------------+-----------+------------------+
- *  type: 1 addVoter, 2 addLearner, 3 addArbiter, 4 remove
+ *  type: 1 addVoter, 2 addLearner, 3 addArbiter, 4 remove, 5 update
  * ```
  */
 import { InvalidConfChangeError } from './errors.js';
 import type { ConfChange, ConfChangeType, Membership, NodeId } from './types.js';
 import { cloneMembership, suffrageOf } from './types.js';
 
-const TYPE_CODES: Record<ConfChangeType, number> = { addVoter: 1, addLearner: 2, addArbiter: 3, remove: 4 };
-const CODE_TYPES: ConfChangeType[] = ['addVoter', 'addVoter', 'addLearner', 'addArbiter', 'remove'];
+const TYPE_CODES: Record<ConfChangeType, number> = { addVoter: 1, addLearner: 2, addArbiter: 3, remove: 4, update: 5 };
+const CODE_TYPES: ConfChangeType[] = ['addVoter', 'addVoter', 'addLearner', 'addArbiter', 'remove', 'update'];
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -38,7 +38,7 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
   if (data.length < 3) throw new InvalidConfChangeError('truncated encoding');
   const code = data[0]!;
   const idLen = (data[1]! << 8) | data[2]!;
-  if (code < 1 || code > 4 || 3 + idLen > data.length || idLen === 0) throw new InvalidConfChangeError('malformed encoding');
+  if (code < 1 || code > 5 || 3 + idLen > data.length || idLen === 0) throw new InvalidConfChangeError('malformed encoding');
   return {
     type: CODE_TYPES[code]!,
     nodeId: dec.decode(data.subarray(3, 3 + idLen)),
@@ -74,6 +74,10 @@ export function applyConfChange(m: Membership, cc: ConfChange): Membership {
       if (cur !== undefined) throw new InvalidConfChangeError(`${cc.nodeId} is already a ${cur}; remove it first`);
       next.arbiters = withId(next.arbiters, cc.nodeId);
       break;
+    case 'update':
+      // The member keeps its suffrage; only its context (the node layer's addresses) changes.
+      if (cur === undefined) throw new InvalidConfChangeError(`${cc.nodeId} is not a member`);
+      return next;
     case 'remove':
       if (cur === undefined) throw new InvalidConfChangeError(`${cc.nodeId} is not a member`);
       next.voters = without(next.voters, cc.nodeId);

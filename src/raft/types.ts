@@ -67,7 +67,7 @@ export interface Snapshot {
   data: Uint8Array;
 }
 
-export type ConfChangeType = 'addVoter' | 'addLearner' | 'addArbiter' | 'remove';
+export type ConfChangeType = 'addVoter' | 'addLearner' | 'addArbiter' | 'remove' | 'update';
 
 /**
  * One single-server membership change.
@@ -75,6 +75,8 @@ export type ConfChangeType = 'addVoter' | 'addLearner' | 'addArbiter' | 'remove'
  * - `addLearner`: adds a new learner, or demotes an existing voter.
  * - `addArbiter`: adds a new arbiter (an existing member must be removed first).
  * - `remove`: removes the member, whatever its suffrage.
+ * - `update`: changes nothing in the membership; it carries a new `context` for an existing
+ *   member (a new address), so every member learns it through the log.
  * `context` is opaque to raft (the node layer puts the member's address there).
  */
 export interface ConfChange {

@@ -61,6 +61,11 @@ export class UnavailableError extends ConureError {
   }
 }
 
+/** The caller did not prove who it is (no credential, or a wrong one). */
+export class UnauthenticatedError extends ConureError {
+  constructor(message: string, options?: { cause?: unknown }) { super('unauthenticated', message, options); }
+}
+
 /** The component was closed; no further calls are accepted. */
 export class ClosedError extends ConureError {
   constructor(what: string) { super('closed', `${what} is closed`); }

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { InvalidArgumentError, TooLargeError } from '../../util/errors.js';
+import { InvalidArgumentError, TooLargeError, UnauthenticatedError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
 import { KV_LIMITS, type KvService } from '../../node/kv-service.js';
 import type { MembershipService } from '../../node/membership-service.js';
@@ -14,8 +14,13 @@ export interface HttpApiOptions {
   metrics: HttpMetrics;
   /** Serves `GET /raft/snapshot` to members catching up from a snapshot. */
   snapshots?: { exportSnapshot(): { index: number; data: Uint8Array } };
+  /** When set, member-only endpoints (MEMBER_ONLY) require `Authorization: Bearer <token>` that it accepts. */
+  peerAuth?: { checkHttpToken(token: string): boolean };
   logger?: Logger;
 }
+
+/** Endpoints only members (and operators holding the cluster secret's token) may call. */
+export const MEMBER_ONLY: ReadonlySet<string> = new Set(['/raft/snapshot', '/join', '/remove', '/promote', '/leader/transfer']);
 
 /** Request-line and header bytes a request may carry (query-string values count here). */
 export const HEADER_BYTES_MAX = 64 * 1024;
@@ -53,6 +58,16 @@ export function createHttpApi(opts: HttpApiOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
+  const peerAuth = opts.peerAuth;
+  if (peerAuth) {
+    app.addHook('onRequest', async (req, reply) => {
+      if (!MEMBER_ONLY.has(req.routeOptions.url ?? '')) return;
+      const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+      if (m && peerAuth.checkHttpToken(m[1]!)) return;
+      reply.header('www-authenticate', 'Bearer realm="conure-members"');
+      return sendError(reply, new UnauthenticatedError(`${req.routeOptions.url} is for cluster members: send Authorization: Bearer <the cluster secret's HTTP token>`), 'json');
+    });
+  }
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ method: req.method, route, code: String(reply.statusCode) });
@@ -128,8 +143,9 @@ export function createHttpApi(opts: HttpApiOptions): FastifyInstance {
     return reply.type('application/octet-stream').header('x-conure-snapshot-index', String(snap.index)).send(Buffer.from(snap.data.buffer, snap.data.byteOffset, snap.data.byteLength));
   });
 
-  app.post('/join', async (req, reply) => json(reply, () => membership.join(jsonBody(req))));
-  app.post('/remove', async (req, reply) => json(reply, () => membership.remove(jsonBody(req))));
+  // The raw body: a follower answers 409 with the leader before it parses anything.
+  app.post('/join', async (req, reply) => json(reply, () => membership.join(bodyBytes(req.body))));
+  app.post('/remove', async (req, reply) => json(reply, () => membership.remove(bodyBytes(req.body))));
   app.post('/promote', async (req, reply) => json(reply, async () => { await membership.promote(jsonBody(req)); return { ok: true }; }));
   app.post('/leader/transfer', async (req, reply) => json(reply, async () => { await membership.transfer(jsonBody(req, true)); return { ok: true }; }));
 
