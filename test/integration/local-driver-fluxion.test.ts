@@ -5,7 +5,8 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -177,5 +178,51 @@ test('refusals: a missing key, a bad id, a backup of the other engine', async ()
   await assert.rejects(driver.apply(record('../evil', db.spec), secret), /must be 1 to 128 letters/);
   await assert.rejects(driver.restore(db, secret, { id: 'x', databaseId: 'y', tenant: 't1', engine: 'conuredb', location: '/nowhere', sizeBytes: 0, createdAt: '' }), /is of a conuredb database/);
   await assert.rejects(driver.waitReady(db, 100), (e: Error & { code?: string }) => e.code === 'not_found');
+  await driver.remove(db, 'WipeOut');
+});
+
+test('an instance outlives the process that started it; a new driver with a fresh allocator adopts it, same pid and port', async () => {
+  // A separate "platform" process creates the instance and exits.
+  const driverModule = pathToFileURL(join(import.meta.dirname, '..', '..', 'src', 'platform', 'drivers', 'local', 'index.js')).href;
+  const enginesModule = pathToFileURL(join(import.meta.dirname, '..', '..', 'src', 'platform', 'engines', 'index.js')).href;
+  const script = `
+    const { LocalDriver, MemoryPortAllocator } = await import(${JSON.stringify(driverModule)});
+    const { deriveFluxionSpec } = await import(${JSON.stringify(enginesModule)});
+    const d = new LocalDriver({ dataDir: ${JSON.stringify(dataDir)}, ports: new MemoryPortAllocator() });
+    const db = ${JSON.stringify(record('fx5', deriveFluxionSpec('256Mi', '1.0')))};
+    const ep = await d.apply(db, { apiKey: ${JSON.stringify(KEY)} });
+    await d.waitReady(db, 15000);
+    await d.close();
+    process.stdout.write(JSON.stringify(ep));`;
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  const endpoints = JSON.parse(out) as Record<string, string>;
+  const pid = pidOf('fx5');
+  assert.ok(existsSync(`/proc/${pid}`), 'still running after its parent exited');
+  assert.equal((await fetch(`${endpoints.http}/health`)).status, 200);
+
+  const driver = new LocalDriver({ dataDir, ports: new MemoryPortAllocator(), stopGraceMs: 10_000 });
+  drivers.push(driver);
+  const db = record('fx5', deriveFluxionSpec('256Mi', '1.0'));
+  assert.deepEqual(await driver.apply(db, secret), endpoints, 'same port');
+  assert.equal(pidOf('fx5'), pid, 'same pid');
+
+  // A crash between spawn and the pid write: the process is found by its data dir, not doubled.
+  const file = join(dataDir, 'instances', 'fx5', 'instance.json');
+  const inst = JSON.parse(readFileSync(file, 'utf8')) as LocalInstanceFile;
+  delete inst.members[0]!.pid;
+  writeFileSync(file, JSON.stringify(inst));
+  assert.equal((await driver.observe(db)).running, 1);
+  await driver.apply(db, secret);
+  assert.equal(pidOf('fx5'), pid);
+  assert.equal(processesUnder(join(dataDir, 'instances', 'fx5')).length, 1);
+
+  // A rotated key restarts it (rotate-key is apply with the new secret).
+  await driver.apply(db, { apiKey: `${KEY}-rotated` });
+  await driver.waitReady(db, 15_000);
+  assert.notEqual(pidOf('fx5'), pid);
+  await assert.rejects(Client.connect(`${endpoints.ws}/?api-key=${encodeURIComponent(KEY)}`), /HTTP 401|HTTP 403/);
+  (await Client.connect(`${endpoints.ws}/?api-key=${encodeURIComponent(`${KEY}-rotated`)}`)).ws.terminate();
   await driver.remove(db, 'WipeOut');
 });

@@ -3,4 +3,4 @@
  * and an in-memory PortAllocator for tests and single-process use.
  */
 export { LocalDriver, type LocalDriverOptions, type LocalInstanceFile, type LocalMemberRecord } from './local-driver.js';
-export { MemoryPortAllocator, bindable, type MemoryPortAllocatorOptions } from './memory-ports.js';
+export { MemoryPortAllocator, bindable, canAdoptPorts, type MemoryPortAllocatorOptions, type PortAdoption } from './memory-ports.js';

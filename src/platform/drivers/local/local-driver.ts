@@ -36,7 +36,7 @@
  * bounded. Errors are ConureErrors: `invalid_argument`, `not_found`, `timeout`, `unavailable`.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, cpSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,7 +49,8 @@ import { conureDbTopology, memberPortOwner, portRequests, validateFluxionApiKey,
 import type {
   BackupRecord, BackupResult, ConureDbSpec, DatabaseRecord, Driver, EngineName, FluxionSpec, InstanceObservation, InstanceSecret, PortAllocator,
 } from '../../types.js';
-import { findByDataDir, isOurs, logTail, sleep, spawnDetached, terminate } from './processes.js';
+import { canAdoptPorts } from './memory-ports.js';
+import { findByDataDir, instanceEnv, isOurs, logTail, sleep, spawnDetached, terminate } from './processes.js';
 
 /** Options of {@link LocalDriver}. */
 export interface LocalDriverOptions {
@@ -92,8 +93,9 @@ export interface LocalInstanceFile {
   /** Stopped on purpose (halt); apply clears it. */
   halted: boolean;
   members: LocalMemberRecord[];
-  /** Fluxion: SHA-256 of the master key the process was started with. */
+  /** Fluxion: SHA-256 of `keySalt` + the master key the process was started with. */
   keyDigest?: string;
+  keySalt?: string;
 }
 
 const FLUXION_MEMBER = 'fluxion-0';
@@ -204,13 +206,15 @@ export class LocalDriver implements Driver {
       let downtimeMs = 0;
       if (inst.engine === 'fluxion') {
         const m = inst.members[0]!;
-        const wasRunning = this.livePid(inst, m) !== undefined;
-        const key = wasRunning ? validateFluxionApiKey(secret.apiKey) : undefined; // to restart it
-        if (wasRunning) await this.stopMember(inst, m);
+        // An instance that should run is started again afterwards, even if a crash in an earlier
+        // attempt left it stopped; a halted one stays stopped.
+        const shouldRun = !inst.halted;
+        const key = shouldRun ? validateFluxionApiKey(secret.apiKey) : undefined;
+        await this.stopMember(inst, m);
         try {
           copyTree(m.dataDir, join(part, 'data'));
         } finally {
-          if (wasRunning && !inst.halted) {
+          if (shouldRun) {
             this.startMember(inst, m, { FLUXION_SECRET_KEY: key! });
             downtimeMs = Date.now() - t0;
           }
@@ -292,9 +296,8 @@ export class LocalDriver implements Driver {
 
   private async ensureFluxion(db: DatabaseRecord): Promise<LocalInstanceFile> {
     const inst = this.load(db.id) ?? this.newInstance(db.id, 'fluxion');
-    const [port] = await this.ports.allocate(db.id, 1);
     if (inst.members.length === 0) inst.members.push(this.memberRecord(db.id, FLUXION_MEMBER, 'voter', false));
-    inst.members[0]!.ports = [port!];
+    inst.members[0]!.ports = await this.reservePorts(db.id, inst.members[0]!.ports, 1);
     this.save(inst);
     return inst;
   }
@@ -304,7 +307,8 @@ export class LocalDriver implements Driver {
     const inst = await this.ensureFluxion(db);
     const m = inst.members[0]!;
     const args = [this.bin.fluxiond, '--data', m.dataDir, '--host', this.host, '--port', String(m.ports[0]), '--max-memory', spec.ram];
-    const digest = sha256(key);
+    inst.keySalt ??= randomBytes(16).toString('hex');
+    const digest = sha256(inst.keySalt + key);
     const pid = this.livePid(inst, m);
     if (pid !== undefined && sameArgs(m.args, args) && inst.keyDigest === digest) {
       if (inst.halted) { inst.halted = false; this.save(inst); }
@@ -343,7 +347,7 @@ export class LocalDriver implements Driver {
         m = this.memberRecord(inst.id, pm.id, pm.role, pm.bootstrap);
         inst.members.push(m);
       }
-      m.ports = await this.ports.allocate(memberPortOwner(inst.id, pm.id), CONUREDB_PORTS_PER_MEMBER);
+      m.ports = await this.reservePorts(memberPortOwner(inst.id, pm.id), m.ports, CONUREDB_PORTS_PER_MEMBER);
     }
     this.save(inst);
     return new Set(topo.members.map((m) => m.id));
@@ -467,6 +471,12 @@ export class LocalDriver implements Driver {
     return pid;
   }
 
+  /** The owner's ports: the recorded ones when the allocator can take them back, else allocated. */
+  private async reservePorts(owner: string, recorded: readonly number[], count: number): Promise<number[]> {
+    if (recorded.length === count && canAdoptPorts(this.ports)) await this.ports.adopt(owner, recorded);
+    return this.ports.allocate(owner, count);
+  }
+
   private startMember(inst: LocalInstanceFile, m: LocalMemberRecord, env: Record<string, string>): void {
     mkdirSync(m.dataDir, { recursive: true });
     delete m.pid;
@@ -552,7 +562,7 @@ export class LocalDriver implements Driver {
 
   private tool(args: string[]): Promise<string> {
     return new Promise((resolvePromise, reject) => {
-      execFile(process.execPath, [this.bin.conurectl, ...args], { timeout: this.toolTimeoutMs, env: { ...process.env, CONURE_LOG_LEVEL: 'warn' } }, (err, stdout, stderr) => {
+      execFile(process.execPath, [this.bin.conurectl, ...args], { timeout: this.toolTimeoutMs, env: { ...instanceEnv(), CONURE_LOG_LEVEL: 'warn' } }, (err, stdout, stderr) => {
         if (err) reject(new ConureError(err.killed ? 'timeout' : 'unavailable', `conurectl ${args.slice(0, 3).join(' ')} failed: ${stderr.trim() || err.message}`, { cause: err }));
         else resolvePromise(stdout);
       });

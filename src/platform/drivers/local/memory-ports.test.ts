@@ -30,3 +30,14 @@ test('a port something already listens on is skipped', async () => {
     srv.close();
   }
 });
+
+test('adopt: a fresh allocator takes back the ports a re-adopted process listens on', async () => {
+  const ports = new MemoryPortAllocator({ low: 22000, high: 22099, start: 22000 });
+  assert.equal(await ports.adopt('a', [22050, 22051]), true);
+  assert.deepEqual(await ports.allocate('a', 2), [22050, 22051]);
+  assert.equal(await ports.adopt('b', [22051]), false, 'held by another owner');
+  assert.equal(await ports.adopt('a', [22060, 22061]), false, 'an owner keeps the ports it has');
+  assert.equal(await ports.adopt('a', [22050, 22051]), true, 'idempotent');
+  const b = await ports.allocate('b', 3);
+  assert.ok(b.every((p) => p !== 22050 && p !== 22051));
+});

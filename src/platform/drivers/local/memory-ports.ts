@@ -13,6 +13,21 @@ import { readFileSync } from 'node:fs';
 import type { PortAllocator } from '../../types.js';
 import { ConureError, InvalidArgumentError } from '../../../util/errors.js';
 
+/**
+ * Optional extension of a PortAllocator whose reservations do not survive a restart (the memory
+ * allocator): a new LocalDriver hands back the ports its re-adopted processes already listen on,
+ * so they keep them. An allocator with durable reservations (the store's) need not implement it.
+ */
+export interface PortAdoption {
+  /** Reserves exactly `ports` for `owner` unless another owner holds one; true when reserved. */
+  adopt(owner: string, ports: readonly number[]): Promise<boolean>;
+}
+
+/** True when `a` implements {@link PortAdoption}. */
+export function canAdoptPorts(a: PortAllocator): a is PortAllocator & PortAdoption {
+  return typeof (a as Partial<PortAdoption>).adopt === 'function';
+}
+
 export interface MemoryPortAllocatorOptions {
   /** Lowest port handed out; default 20000 (or lower, to stay under the ephemeral range). */
   low?: number;
@@ -26,7 +41,7 @@ export interface MemoryPortAllocatorOptions {
   countMax?: number;
 }
 
-export class MemoryPortAllocator implements PortAllocator {
+export class MemoryPortAllocator implements PortAllocator, PortAdoption {
   private readonly low: number;
   private readonly high: number;
   private readonly host: string;
@@ -63,6 +78,17 @@ export class MemoryPortAllocator implements PortAllocator {
       }
       this.byOwner.set(owner, mine);
       return mine.slice(0, count);
+    });
+  }
+
+  adopt(owner: string, ports: readonly number[]): Promise<boolean> {
+    return this.serial(async () => {
+      const mine = this.byOwner.get(owner) ?? [];
+      if (ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535 || (this.taken.has(p) && !mine.includes(p)))) return false;
+      if (mine.length > 0 && !ports.every((p, i) => mine[i] === p)) return false;
+      for (const p of ports) this.taken.add(p);
+      this.byOwner.set(owner, [...ports, ...mine.slice(ports.length)]);
+      return true;
     });
   }
 

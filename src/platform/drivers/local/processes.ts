@@ -16,7 +16,7 @@ export function spawnDetached(args: string[], logFile: string, env: Record<strin
     const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', fd, fd],
-      env: { ...process.env, CONURE_LOG_LEVEL: process.env.CONURE_INSTANCE_LOG_LEVEL ?? 'info', ...env },
+      env: { ...instanceEnv(), ...env },
     });
     child.on('error', () => { /* reported through the pid check and the log */ });
     child.unref();
@@ -25,6 +25,20 @@ export function spawnDetached(args: string[], logFile: string, env: Record<strin
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * The platform's environment without its CONURE_* and FLUXION_* settings (an instance gets its
+ * configuration from its flags only; e.g. CONURE_UNSAFE_NO_FSYNC must never leak into it).
+ * Instances log at CONURE_INSTANCE_LOG_LEVEL (default info).
+ */
+export function instanceEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('CONURE_') && !k.startsWith('FLUXION_') && k !== 'NODE_TEST_CONTEXT') env[k] = v;
+  }
+  env.CONURE_LOG_LEVEL = process.env.CONURE_INSTANCE_LOG_LEVEL ?? 'info';
+  return env;
 }
 
 /** The command line of `pid` (argv), or undefined when it is gone or a zombie. */
