@@ -9,7 +9,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { planTopology, type ArbiterMode, type PlannedMember } from '../planner/topology.js';
+import { conuredArgs, type LocalMember } from '../planner/conured-args.js';
+import { planTopology, type ArbiterMode } from '../planner/topology.js';
+
+// Shared with the platform's local driver (src/platform/drivers/local), which runs members the same way.
+export { conuredArgs, type LocalMember };
 
 export interface DevClusterOptions {
   voters: number;
@@ -19,17 +23,6 @@ export interface DevClusterOptions {
   host: string;
   /** Where progress lines go (stdout by default). */
   out?: (line: string) => void;
-}
-
-export interface LocalMember {
-  id: string;
-  role: PlannedMember['role'];
-  bootstrap: boolean;
-  http: string;
-  raft: string;
-  client: string;
-  dataDir: string;
-  logFile: string;
 }
 
 const CONURED = join(dirname(fileURLToPath(import.meta.url)), 'conured.js');
@@ -49,19 +42,6 @@ export function planLocalCluster(opts: Omit<DevClusterOptions, 'out'>): LocalMem
     dataDir: resolve(opts.dataDir, m.id),
     logFile: resolve(opts.dataDir, `${m.id}.log`),
   }));
-}
-
-export function conuredArgs(m: LocalMember, seeds: string[]): string[] {
-  return [
-    '--node-id', m.id, '--data-dir', m.dataDir,
-    '--http-addr', m.http, '--raft-addr', m.raft, '--client-addr', m.client,
-    '--advertise-http', m.http, '--advertise-raft', m.raft,
-    // The bootstrap member gets the seeds too: if its disk is lost it joins the running cluster
-    // instead of founding a second one.
-    ...(m.bootstrap ? ['--bootstrap'] : ['--bootstrap=false']),
-    '--join', seeds.join(','), '--join-backoff', '500ms',
-    ...(m.role === 'arbiter' ? ['--role', 'arbiter'] : []),
-  ];
 }
 
 /** Starts the cluster and resolves when every member has exited (after a signal or a crash). */

@@ -78,6 +78,13 @@ test('ConureDB: create 2 voters + auto arbiter, write, scale to 3 and to 1, writ
 
   await put(endpoints, 'a', '1');
 
+  // a new driver with a fresh allocator re-adopts every member: same pids, same ports
+  const again = new LocalDriver({ dataDir, ports: new MemoryPortAllocator(), stopGraceMs: 15_000 });
+  assert.deepEqual(await again.apply(db, {}), endpoints);
+  await again.waitReady(db, 10_000);
+  assert.deepEqual(instanceFile(db.id).members.map((m) => m.pid), pids);
+  await again.close();
+
   // scale to 3 voters: auto mode drops the arbiter, only once the new voter is a voter
   db = { ...db, spec: applyConureDbPatch(spec, { voters: 3 }), generation: 2 };
   t0 = performance.now();

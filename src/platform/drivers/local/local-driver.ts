@@ -40,7 +40,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, cpSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { conuredArgs, type LocalMember } from '../../../cli/dev-cluster.js';
+import { conuredArgs, type LocalMember } from '../../../planner/conured-args.js';
 import { ConureHttpClient } from '../../../client/http-client.js';
 import { planScaleDown } from '../../../planner/topology.js';
 import { ClosedError, ConureError, InvalidArgumentError } from '../../../util/errors.js';
