@@ -135,6 +135,18 @@ test('ConureDB: create 2 voters + auto arbiter, write, scale to 3 and to 1, writ
     assert.deepEqual([await get(url, 'a'), await get(url, 'b'), await get(url, 'c'), await get(url, 'd')], ['1', '2', '3', ''], url);
   }
 
+  // halt stops every member and keeps the data; apply resumes
+  t0 = performance.now();
+  await driver.halt(db);
+  figures.haltMs = Math.round(performance.now() - t0);
+  assert.deepEqual([(await driver.observe(db)).running, (await driver.observe(db)).expected], [0, 0]);
+  assert.deepEqual(processesUnder(dataDir), []);
+  t0 = performance.now();
+  endpoints = await driver.apply(db, {});
+  await driver.waitReady(db, 60_000);
+  figures.resumeToReadyMs = Math.round(performance.now() - t0);
+  assert.equal(await get(endpoints.http!.split(',')[0]!, 'c'), '3');
+
   await driver.remove(db, 'WipeOut');
   assert.deepEqual(processesUnder(dataDir), []);
   assert.equal(existsSync(join(dataDir, 'backups', 'cd1')), false);
