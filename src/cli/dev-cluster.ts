@@ -6,11 +6,15 @@
  * own data directory and log file under --data-dir. Ctrl-C or SIGTERM stops them all.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { ensurePeerSecretFile } from '../node/peer-auth.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { planTopology, type ArbiterMode, type PlannedMember } from '../planner/topology.js';
+import { conuredArgs, type LocalMember } from '../planner/conured-args.js';
+import { planTopology, type ArbiterMode } from '../planner/topology.js';
+
+// Shared with the platform's local driver (src/platform/drivers/local), which runs members the same way.
+export { conuredArgs, type LocalMember };
 
 export interface DevClusterOptions {
   voters: number;
@@ -20,17 +24,6 @@ export interface DevClusterOptions {
   host: string;
   /** Where progress lines go (stdout by default). */
   out?: (line: string) => void;
-}
-
-export interface LocalMember {
-  id: string;
-  role: PlannedMember['role'];
-  bootstrap: boolean;
-  http: string;
-  raft: string;
-  client: string;
-  dataDir: string;
-  logFile: string;
 }
 
 const CONURED = join(dirname(fileURLToPath(import.meta.url)), 'conured.js');
@@ -50,36 +43,6 @@ export function planLocalCluster(opts: Omit<DevClusterOptions, 'out'>): LocalMem
     dataDir: resolve(opts.dataDir, m.id),
     logFile: resolve(opts.dataDir, `${m.id}.log`),
   }));
-}
-
-/** conured's flags for member `m`; with `peerSecretFile`, peers authenticate with that secret. */
-export function conuredArgs(m: LocalMember, seeds: string[], peerSecretFile?: string): string[] {
-  return [
-    '--node-id', m.id, '--data-dir', m.dataDir,
-    '--http-addr', m.http, '--raft-addr', m.raft, '--client-addr', m.client,
-    '--advertise-http', m.http, '--advertise-raft', m.raft,
-    // The bootstrap member gets the seeds too: if its disk is lost it joins the running cluster
-    // instead of founding a second one.
-    ...(m.bootstrap ? ['--bootstrap'] : ['--bootstrap=false']),
-    '--join', seeds.join(','), '--join-backoff', '500ms',
-    ...(m.role === 'arbiter' ? ['--role', 'arbiter'] : []),
-    ...(peerSecretFile ? ['--peer-secret-file', peerSecretFile] : []),
-  ];
-}
-
-/**
- * The cluster secret of a local cluster: `<dataDir>/peer-secret`, made (random, mode 0600) on
- * first use and kept, so restarted members still know each other.
- */
-export function ensurePeerSecretFile(dataDir: string): string {
-  const file = resolve(dataDir, 'peer-secret');
-  mkdirSync(dataDir, { recursive: true });
-  try {
-    writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { flag: 'wx', mode: 0o600 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  return file;
 }
 
 /** Starts the cluster and resolves when every member has exited (after a signal or a crash). */

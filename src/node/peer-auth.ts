@@ -22,7 +22,8 @@
  * joins) carry a bearer token derived from the same secret (`httpToken`).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { InvalidArgumentError } from '../util/errors.js';
 
 export const NONCE_BYTES = 32;
@@ -61,6 +62,22 @@ export class PeerSecret {
   /** @internal */ mac(label: string, transcript: Buffer): Buffer {
     return createHmac('sha256', this.key).update(label).update(transcript).digest();
   }
+}
+
+/**
+ * The cluster secret of a cluster run on this host (`conurectl dev cluster`, the platform's local
+ * driver): `<dir>/peer-secret`, made (random, mode 0600) on first use and kept, so restarted
+ * members still know each other. Returns its path.
+ */
+export function ensurePeerSecretFile(dir: string): string {
+  const file = join(dir, 'peer-secret');
+  mkdirSync(dir, { recursive: true });
+  try {
+    writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  return file;
 }
 
 export interface Hello { clientNonce: Buffer; from: string; to: string }
