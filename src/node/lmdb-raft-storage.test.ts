@@ -54,4 +54,24 @@ describe('LmdbRaftStorage', () => {
       await log.close();
     } finally { rmSync(dir, { recursive: true, force: true }); }
   });
+
+  it('never persists a term or index that is not a safe non-negative integer', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conure-rs-'));
+    try {
+      const log = new LmdbRaftLog({ dir });
+      const lmdb = new LmdbRaftStorage(log);
+      await lmdb.persist({ term: 1, vote: '', commit: 1 }, [], MemoryStorage.bootstrapped({ voters: ['a'], learners: [], arbiters: [] }).snapshot());
+      for (const term of [Infinity, NaN, 2 ** 53, -1, 1.5]) {
+        await assert.rejects(lmdb.persist({ term, vote: '', commit: 1 }, [], undefined), /refusing to persist/);
+        await assert.rejects(lmdb.persist(undefined, [ent(2, term)], undefined), /refusing to persist/);
+      }
+      await log.close();
+      const reopened = new LmdbRaftLog({ dir });
+      assert.equal(new LmdbRaftStorage(reopened).initialState().hardState.term, 1);
+      await reopened.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
+

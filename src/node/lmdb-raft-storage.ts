@@ -13,6 +13,7 @@ import { CompactedError, LogUnavailableError } from '../raft/errors.js';
 import type { InitialState, Storage } from '../raft/storage.js';
 import { emptyMembership, type Entry, type HardState, type Membership, type Snapshot } from '../raft/types.js';
 import type { LmdbRaftLog, LogRecord } from '../storage/raft-log-store.js';
+import { InvalidArgumentError } from '../util/errors.js';
 
 const TYPE_NORMAL = 0;
 const TYPE_CONF = 1;
@@ -69,6 +70,10 @@ export class LmdbRaftStorage implements Storage {
 
   /** Persists one Ready's hard state, entries and snapshot metadata atomically (committed on resolve). */
   persist(hardState: HardState | undefined, entries: readonly Entry[], snapshot: Snapshot | undefined): Promise<void> {
+    // Last line of defence: a term or index that is not a safe integer would outlive restarts.
+    const bad = (hardState && !(isCount(hardState.term) && isCount(hardState.commit))) || entries.some((e) => !isCount(e.index) || !isCount(e.term))
+      || (snapshot && !(isCount(snapshot.meta.index) && isCount(snapshot.meta.term)));
+    if (bad) return Promise.reject(new InvalidArgumentError(`refusing to persist a non-integer term or index (hard state ${JSON.stringify(hardState)})`));
     return this.log.persist({
       ...(hardState && { hardState: pack(hardState) }),
       ...(entries.length > 0 && { entries: entries.map(encodeEntry) }),
@@ -99,3 +104,5 @@ export class LmdbRaftStorage implements Storage {
     return s.meta.length > 0 ? (unpack(s.meta) as Membership) : emptyMembership();
   }
 }
+
+function isCount(n: number): boolean { return Number.isSafeInteger(n) && n >= 0; }
