@@ -13,6 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ensurePeerSecretFile, PeerSecret } from '../../src/node/peer-auth.js';
 import { CONURED } from '../support/conured-process.js';
 import { freePort } from '../support/cluster.js';
 import { FaultProxy } from './proxy.js';
@@ -28,6 +29,8 @@ export interface FaultNode {
   readonly url: string;
   /** `127.0.0.1:port` of its etcd gRPC API (arbiters serve none); stable across restarts. */
   readonly grpc: string;
+  /** `127.0.0.1:port` of its own raft listener (the proxies forward to it). */
+  readonly raft: string;
   /** Current OS process id, or undefined while down. */
   pid(): number | undefined;
   isRunning(): boolean;
@@ -54,6 +57,8 @@ export interface FaultCluster {
   readonly replicated: boolean;
   /** True when each data directory is its own small file system (`LaunchOptions.diskBytes`). */
   readonly diskLimited: boolean;
+  /** The cluster secret's HTTP token for member-only endpoints; undefined when peers run without one. */
+  readonly peerToken: string | undefined;
   /** HTTP base URLs of the data-bearing members, for clients. */
   endpoints(): string[];
   /** etcd gRPC `host:port` of the data-bearing members, for clients. */
@@ -76,6 +81,8 @@ export interface LaunchOptions {
   env?: Record<string, string>;
   /** Give each member's data directory its own tmpfs of this size, so it can be filled (needs root). */
   diskBytes?: number;
+  /** Members authenticate each other with a cluster secret (default true, as every deployment does). */
+  peerSecret?: boolean;
 }
 
 /** Starts a system under test. */
@@ -115,6 +122,7 @@ class ConuredNode implements FaultNode {
 
   get url(): string { return `http://127.0.0.1:${this.ports.http}`; }
   get grpc(): string { return `127.0.0.1:${this.ports.client}`; }
+  get raft(): string { return `127.0.0.1:${this.ports.raft}`; }
 
   pid(): number | undefined { return this.proc?.pid; }
   isRunning(): boolean { return this.proc !== undefined; }
@@ -262,6 +270,9 @@ export const localLauncher: ClusterLauncher = {
     for (const s of specs) ports.set(s.id, { http: await freePort(), raft: await freePort(), client: await freePort() });
     const proxies = new Map<string, FaultProxy>();
     const nodes: ConuredNode[] = [];
+    mkdirSync(opts.dataRoot, { recursive: true });
+    const secretFile = opts.peerSecret === false ? undefined : ensurePeerSecretFile(opts.dataRoot);
+    const peerToken = secretFile ? PeerSecret.fromFile(secretFile).httpToken : undefined;
     const mounted: string[] = [];
     let closed: Promise<void> | undefined;
     // The data is thrown away after a run: SIGKILL, not a graceful stop (members shutting down
@@ -286,6 +297,7 @@ export const localLauncher: ClusterLauncher = {
           ...(seeds.length > 0 ? ['--join', seeds.join(',')] : []),
           ...(peerAddress ? ['--peer-address', peerAddress] : []),
           ...(s.role === 'arbiter' ? ['--role', 'arbiter'] : []),
+          ...(secretFile ? ['--peer-secret-file', secretFile] : []),
         ];
         const dataDir = join(opts.dataRoot, s.id);
         nodes.push(new ConuredNode(s.id, s.role, dataDir, join(opts.logDir, `${s.id}.log`), ports.get(s.id)!, flags, opts.env ?? {}));
@@ -305,7 +317,7 @@ export const localLauncher: ClusterLauncher = {
     }
     const data = nodes.filter((n) => n.role === 'voter');
     return {
-      nodes, proxies, replicated: nodes.length > 1, diskLimited: mounted.length > 0, close,
+      nodes, proxies, replicated: nodes.length > 1, diskLimited: mounted.length > 0, peerToken, close,
       endpoints: () => data.map((n) => n.url),
       etcdEndpoints: () => data.map((n) => n.grpc),
     };

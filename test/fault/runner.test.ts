@@ -3,6 +3,7 @@
  * what a cluster shape cannot run, and catch the deliberate server-side mutations, which prove
  * the recording → checking → reporting pipeline end to end.
  */
+import { FORGED_TERM_AHEAD, highestTerm, hostileNemesis } from './nemesis/hostile.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from '../support/conured-process.js';
-import { MUTATION_ENV, runOne } from './runner.js';
+import { MUTATION_ENV, runOne, seededRandom } from './runner.js';
 import { localLauncher } from './cluster.js';
 import { HistoryRecorder } from './history-recorder.js';
 import { checkRegister } from './checker/register.js';
@@ -101,4 +102,26 @@ test('a leader that commits without a quorum (early-ack) is caught: its acknowle
   assert.notEqual(read.type === 'ok' && read.value, 'v1', 'the acknowledged v1 never reached the majority');
   const verdict = checkRegister(recorder.events);
   assert.equal(verdict.verdict, 'not_linearizable', JSON.stringify(verdict.keys));
+});
+
+test('the hostile-peer nemesis does damage without peer authentication, and none with it', { timeout: 120_000 }, async (t) => {
+  const { dir, cleanup } = tempDir('conure-fault-hostile-');
+  t.after(cleanup);
+  for (const peerSecret of [false, true]) {
+    const cluster = await localLauncher.launch({ size: 3, dataRoot: join(dir, `data-${peerSecret}`), logDir: join(dir, `logs-${peerSecret}`), peerSecret });
+    try {
+      let leader = await findLeader(cluster);
+      for (let i = 0; i < 100 && !leader; i++) { await new Promise((r) => setTimeout(r, 100)); leader = await findLeader(cluster); }
+      assert.ok(leader, 'a leader');
+      const nemesis = hostileNemesis();
+      await nemesis.inject(cluster, seededRandom(3));
+      await new Promise((r) => setTimeout(r, 500));
+      await nemesis.heal(cluster);
+      const term = await highestTerm(cluster);
+      if (peerSecret) assert.ok(term < FORGED_TERM_AHEAD, `with a cluster secret no forged term gets in (term ${term})`);
+      else assert.ok(term >= FORGED_TERM_AHEAD, `without one, a frame naming a member is believed (term ${term})`);
+    } finally {
+      await cluster.close();
+    }
+  }
 });

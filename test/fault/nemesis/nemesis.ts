@@ -14,6 +14,7 @@ import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { raftConfig, tmpfsUnavailableReason, waitForConfig, type FaultCluster, type FaultNode } from '../cluster.js';
 import type { HistoryRecorder } from '../history-recorder.js';
+import { hostileNemesis } from './hostile.js';
 import { NetworkNemesis } from './network.js';
 import { bridge, isolate, majorityMinority, oneWay, type PartitionPlan } from './partition.js';
 
@@ -155,7 +156,8 @@ async function postToLeader(cluster: FaultCluster, path: string, body: unknown):
     const leader = await findLeader(cluster);
     if (leader) {
       try {
-        const res = await fetch(`${leader.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+        const headers: Record<string, string> = { 'content-type': 'application/json', ...(cluster.peerToken && { authorization: `Bearer ${cluster.peerToken}` }) };
+        const res = await fetch(`${leader.url}${path}`, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
         const text = await res.text();
         if (res.ok) return text ? JSON.parse(text) : undefined;
         last = `${res.status} ${text.slice(0, 200)}`;
@@ -296,6 +298,7 @@ export function nemesisByName(name: string): Nemesis {
     case 'membership': return membershipNemesis();
     case 'transfer': return transferNemesis();
     case 'disk-full': return diskFullNemesis();
+    case 'hostile': return hostileNemesis();
     case 'partition-majority': return partitionNemesis(name, async (ids, random) => majorityMinority(ids, random));
     case 'partition-bridge': return partitionNemesis(name, async (ids, random) => bridge(ids, random));
     case 'partition-one-way': return partitionNemesis(name, async (ids, random) => oneWay(ids, ids[Math.floor(random() * ids.length)]!));
@@ -308,7 +311,7 @@ export function nemesisByName(name: string): Nemesis {
 }
 
 /** Names accepted by `nemesisByName`. */
-export const NEMESIS_NAMES = ['none', 'kill', 'pause', 'partition-majority', 'partition-bridge', 'partition-one-way', 'isolate-leader', 'membership', 'transfer', 'disk-full', 'mixed'] as const;
+export const NEMESIS_NAMES = ['none', 'kill', 'pause', 'partition-majority', 'partition-bridge', 'partition-one-way', 'isolate-leader', 'membership', 'transfer', 'disk-full', 'hostile', 'mixed'] as const;
 
 /** Why a nemesis cannot run on a cluster of `members`, or undefined when it can. */
 export function unsupportedReason(n: Nemesis, members: number): string | undefined {
