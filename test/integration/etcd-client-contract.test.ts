@@ -194,14 +194,29 @@ for (const impl of IMPLS) {
       try { assert.equal(await codeOf(c3.get('/t/fo')), 'unavailable'); } finally { c3.close(); }
     });
 
-    test('endpoint killed: calls fail with unavailable, succeed when it is back; a watch resumes without loss', async () => {
+    test('a hung endpoint: the per-call deadline answers timeout', async () => {
+      await c.put('/t/hang', 'x');
+      server.pause();
+      try {
+        const t0 = Date.now();
+        assert.equal(await codeOf(c.get('/t/hang', { timeoutMs: 500 })), 'timeout');
+        assert.ok(Date.now() - t0 < 5000, 'the deadline bounded the call');
+      } finally { server.resume(); }
+      await until('the endpoint answers again', async () => (await codeOf(c.get('/t/hang'))) === 'ok' || undefined);
+    });
+
+    test('endpoint killed: calls fail with unavailable, succeed when it is back; a watch resumes without loss; a kept lease is reported lost', async () => {
       const events: WatchEvent[] = [];
       const w = c.watch('/t/k/', { prefix: true }, (evs) => { events.push(...evs); });
+      const keeper = await c.grantAndKeep(2);
+      const lost = new Promise<string>((r) => keeper.once('lost', r));
       try {
         await w.ready;
         await c.put('/t/k/1', 'before');
         await until('event before the kill', () => events.length >= 1 || undefined);
         await server.kill9();
+        const reason = await Promise.race([lost, sleep(10_000).then(() => 'not lost')]);
+        assert.match(reason, /within the TTL/, 'no keep-alive within the TTL while the store is down');
         assert.equal(await codeOf(c.put('/t/k/x', 'while down')), 'unavailable');
         assert.equal(await codeOf(c.get('/t/k/1')), 'unavailable');
         await server.restart();
@@ -211,7 +226,7 @@ for (const impl of IMPLS) {
         const keys = events.map((e) => `${e.kv.key}@${e.kv.modRevision}`);
         assert.equal(new Set(keys).size, keys.length, `no duplicate events: ${keys.join(',')}`);
         assert.ok(!events.some((e) => e.kv.key === '/t/k/x'));
-      } finally { w.close(); }
+      } finally { w.close(); await keeper.stop(); }
     });
   });
 }

@@ -19,6 +19,9 @@ export interface EtcdEndpoint {
   kill9(): Promise<void>;
   /** Starts again on the same port and data (after kill9). */
   restart(): Promise<void>;
+  /** SIGSTOP / SIGCONT the server (a hung endpoint). */
+  pause(): void;
+  resume(): void;
   /** Stops and removes the data dir. */
   close(): Promise<void>;
 }
@@ -62,7 +65,9 @@ export async function startEtcd(): Promise<EtcdEndpoint> {
     name: 'etcd', endpoint,
     kill9: async () => { if (proc) { proc.kill('SIGKILL'); await exited(proc); } },
     restart: launch,
-    close: async () => { if (proc) { proc.kill('SIGKILL'); await exited(proc); } cleanup(); },
+    pause: () => { proc?.kill('SIGSTOP'); },
+    resume: () => { proc?.kill('SIGCONT'); },
+    close: async () => { if (proc) { proc.kill('SIGCONT'); proc.kill('SIGKILL'); await exited(proc); } cleanup(); },
   };
 }
 
@@ -79,6 +84,8 @@ export async function startConuredEndpoint(): Promise<EtcdEndpoint & { process()
     process: () => p!,
     kill9: async () => { await p?.kill9(); },
     restart: launch,
-    close: async () => { await p?.kill9(); cleanup(); },
+    pause: () => { p?.proc.kill('SIGSTOP'); },
+    resume: () => { p?.proc.kill('SIGCONT'); },
+    close: async () => { p?.proc.kill('SIGCONT'); await p?.kill9(); cleanup(); },
   };
 }
