@@ -189,3 +189,25 @@ test('WorkerPool: a worker whose claim is taken away cannot write; the operation
     assert.equal(await exec.count(operation.id, 'c'), 1);
   } finally { await pool.stop(); }
 });
+
+test('WorkerPool: its lease revoked mid-step → the step is aborted, a new lease is granted, the operation is reclaimed and succeeds', async () => {
+  const store = fresh();
+  const svc = new OperationService({ store });
+  const exec = new CountingExecutor(store);
+  const { log, lines } = memoryLogger();
+  const pool = new WorkerPool({ store, executor: exec, workers: 2, leaseTtlSeconds: 3, scanIntervalMs: 300, instanceId: 'relapse', log });
+  await pool.start();
+  try {
+    const { operation } = await svc.submit({ databaseId: 'db', tenant: 't', type: 'create', params: { steps: ['a', 'b'], slowStep: 'a', slowMs: 3000 } });
+    await until('step a running', async () => (await exec.count(operation.id, 'a')) === 1 || undefined);
+    const first = pool.leaseId();
+    await store.client.leaseRevoke(first!);
+    const done = await finished(store, operation.id);
+    assert.equal(done.state, 'succeeded');
+    assert.equal(done.attempts, 2);
+    assert.equal(await exec.count(operation.id, 'a'), 2);
+    assert.equal(await exec.count(operation.id, 'b'), 1);
+    assert.notEqual(pool.leaseId(), first);
+    assert.ok(lines().some((l) => l.msg === 'operation_claim_lost' || l.msg === 'operation_lease_lost'));
+  } finally { await pool.stop(); }
+});
