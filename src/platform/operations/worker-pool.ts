@@ -334,6 +334,9 @@ export class WorkerPool extends EventEmitter {
         }
         const r = await this.store.client.runTxn({ compare: compares, success: ops });
         if (!r.succeeded) {
+          // An earlier try may have committed and lost only its answer.
+          const now = await this.store.getOperation(opId);
+          if (now && now.value.state === opRec.state && now.value.finishedAt === opRec.finishedAt) return;
           const still = await this.store.client.get(claimKey);
           if (still?.value.toString() !== w.id) throw new ClaimLostError(opId, w.id);
           throw new ConureError('unavailable', 'lock changed while finishing; retrying');
