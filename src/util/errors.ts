@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'locked'
   | 'unsupported'
   | 'closed'
+  | 'unprocessable'
+  | 'resource_exhausted'
   | 'internal';
 
 export class ConureError extends Error {
@@ -69,6 +71,19 @@ export class UnauthenticatedError extends ConureError {
 /** The component was closed; no further calls are accepted. */
 export class ClosedError extends ConureError {
   constructor(what: string) { super('closed', `${what} is closed`); }
+}
+
+/**
+ * The request is well formed but cannot be processed as sent, e.g. an `Idempotency-Key` reused
+ * with a different body (HTTP 422).
+ */
+export class UnprocessableError extends ConureError {
+  constructor(message: string, options?: { cause?: unknown }) { super('unprocessable', message, options); }
+}
+
+/** A bounded resource (a queue, a port range) is full; retry later (HTTP 429). */
+export class ResourceExhaustedError extends ConureError {
+  constructor(message: string, options?: { cause?: unknown }) { super('resource_exhausted', message, options); }
 }
 
 /** Normalises anything thrown into a ConureError, keeping the original as `cause`. */

@@ -46,6 +46,8 @@ const BY_CODE: Record<ErrorCode, [status, string | undefined]> = {
   locked: [status.FAILED_PRECONDITION, undefined],
   unsupported: [status.UNIMPLEMENTED, undefined],
   closed: [status.UNAVAILABLE, 'etcdserver: server stopped'],
+  unprocessable: [status.FAILED_PRECONDITION, undefined],
+  resource_exhausted: [status.RESOURCE_EXHAUSTED, undefined],
   internal: [status.INTERNAL, undefined],
 };
 

@@ -18,6 +18,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   timeout: 504,
   compacted: 410,
   no_space: 507,
+  unprocessable: 422,
+  resource_exhausted: 429,
 };
 
 /**
