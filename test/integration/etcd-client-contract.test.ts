@@ -9,18 +9,9 @@ import { EtcdClient, compare, op, type WatchEvent } from '../../src/client/etcd-
 import { ConureError } from '../../src/util/errors.js';
 import { HAVE_ETCD, startConuredEndpoint, startEtcd, type EtcdEndpoint } from '../support/etcd-process.js';
 import { freePort } from '../support/cluster.js';
+import { sleep, until } from '../support/until.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try { await p; return 'ok'; } catch (err) { return err instanceof ConureError ? err.code : `non-conure: ${String(err)}`; }

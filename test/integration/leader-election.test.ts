@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { EtcdClient } from '../../src/client/etcd-client.js';
 import { DIST_ROOT } from '../support/conured-process.js';
 import { startConuredEndpoint, type EtcdEndpoint } from '../support/etcd-process.js';
+import { sleep, until } from '../support/until.js';
 
 const CHILD = join(DIST_ROOT, 'test', 'support', 'election-child.js');
 const TTL_S = 2;
 const CHECK_MS = 500;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Candidate { id: string; proc: ChildProcess; stderr: () => string; stdout: () => string; acquired: () => number; lost: () => number }
 
@@ -35,15 +35,6 @@ after(async () => {
   await server?.close();
 });
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 function count(text: string, msg: string): number {
   return text.split('\n').filter((l) => l.includes(`"msg":"${msg}"`)).length;

@@ -15,19 +15,10 @@ import type { OperationRecord } from '../../src/platform/types.js';
 import { CountingExecutor } from '../support/counting-executor.js';
 import { DIST_ROOT } from '../support/conured-process.js';
 import { startConuredEndpoint, type EtcdEndpoint } from '../support/etcd-process.js';
+import { sleep, until } from '../support/until.js';
 
 const CHILD = join(DIST_ROOT, 'test', 'support', 'worker-pool-child.js');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 let server: EtcdEndpoint;
 let client: EtcdClient;

@@ -4,6 +4,7 @@
  * test can kill an endpoint and bring it back).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from './cluster.js';
 import { startConured, tempDir, type ConuredProcess } from './conured-process.js';
@@ -24,6 +25,28 @@ export interface EtcdEndpoint {
   resume(): void;
   /** Stops and removes the data dir. */
   close(): Promise<void>;
+}
+
+/**
+ * SIGSTOP, and return only once the kernel shows every thread stopped (`T` in /proc): a signal
+ * is delivered asynchronously, and a multi-threaded server (etcd is Go) may still answer a
+ * request sent right after kill() returns.
+ */
+function stop(proc: ChildProcess | undefined): void {
+  if (!proc?.pid) return;
+  proc.kill('SIGSTOP');
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 400; i++) {
+    let stopped = true;
+    try {
+      for (const t of readdirSync(`/proc/${proc.pid}/task`)) {
+        const stat = readFileSync(`/proc/${proc.pid}/task/${t}/stat`, 'utf8');
+        if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'T') { stopped = false; break; }
+      }
+    } catch { return; } // not Linux, or the process is gone
+    if (stopped) return;
+    Atomics.wait(nap, 0, 0, 5);
+  }
 }
 
 function exited(p: ChildProcess): Promise<void> {
@@ -65,7 +88,7 @@ export async function startEtcd(): Promise<EtcdEndpoint> {
     name: 'etcd', endpoint,
     kill9: async () => { if (proc) { proc.kill('SIGKILL'); await exited(proc); } },
     restart: launch,
-    pause: () => { proc?.kill('SIGSTOP'); },
+    pause: () => { stop(proc); },
     resume: () => { proc?.kill('SIGCONT'); },
     close: async () => { if (proc) { proc.kill('SIGCONT'); proc.kill('SIGKILL'); await exited(proc); } cleanup(); },
   };
@@ -84,7 +107,7 @@ export async function startConuredEndpoint(): Promise<EtcdEndpoint & { process()
     process: () => p!,
     kill9: async () => { await p?.kill9(); },
     restart: launch,
-    pause: () => { p?.proc.kill('SIGSTOP'); },
+    pause: () => { stop(p?.proc); },
     resume: () => { p?.proc.kill('SIGCONT'); },
     close: async () => { p?.proc.kill('SIGCONT'); await p?.kill9(); cleanup(); },
   };

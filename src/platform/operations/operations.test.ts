@@ -12,22 +12,13 @@ import { CountingExecutor, memoryLogger } from '../../../test/support/counting-e
 import { PlatformStore } from '../store/index.js';
 import { OperationLockedError, OperationService, WorkerPool } from './index.js';
 import type { OperationRecord } from '../types.js';
+import { sleep, until } from '../../../test/support/until.js';
 
 let server: EtcdEndpoint;
 let client: EtcdClient;
 let n = 0;
 const fresh = () => new PlatformStore(client, { prefix: `/ops${++n}/` });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function finished(store: PlatformStore, id: string): Promise<OperationRecord> {
   return until(`operation ${id} to finish`, async () => {
