@@ -25,6 +25,7 @@ interface Flags {
   snapshotWalBytes: string;
   messageBytesMax: string;
   maxConnections: string;
+  queryBudgetMs: string;
   idleTimeout: string;
   compatClose?: boolean;
   permessageDeflate?: boolean;
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
     .addOption(new Option('--snapshot-wal-bytes <size>', 'write a snapshot after this much WAL').env('FLUXION_SNAPSHOT_WAL_BYTES').default('128Mi'))
     .addOption(new Option('--message-bytes-max <size>', 'largest request frame').env('FLUXION_MESSAGE_BYTES_MAX').default('16Mi'))
     .addOption(new Option('--max-connections <n>', 'open WebSocket connections limit').env('FLUXION_MAX_CONNECTIONS').default('1024'))
+    .addOption(new Option('--query-budget-ms <ms>', 'time budget of one qry/qdoc/gvalues scan; past it the query stops with an error (0 = unlimited)').env('FLUXION_QUERY_BUDGET_MS').default('1000'))
     .addOption(new Option('--idle-timeout <seconds>', 'close connections silent for this long').env('FLUXION_IDLE_TIMEOUT').default('120'))
     .addOption(new Option('--compat-close', 'close the socket (1008) on invalid requests, like the original server, instead of replying with an error').env('FLUXION_COMPAT_CLOSE'))
     .addOption(new Option('--permessage-deflate', 'negotiate permessage-deflate compression when clients offer it').env('FLUXION_PERMESSAGE_DEFLATE'))
@@ -68,11 +70,13 @@ async function main(): Promise<void> {
   if (secretKey === undefined || secretKey === '') usageError('secret-key is not set');
 
   let port: number, maxConnections: number, idleTimeoutS: number;
+  let queryBudgetMs: number;
   let memoryBytesMax = 0, snapshotWalBytes: number, messageBytesMax: number;
   try {
     port = parseInteger(f.port, '--port', 0, 65535);
     maxConnections = parseInteger(f.maxConnections, '--max-connections', 1, 1_000_000);
     idleTimeoutS = parseInteger(f.idleTimeout, '--idle-timeout', 1, 86_400);
+    queryBudgetMs = parseInteger(f.queryBudgetMs, '--query-budget-ms', 0, 3_600_000);
     if (f.flushInterval !== undefined) parseInteger(f.flushInterval, '--flush-interval', -1e9, 1e9);
     if (f.maxMemory !== undefined) memoryBytesMax = parseBytes(f.maxMemory, '--max-memory');
     snapshotWalBytes = parseBytes(f.snapshotWalBytes, '--snapshot-wal-bytes');
@@ -89,6 +93,7 @@ async function main(): Promise<void> {
       secretKey, host: f.host, port, dataDir: f.data, memoryBytesMax, snapshotWalBytes, messageBytesMax,
       connectionsMax: maxConnections, idleTimeoutMs: idleTimeoutS * 1000,
       badInput: f.compatClose ? 'close' : 'reply', perMessageDeflate: f.permessageDeflate === true,
+      queryBudgetMs,
     }, log);
   } catch (err) {
     log.fatal({ err }, 'startup_failed');

@@ -28,6 +28,8 @@ export interface FluxionConfig {
   idleTimeoutMs?: number;
   perMessageDeflate?: boolean;
   processMetrics?: boolean;
+  /** Time budget of one `qry`/`qdoc`/`gvalues` scan in ms (default 1000; 0 = unlimited). */
+  queryBudgetMs?: number;
 }
 
 export interface FluxionApp {
@@ -63,7 +65,7 @@ export async function startFluxion(cfg: FluxionConfig, log: Logger): Promise<Flu
     log.warn('memory-only mode: no --data directory, nothing survives a restart');
   }
   const memoryBytesMax = cfg.memoryBytesMax ?? 0;
-  service = new FluxionService({ store, log: commitLog, masterKey: cfg.secretKey, memoryBytesMax });
+  service = new FluxionService({ store, log: commitLog, masterKey: cfg.secretKey, memoryBytesMax, queryBudgetMs: cfg.queryBudgetMs, logger: log });
   server = new FluxionServer(service, metrics, log, {
     host: cfg.host, port: cfg.port, messageBytesMax: cfg.messageBytesMax, badInput: cfg.badInput,
     connectionsMax: cfg.connectionsMax, idleTimeoutMs: cfg.idleTimeoutMs, perMessageDeflate: cfg.perMessageDeflate,
