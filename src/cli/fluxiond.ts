@@ -26,6 +26,7 @@ interface Flags {
   messageBytesMax: string;
   maxConnections: string;
   queryBudgetMs: string;
+  shutdownTimeout: string;
   idleTimeout: string;
   compatClose?: boolean;
   permessageDeflate?: boolean;
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
     .addOption(new Option('--message-bytes-max <size>', 'largest request frame').env('FLUXION_MESSAGE_BYTES_MAX').default('16Mi'))
     .addOption(new Option('--max-connections <n>', 'open WebSocket connections limit').env('FLUXION_MAX_CONNECTIONS').default('1024'))
     .addOption(new Option('--query-budget-ms <ms>', 'time budget of one qry/qdoc/gvalues scan; past it the query stops with an error (0 = unlimited)').env('FLUXION_QUERY_BUDGET_MS').default('1000'))
+    .addOption(new Option('--shutdown-timeout <seconds>', 'on SIGTERM/SIGINT, exit with code 1 if the graceful shutdown takes longer than this').env('FLUXION_SHUTDOWN_TIMEOUT').default('10'))
     .addOption(new Option('--idle-timeout <seconds>', 'close connections silent for this long').env('FLUXION_IDLE_TIMEOUT').default('120'))
     .addOption(new Option('--compat-close', 'close the socket (1008) on invalid requests, like the original server, instead of replying with an error').env('FLUXION_COMPAT_CLOSE'))
     .addOption(new Option('--permessage-deflate', 'negotiate permessage-deflate compression when clients offer it').env('FLUXION_PERMESSAGE_DEFLATE'))
@@ -70,13 +72,14 @@ async function main(): Promise<void> {
   if (secretKey === undefined || secretKey === '') usageError('secret-key is not set');
 
   let port: number, maxConnections: number, idleTimeoutS: number;
-  let queryBudgetMs: number;
+  let queryBudgetMs: number, shutdownTimeoutS: number;
   let memoryBytesMax = 0, snapshotWalBytes: number, messageBytesMax: number;
   try {
     port = parseInteger(f.port, '--port', 0, 65535);
     maxConnections = parseInteger(f.maxConnections, '--max-connections', 1, 1_000_000);
     idleTimeoutS = parseInteger(f.idleTimeout, '--idle-timeout', 1, 86_400);
     queryBudgetMs = parseInteger(f.queryBudgetMs, '--query-budget-ms', 0, 3_600_000);
+    shutdownTimeoutS = parseInteger(f.shutdownTimeout, '--shutdown-timeout', 1, 3600);
     if (f.flushInterval !== undefined) parseInteger(f.flushInterval, '--flush-interval', -1e9, 1e9);
     if (f.maxMemory !== undefined) memoryBytesMax = parseBytes(f.maxMemory, '--max-memory');
     snapshotWalBytes = parseBytes(f.snapshotWalBytes, '--snapshot-wal-bytes');
@@ -109,7 +112,13 @@ async function main(): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, 'shutting_down');
-    app.close().then(() => process.exit(0), (err: unknown) => {
+    // Whatever hangs (a stuck disk, a peer that never reads), the process exits in bounded time.
+    setTimeout(() => {
+      log.error({ signal, shutdownTimeoutS }, 'shutdown_timed_out');
+      process.exit(1);
+    }, shutdownTimeoutS * 1000).unref();
+    // Sockets get at most half the time to finish in-flight requests; the rest is for the WAL.
+    app.close(Math.max(500, Math.floor(shutdownTimeoutS * 500))).then(() => process.exit(0), (err: unknown) => {
       log.fatal({ err }, 'shutdown_failed');
       process.exit(1);
     });
