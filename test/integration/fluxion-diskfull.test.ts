@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, startDaemon, type Daemon } from './fluxion-harness.js';
+import { Client, startDaemon, waitForLog, type Daemon } from './fluxion-harness.js';
 
 /** Mounts a tmpfs of `size` at `dir`; returns why it cannot, or undefined on success. */
 function mountTmpfs(dir: string, size: string): string | undefined {
@@ -71,6 +71,7 @@ test('disk full: WAL failure logged with ENOSPC, writes refused, no busy loop, S
     assert.equal(records, acked * 50);
     const h = await health(d);
     assert.equal(h.writable, false);
+    await waitForLog(d, (l) => l.includes('"msg":"wal_failed"'));
     const failed = d.logs.filter((l) => l.includes('"msg":"wal_failed"'));
     assert.equal(failed.length, 1, 'the WAL failure is logged exactly once');
     assert.match(failed[0]!, /"cause":"ENOSPC"/);

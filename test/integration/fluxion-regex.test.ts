@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { get } from 'node:http';
-import { Client, startDaemon, type Daemon, type Frame } from './fluxion-harness.js';
+import { Client, startDaemon, waitForLog, type Daemon, type Frame } from './fluxion-harness.js';
 
 const EVIL = '/(a+)+$/';
 const NAME_31 = `${'a'.repeat(30)}!`;
@@ -114,5 +114,5 @@ test('a scan past --query-budget-ms stops with a clear error; other requests are
   const reply = await within(m.request('qry', { col: 'big', ts: 10, doc: '/doc-.*-z/', where: '/y+z/' }), 5000, 'budgeted scan');
   assert.match(String(reply.error), /qry: query stopped after exceeding its time budget of 1 ms \(--query-budget-ms\)/);
   assert.equal((await m.request('qry', { col: 'big', ts: 10, doc: `doc-0-0-${'x'.repeat(40)}` })).error, undefined);
-  assert.ok(d.logs.some((l) => l.includes('"query_budget_exceeded"')));
+  assert.ok(await waitForLog(d, (l) => l.includes('"query_budget_exceeded"')), 'query_budget_exceeded is logged');
 });
