@@ -25,6 +25,8 @@ interface Flags {
   snapshotWalBytes: string;
   messageBytesMax: string;
   maxConnections: string;
+  connectionsPerKeyMax: string;
+  masterConnectionsReserved: string;
   queryBudgetMs: string;
   shutdownTimeout: string;
   idleTimeout: string;
@@ -52,6 +54,8 @@ async function main(): Promise<void> {
     .addOption(new Option('--snapshot-wal-bytes <size>', 'write a snapshot after this much WAL').env('FLUXION_SNAPSHOT_WAL_BYTES').default('128Mi'))
     .addOption(new Option('--message-bytes-max <size>', 'largest request frame').env('FLUXION_MESSAGE_BYTES_MAX').default('16Mi'))
     .addOption(new Option('--max-connections <n>', 'open WebSocket connections limit').env('FLUXION_MAX_CONNECTIONS').default('1024'))
+    .addOption(new Option('--connections-per-key-max <n>', 'connections one scoped (non-master) API key may hold at once').env('FLUXION_CONNECTIONS_PER_KEY_MAX').default('256'))
+    .addOption(new Option('--master-connections-reserved <n>', 'connections of --max-connections that only the master key may use').env('FLUXION_MASTER_CONNECTIONS_RESERVED').default('16'))
     .addOption(new Option('--query-budget-ms <ms>', 'time budget of one qry/qdoc/gvalues scan; past it the query stops with an error (0 = unlimited)').env('FLUXION_QUERY_BUDGET_MS').default('1000'))
     .addOption(new Option('--shutdown-timeout <seconds>', 'on SIGTERM/SIGINT, exit with code 1 if the graceful shutdown takes longer than this').env('FLUXION_SHUTDOWN_TIMEOUT').default('10'))
     .addOption(new Option('--idle-timeout <seconds>', 'close connections silent for this long').env('FLUXION_IDLE_TIMEOUT').default('120'))
@@ -72,12 +76,14 @@ async function main(): Promise<void> {
   if (secretKey === undefined || secretKey === '') usageError('secret-key is not set');
 
   let port: number, maxConnections: number, idleTimeoutS: number;
-  let queryBudgetMs: number, shutdownTimeoutS: number;
+  let connectionsPerKeyMax: number, masterConnectionsReserved: number, queryBudgetMs: number, shutdownTimeoutS: number;
   let memoryBytesMax = 0, snapshotWalBytes: number, messageBytesMax: number;
   try {
     port = parseInteger(f.port, '--port', 0, 65535);
     maxConnections = parseInteger(f.maxConnections, '--max-connections', 1, 1_000_000);
     idleTimeoutS = parseInteger(f.idleTimeout, '--idle-timeout', 1, 86_400);
+    connectionsPerKeyMax = parseInteger(f.connectionsPerKeyMax, '--connections-per-key-max', 1, 1_000_000);
+    masterConnectionsReserved = parseInteger(f.masterConnectionsReserved, '--master-connections-reserved', 0, maxConnections);
     queryBudgetMs = parseInteger(f.queryBudgetMs, '--query-budget-ms', 0, 3_600_000);
     shutdownTimeoutS = parseInteger(f.shutdownTimeout, '--shutdown-timeout', 1, 3600);
     if (f.flushInterval !== undefined) parseInteger(f.flushInterval, '--flush-interval', -1e9, 1e9);
@@ -96,7 +102,7 @@ async function main(): Promise<void> {
       secretKey, host: f.host, port, dataDir: f.data, memoryBytesMax, snapshotWalBytes, messageBytesMax,
       connectionsMax: maxConnections, idleTimeoutMs: idleTimeoutS * 1000,
       badInput: f.compatClose ? 'close' : 'reply', perMessageDeflate: f.permessageDeflate === true,
-      queryBudgetMs,
+      queryBudgetMs, connectionsPerKeyMax, masterConnectionsReserved,
     }, log);
   } catch (err) {
     log.fatal({ err }, 'startup_failed');

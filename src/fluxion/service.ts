@@ -122,12 +122,21 @@ export class FluxionService {
   /** Number of open sessions. */
   get sessionCount(): number { return this.sessions.size; }
 
-  /** Authenticates a handshake. Throws `AuthError` for a missing or unknown key. */
-  openSession(apiKey: string, ip: string, name: string): Session {
+  /**
+   * Checks a handshake's key without opening a session (the transport applies its connection
+   * limits in between). Throws `AuthError` for a missing or unknown key.
+   */
+  authenticate(apiKey: string): { master: boolean; scope: Scope } {
     if (apiKey === '') throw new AuthError('Missing API key parameter');
     const master = apiKey === this.masterKey;
     const scope: Scope | undefined = master ? 'read_write_delete' : this.store.apiKeyScope(apiKey);
     if (scope === undefined) throw new AuthError('Unknown API key');
+    return { master, scope };
+  }
+
+  /** Authenticates a handshake and registers its session. Throws `AuthError` for a missing or unknown key. */
+  openSession(apiKey: string, ip: string, name: string): Session {
+    const { master, scope } = this.authenticate(apiKey);
     const s: Session = {
       id: this.nextSessionId++, ip, name: name === '' ? null : name, openedAtMs: this.now(), key: apiKey, master, scope,
       inFlight: 0, tail: undefined, readsPending: 0,
