@@ -20,6 +20,12 @@
  * Limits: a regex source is at most `PATTERN_CHARS_MAX` characters (longer → `PatternError`);
  * literal values have no such limit (substring search is linear). RE2 itself refuses repeat counts
  * over 1000, including nested ones whose product is larger.
+ *
+ * Linear is not the same as cheap: when a pattern's lazy DFA outgrows its memory (or the pattern
+ * has a lookbehind), re2js falls back to its NFA, which costs about `NFA_NS_PER_STEP` ns per
+ * program instruction per character (measured: `a[ab]{40}[bc]{40}`, 83 instructions, 2.5 s on a
+ * 1 MiB text). One such search cannot be interrupted, so `QueryBudget.search` refuses it up front
+ * when its worst case would overrun the query's remaining budget.
  */
 import { RE2JS } from 're2js';
 import { ConureError } from '../util/errors.js';
@@ -35,12 +41,15 @@ export class PatternError extends ConureError {
 /** A query exceeded its time budget and was stopped (nothing partial is returned). */
 export class QueryBudgetError extends ConureError {
   readonly budgetMs: number;
-  constructor(what: string, budgetMs: number) {
+  constructor(what: string, budgetMs: number, detail?: string) {
     super('timeout', `${what}: query stopped after exceeding its time budget of ${budgetMs} ms ` +
-      '(--query-budget-ms); narrow it with a literal doc/key, a smaller range or a simpler pattern');
+      `(--query-budget-ms)${detail === undefined ? '' : ` (${detail})`}; narrow it with a literal doc/key, a smaller range or a simpler pattern`);
     this.budgetMs = budgetMs;
   }
 }
+
+/** Worst-case cost of one NFA step (one instruction, one character) in ns; deliberately pessimistic. */
+export const NFA_NS_PER_STEP = 30;
 
 /**
  * Time budget of one query. Scans call `spend(chars)` once per item examined, with the number of
@@ -72,11 +81,33 @@ export class QueryBudget {
     this.work = 0;
     if (this.deadline !== Infinity && this.now() > this.deadline) throw new QueryBudgetError(this.what, this.budgetMs);
   }
+
+  /**
+   * Searches `text` for `p` within the budget. A regex search whose worst case (NFA: program size ×
+   * text length × `NFA_NS_PER_STEP`) exceeds what is left of the budget is refused before it
+   * starts, since a running search cannot be interrupted. Cheap searches (worst case under 1 ms)
+   * cost no clock read.
+   */
+  search(p: Pattern, text: string): boolean {
+    this.spend(text.length);
+    if (p.kind === 'regex' && this.deadline !== Infinity) {
+      const worstMs = (p.insts * text.length * NFA_NS_PER_STEP) / 1e6;
+      if (worstMs >= 1 && this.now() + worstMs > this.deadline) {
+        throw new QueryBudgetError(this.what, this.budgetMs,
+          `a /${p.source.length > 32 ? `${p.source.slice(0, 32)}…` : p.source}/ search of ${text.length} characters could take up to ${Math.round(worstMs)} ms`);
+      }
+    }
+    return patternSearch(p, text);
+  }
 }
 
 export type Pattern =
   | { readonly kind: 'literal'; readonly text: string }
-  | { readonly kind: 'regex'; readonly re: RE2JS; readonly source: string };
+  | {
+    readonly kind: 'regex'; readonly re: RE2JS; readonly source: string;
+    /** Instructions in the compiled program: the NFA's cost per character. */
+    readonly insts: number;
+  };
 
 /**
  * Recently used compiled regexes by their full protocol value (clients repeat their queries;
@@ -127,7 +158,7 @@ export function parsePattern(value: string): Pattern {
     throw new PatternError(`unsupported regular expression /${source.length > 64 ? `${source.slice(0, 64)}…` : source}/: ${detail}; ` +
       'patterns run on a linear-time (RE2) engine: no backreferences or lookaheads, repeat counts up to 1000', { cause: err });
   }
-  const p = { kind: 'regex', re, source } as const;
+  const p = { kind: 'regex', re, source, insts: programSize(re, source) } as const;
   if (cache.size >= CACHE_ENTRIES_MAX) {
     const [oldest, evicted] = cache.entries().next().value as [string, Pattern & { kind: 'regex' }];
     cache.delete(oldest);
@@ -135,6 +166,12 @@ export function parsePattern(value: string): Pattern {
   }
   cache.set(value, p);
   return p;
+}
+
+/** Instructions of `re`'s compiled program (re2js internals; falls back to a bound from the source). */
+function programSize(re: RE2JS, source: string): number {
+  const n = (re as unknown as { re2Input?: { prog?: { inst?: unknown[] } } }).re2Input?.prog?.inst?.length;
+  return typeof n === 'number' && n > 0 ? n : 4 * source.length + 4;
 }
 
 /** Unanchored search: substring containment for a literal, an RE2 search for a regex. */
@@ -159,9 +196,10 @@ export class RecordPredicate {
   /** True when no predicate is set, so callers can skip evaluation. */
   get isEmpty(): boolean { return this.where === undefined && this.filter === undefined; }
 
-  keep(data: string): boolean {
-    if (this.where !== undefined && !patternSearch(this.where, data)) return false;
-    if (this.filter !== undefined && patternSearch(this.filter, data)) return false;
+  /** Whether to keep a record with `data`; each search is charged to `budget` (see `QueryBudget.search`). */
+  keep(data: string, budget: QueryBudget = QueryBudget.unlimited()): boolean {
+    if (this.where !== undefined && !budget.search(this.where, data)) return false;
+    if (this.filter !== undefined && budget.search(this.filter, data)) return false;
     return true;
   }
 }

@@ -229,3 +229,19 @@ test('qry, qdoc and gvalues scans stop with an error once they exceed the query 
   const f = free.openSession('m', '', '');
   assert.equal(Object.keys(((await free.handle(f, 'qry', JSON.stringify({ col: 'c', ts: 10, doc: '/doc/' }))) as { records: object }).records).length, 20_000);
 });
+
+test('a single regex search whose worst case would overrun the budget is refused before it starts', async () => {
+  const svc = new FluxionService({ store: new FluxionStore(), log: new MemoryCommitLog(), masterKey: 'm', queryBudgetMs: 1000 });
+  const s = svc.openSession('m', '', '');
+  let text = '';
+  for (let i = 0; i < 1 << 20; i++) text += i % 3 === 0 ? 'a' : 'b';
+  await svc.handle(s, 'ins', JSON.stringify([{ col: 'c', doc: 'big', ts: 1, data: text }]));
+  // This pattern outgrows re2js's lazy DFA, so its NFA takes seconds on 1 MiB: refused up front.
+  const t0 = performance.now();
+  const reply = (await svc.handle(s, 'qdoc', JSON.stringify({ col: 'c', doc: 'big', to: 10, where: '/a[ab]{40}[bc]{40}/' }))) as { error?: string };
+  assert.match(reply.error ?? '', /time budget of 1000 ms .*search of 1048576 characters could take up to \d+ ms/);
+  assert.ok(performance.now() - t0 < 1000, 'refused without running the search');
+  // A small program on the same text is well within the budget and runs.
+  assert.deepEqual(await svc.handle(s, 'qdoc', JSON.stringify({ col: 'c', doc: 'big', to: 10, where: '/ba{3}/' })), { records: [] });
+  assert.deepEqual(Object.keys(((await svc.handle(s, 'qry', JSON.stringify({ col: 'c', ts: 10, filter: '/bab/' }))) as { records: object }).records), []);
+});

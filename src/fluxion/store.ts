@@ -20,7 +20,7 @@
  * (as in the original) until restart, where `pruneEmpty()` removes them.
  */
 import type { DrecRequest, DrrngRequest, InsRecord, QdocRequest, QryRequest, Scope } from './protocol.js';
-import { parsePattern, patternSearch, QueryBudget, RecordPredicate } from './pattern.js';
+import { parsePattern, QueryBudget, RecordPredicate } from './pattern.js';
 import { Series, type SeriesView } from './series.js';
 
 /** Estimated cost of one record beyond its UTF-8 data: ts (8) + offset (8) + average spare capacity. */
@@ -142,10 +142,7 @@ export class FluxionStore {
       const ts = s.tsAt(i);
       if (q.from !== 0 && ts < q.from) return;
       const data = s.dataAt(i);
-      if (!pred.isEmpty) {
-        budget.spend(data.length);
-        if (!pred.keep(data)) return;
-      }
+      if (!pred.isEmpty && !pred.keep(data, budget)) return;
       out[name] = { ts, data };
     };
     if (q.doc === '') {
@@ -154,10 +151,7 @@ export class FluxionStore {
       const s = col.docs.get(q.doc);
       if (s !== undefined) pick(q.doc, s);
     } else {
-      for (const [name, s] of col.docs) {
-        budget.spend(name.length);
-        if (patternSearch(docPattern, name)) pick(name, s);
-      }
+      for (const [name, s] of col.docs) if (budget.search(docPattern, name)) pick(name, s);
     }
     return out;
   }
@@ -177,8 +171,8 @@ export class FluxionStore {
     const step = q.reverse ? -1 : 1;
     for (let i = q.reverse ? hi - 1 : lo; i >= lo && i < hi && out.length < limit; i += step) {
       const data = s.dataAt(i);
-      budget.spend(pred.isEmpty ? 0 : data.length);
-      if (pred.isEmpty || pred.keep(data)) out.push({ ts: s.tsAt(i), data });
+      budget.spend(0);
+      if (pred.isEmpty || pred.keep(data, budget)) out.push({ ts: s.tsAt(i), data });
     }
     return out;
   }
@@ -256,10 +250,7 @@ export class FluxionStore {
     if (p.kind === 'literal') {
       out[key] = c.kv.get(key) ?? '';
     } else {
-      for (const [k, v] of c.kv) {
-        budget.spend(k.length);
-        if (p.re.test(k)) out[k] = v;
-      }
+      for (const [k, v] of c.kv) if (budget.search(p, k)) out[k] = v;
     }
     return out;
   }
