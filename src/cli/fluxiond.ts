@@ -25,6 +25,10 @@ interface Flags {
   snapshotWalBytes: string;
   messageBytesMax: string;
   maxConnections: string;
+  connectionsPerKeyMax: string;
+  masterConnectionsReserved: string;
+  queryBudgetMs: string;
+  shutdownTimeout: string;
   idleTimeout: string;
   compatClose?: boolean;
   permessageDeflate?: boolean;
@@ -50,6 +54,10 @@ async function main(): Promise<void> {
     .addOption(new Option('--snapshot-wal-bytes <size>', 'write a snapshot after this much WAL').env('FLUXION_SNAPSHOT_WAL_BYTES').default('128Mi'))
     .addOption(new Option('--message-bytes-max <size>', 'largest request frame').env('FLUXION_MESSAGE_BYTES_MAX').default('16Mi'))
     .addOption(new Option('--max-connections <n>', 'open WebSocket connections limit').env('FLUXION_MAX_CONNECTIONS').default('1024'))
+    .addOption(new Option('--connections-per-key-max <n>', 'connections one scoped (non-master) API key may hold at once').env('FLUXION_CONNECTIONS_PER_KEY_MAX').default('256'))
+    .addOption(new Option('--master-connections-reserved <n>', 'connections of --max-connections that only the master key may use').env('FLUXION_MASTER_CONNECTIONS_RESERVED').default('16'))
+    .addOption(new Option('--query-budget-ms <ms>', 'time budget of one qry/qdoc/gvalues scan; past it the query stops with an error (0 = unlimited)').env('FLUXION_QUERY_BUDGET_MS').default('1000'))
+    .addOption(new Option('--shutdown-timeout <seconds>', 'on SIGTERM/SIGINT, exit with code 1 if the graceful shutdown takes longer than this').env('FLUXION_SHUTDOWN_TIMEOUT').default('10'))
     .addOption(new Option('--idle-timeout <seconds>', 'close connections silent for this long').env('FLUXION_IDLE_TIMEOUT').default('120'))
     .addOption(new Option('--compat-close', 'close the socket (1008) on invalid requests, like the original server, instead of replying with an error').env('FLUXION_COMPAT_CLOSE'))
     .addOption(new Option('--permessage-deflate', 'negotiate permessage-deflate compression when clients offer it').env('FLUXION_PERMESSAGE_DEFLATE'))
@@ -68,11 +76,16 @@ async function main(): Promise<void> {
   if (secretKey === undefined || secretKey === '') usageError('secret-key is not set');
 
   let port: number, maxConnections: number, idleTimeoutS: number;
+  let connectionsPerKeyMax: number, masterConnectionsReserved: number, queryBudgetMs: number, shutdownTimeoutS: number;
   let memoryBytesMax = 0, snapshotWalBytes: number, messageBytesMax: number;
   try {
     port = parseInteger(f.port, '--port', 0, 65535);
     maxConnections = parseInteger(f.maxConnections, '--max-connections', 1, 1_000_000);
     idleTimeoutS = parseInteger(f.idleTimeout, '--idle-timeout', 1, 86_400);
+    connectionsPerKeyMax = parseInteger(f.connectionsPerKeyMax, '--connections-per-key-max', 1, 1_000_000);
+    masterConnectionsReserved = parseInteger(f.masterConnectionsReserved, '--master-connections-reserved', 0, maxConnections);
+    queryBudgetMs = parseInteger(f.queryBudgetMs, '--query-budget-ms', 0, 3_600_000);
+    shutdownTimeoutS = parseInteger(f.shutdownTimeout, '--shutdown-timeout', 1, 3600);
     if (f.flushInterval !== undefined) parseInteger(f.flushInterval, '--flush-interval', -1e9, 1e9);
     if (f.maxMemory !== undefined) memoryBytesMax = parseBytes(f.maxMemory, '--max-memory');
     snapshotWalBytes = parseBytes(f.snapshotWalBytes, '--snapshot-wal-bytes');
@@ -89,6 +102,7 @@ async function main(): Promise<void> {
       secretKey, host: f.host, port, dataDir: f.data, memoryBytesMax, snapshotWalBytes, messageBytesMax,
       connectionsMax: maxConnections, idleTimeoutMs: idleTimeoutS * 1000,
       badInput: f.compatClose ? 'close' : 'reply', perMessageDeflate: f.permessageDeflate === true,
+      queryBudgetMs, connectionsPerKeyMax, masterConnectionsReserved,
     }, log);
   } catch (err) {
     log.fatal({ err }, 'startup_failed');
@@ -104,7 +118,13 @@ async function main(): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, 'shutting_down');
-    app.close().then(() => process.exit(0), (err: unknown) => {
+    // Whatever hangs (a stuck disk, a peer that never reads), the process exits in bounded time.
+    setTimeout(() => {
+      log.error({ signal, shutdownTimeoutS }, 'shutdown_timed_out');
+      process.exit(1);
+    }, shutdownTimeoutS * 1000).unref();
+    // Sockets get at most half the time to finish in-flight requests; the rest is for the WAL.
+    app.close(Math.max(500, Math.floor(shutdownTimeoutS * 500))).then(() => process.exit(0), (err: unknown) => {
       log.fatal({ err }, 'shutdown_failed');
       process.exit(1);
     });

@@ -28,6 +28,12 @@ export interface FluxionConfig {
   idleTimeoutMs?: number;
   perMessageDeflate?: boolean;
   processMetrics?: boolean;
+  /** Time budget of one `qry`/`qdoc`/`gvalues` scan in ms (default 1000; 0 = unlimited). */
+  queryBudgetMs?: number;
+  /** Connections one scoped key may hold at once (default 256). The master key is not capped by it. */
+  connectionsPerKeyMax?: number;
+  /** Connections of `connectionsMax` that only the master key may use (default 16). */
+  masterConnectionsReserved?: number;
 }
 
 export interface FluxionApp {
@@ -63,10 +69,11 @@ export async function startFluxion(cfg: FluxionConfig, log: Logger): Promise<Flu
     log.warn('memory-only mode: no --data directory, nothing survives a restart');
   }
   const memoryBytesMax = cfg.memoryBytesMax ?? 0;
-  service = new FluxionService({ store, log: commitLog, masterKey: cfg.secretKey, memoryBytesMax });
+  service = new FluxionService({ store, log: commitLog, masterKey: cfg.secretKey, memoryBytesMax, queryBudgetMs: cfg.queryBudgetMs, logger: log });
   server = new FluxionServer(service, metrics, log, {
     host: cfg.host, port: cfg.port, messageBytesMax: cfg.messageBytesMax, badInput: cfg.badInput,
     connectionsMax: cfg.connectionsMax, idleTimeoutMs: cfg.idleTimeoutMs, perMessageDeflate: cfg.perMessageDeflate,
+    connectionsPerKeyMax: cfg.connectionsPerKeyMax, masterConnectionsReserved: cfg.masterConnectionsReserved,
     health: () => ({ durable: commitLog.durable, writable: commitLog.writable }),
   });
   let address: AddressInfo;

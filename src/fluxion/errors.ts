@@ -26,10 +26,19 @@ export class MemoryLimitError extends ConureError {
   }
 }
 
-/** The write-ahead log failed (write or fsync error); no further writes are accepted until restart. */
+/**
+ * The write-ahead log failed (write, fsync or rotation error); no further writes are accepted
+ * until restart. The message names the cause's errno code (e.g. `ENOSPC`), which clients see.
+ */
 export class WalFailedError extends ConureError {
+  /** The cause's errno code (`ENOSPC`, `EIO`, …), or undefined when it has none. */
+  readonly causeCode: string | undefined;
   constructor(cause: unknown) {
-    super('unavailable', 'write-ahead log failed; writes are refused until the server restarts', { cause });
+    const code = (cause as { code?: unknown } | null)?.code;
+    const causeCode = typeof code === 'string' ? code : undefined;
+    const what = causeCode === 'ENOSPC' ? 'ENOSPC: no space left on device' : causeCode ?? (cause instanceof Error ? cause.message : String(cause));
+    super('unavailable', `write-ahead log failed (${what}); writes are refused until the server restarts`, { cause });
+    this.causeCode = causeCode;
   }
 }
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import fc from 'fast-check';
+import { pino } from 'pino';
 import { createLogger } from '../util/log.js';
 import { CorruptionError } from './errors.js';
 import { DurableLog } from './persistence.js';
@@ -113,4 +114,33 @@ test('a second server on the same directory is refused while the first holds it'
   await (await open(dir)).dl.close();
   writeFileSync(join(dir, 'LOCK'), '999999999\n');
   await (await open(dir)).dl.close();
+});
+
+test('after the WAL fails: logged once with its cause, writes refused, snapshots skipped, close is prompt', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fluxion-persist-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const lines: Array<Record<string, unknown>> = [];
+  const captured = pino({ level: 'info' }, { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } });
+  const store = new FluxionStore();
+  const dl = await DurableLog.open({ dir, store, masterKey: 'm', log: captured, snapshotWalBytes: 256 });
+  const svc = new FluxionService({ store, log: dl, masterKey: 'm' });
+  const s = svc.openSession('m', '', '');
+  const ins = (i: number): string => JSON.stringify([{ col: 'c', doc: 'd', ts: i, data: 'x'.repeat(100) }]);
+  assert.deepEqual(await svc.handle(s, 'ins', ins(1)), {});
+  await dl.snapshot();
+  // Pull the WAL file out from under the log (as a dying disk would): the next write fails.
+  await (dl as unknown as { wal: { fh: { close(): Promise<void> } } }).wal.fh.close();
+  const refused = (await svc.handle(s, 'ins', ins(2))) as { error?: string };
+  assert.match(refused.error ?? '', /^write-ahead log failed \(EBADF\); writes are refused until the server restarts$/);
+  // Enough further writes to pass the snapshot threshold many times over: every one is refused.
+  for (let i = 3; i < 20; i++) assert.match(((await svc.handle(s, 'ins', ins(i))) as { error?: string }).error ?? '', /write-ahead log failed/);
+  assert.equal(dl.writable, false);
+  assert.equal(store.stats().records, 1, 'nothing refused was applied');
+  const within = <T>(p: Promise<T>): Promise<T | 'hung'> => Promise.race([p, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 3000))]);
+  assert.notEqual(await within(dl.snapshot()), 'hung');
+  assert.notEqual(await within(dl.close()), 'hung');
+  const failed = lines.filter((l) => l.msg === 'wal_failed');
+  assert.equal(failed.length, 1);
+  assert.equal(failed[0]!.cause, 'EBADF');
+  assert.equal(lines.filter((l) => l.msg === 'snapshot_written').length, 1, 'no snapshot after the failure');
 });

@@ -14,7 +14,9 @@
  * Snapshot cycle (one at a time): once `snapshotWalBytes` of WAL accumulated since the last
  * snapshot, rotate the WAL, pin the store (O(documents), copy-on-write), write the snapshot in the
  * background, then delete the snapshots and WAL segments it supersedes. A failed snapshot is
- * logged and retried at the next threshold; the WAL is never deleted without a durable snapshot.
+ * logged (`snapshot_failed`, with the cause such as `ENOSPC`) and retried at the next threshold;
+ * the WAL is never deleted without a durable snapshot. A failed WAL write is logged once
+ * (`wal_failed`); every later write is refused with that error and no snapshot is attempted.
  */
 import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -114,7 +116,11 @@ export class DurableLog implements CommitLog {
     let walRecords = 0;
     let lastLsn = snapshotLsn;
     const wal = await Wal.open(
-      { dir: opts.dir, segmentBytesMax: opts.segmentBytesMax, recordBytesMax: opts.recordBytesMax, onFsync: opts.onFsync },
+      {
+        dir: opts.dir, segmentBytesMax: opts.segmentBytesMax, recordBytesMax: opts.recordBytesMax, onFsync: opts.onFsync,
+        // Logged once, with its cause: from here on every write is refused with this error.
+        onFailure: (err) => opts.log.error({ err, cause: err.causeCode, dir: opts.dir }, 'wal_failed'),
+      },
       snapshotLsn,
       (lsn, code, payload) => {
         applyOp(store, opts.masterKey, decodeLogged(code, payload, `${opts.dir} LSN ${lsn}`));
@@ -135,6 +141,7 @@ export class DurableLog implements CommitLog {
       onDurable(err);
     };
     this.wal.append(op, payload, cb);
+    if (this.wal.failure !== undefined) return; // refused (the callback gets the error); no snapshot can help
     this.bytesSinceSnapshot += payload.length + 17;
     if (this.bytesSinceSnapshot >= (this.opts.snapshotWalBytes ?? 128 * 1024 * 1024) && this.snapshotting === undefined && !this.closed) {
       void this.snapshot();
@@ -166,6 +173,10 @@ export class DurableLog implements CommitLog {
     const { store, dir, log } = this.opts;
     try {
       await this.wal.rotate();
+      if (this.wal.failure !== undefined) {
+        log.warn({ err: this.wal.failure, reason: 'the write-ahead log has failed' }, 'snapshot_skipped');
+        return;
+      }
       const lsn = this.appliedLsn;
       const picture = store.pin();
       let result;
@@ -180,7 +191,9 @@ export class DurableLog implements CommitLog {
       this.opts.onSnapshot?.(seconds, result.bytes);
       log.info({ lsn, records: result.records, bytes: result.bytes, seconds, walSegmentsRemoved: segments }, 'snapshot_written');
     } catch (err) {
-      log.error({ err }, 'snapshot_failed');
+      // Retried once another snapshotWalBytes of WAL has accumulated (never in a loop); the WAL
+      // still holds everything, so nothing acknowledged is lost.
+      log.error({ err, cause: (err as { code?: unknown }).code }, 'snapshot_failed');
     }
   }
 }

@@ -81,3 +81,30 @@ test('reading pauses at inFlightMax and resumes as replies drain; every request 
   c.ws.close();
   await server.close(100);
 });
+
+test('connection caps: per scoped key (429) and slots reserved for the master key (503 for scoped keys only)', async (t) => {
+  const store = new FluxionStore();
+  store.putApiKey('r', 'readonly');
+  store.putApiKey('r2', 'readonly');
+  const service = new FluxionService({ store, log: new SlowLog(0), masterKey: 'k' });
+  const server = new FluxionServer(service, new FluxionMetrics({ stats: () => store.stats(), connections: () => 0 }, false), createLogger('test'), {
+    host: '127.0.0.1', port: 0, connectionsMax: 5, connectionsPerKeyMax: 2, masterConnectionsReserved: 2,
+  });
+  const { port } = await server.listen();
+  t.after(() => server.close(100));
+  const url = (key: string): string => `ws://127.0.0.1:${port}/?api-key=${key}`;
+  const r1 = await open(url('r'));
+  await open(url('r'));
+  await assert.rejects(open(url('r')), /HTTP 429/);
+  await open(url('r2'));
+  await assert.rejects(open(url('r2')), /HTTP 503/); // 3 scoped = 5 - 2 reserved
+  await open(url('k'));
+  await open(url('k'));
+  await assert.rejects(open(url('k')), /HTTP 503/); // 5 in all
+  r1.ws.close();
+  await r1.closed;
+  await new Promise((r) => setTimeout(r, 50));
+  await open(url('r')); // its slot is free again
+  assert.equal(server.connectionCount, 5);
+  assert.equal(service.sessionCount, 5);
+});

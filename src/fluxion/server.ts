@@ -14,7 +14,10 @@
  * | frame > 4 × `messageBytesMax`           | close 1009 (never buffered)            | close 1009                         |
  * | binary frame                            | close 1003 `text frames only`          | same                               |
  *
- * Limits: `connectionsMax` open sockets (503 at the upgrade beyond it), `inFlightMax` requests
+ * Limits: `connectionsMax` open sockets (503 at the upgrade beyond it), of which the last
+ * `masterConnectionsReserved` only the master key may take (so scoped keys can never lock it
+ * out); at most `connectionsPerKeyMax` sockets per scoped key (429 at the upgrade beyond it);
+ * `inFlightMax` requests
  * per socket (reading pauses until replies drain), `outboundBytesMax` buffered replies per socket
  * (reading pauses until the socket drains), idle sockets are pinged and closed after
  * `idleTimeoutMs` without traffic.
@@ -37,6 +40,10 @@ export interface ServerOptions {
   /** How invalid requests are answered (default `reply`). */
   badInput?: 'reply' | 'close';
   connectionsMax?: number;
+  /** Sockets one scoped (non-master) key may hold at once (default 256). */
+  connectionsPerKeyMax?: number;
+  /** Sockets of `connectionsMax` kept for the master key (default 16). */
+  masterConnectionsReserved?: number;
   inFlightMax?: number;
   outboundBytesMax?: number;
   idleTimeoutMs?: number;
@@ -58,6 +65,9 @@ export class FluxionServer {
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<Conn>();
+  /** Open sockets per scoped key (master connections are not counted here). */
+  private readonly perKey = new Map<string, number>();
+  private scopedCount = 0;
   private readonly opts: Required<Omit<ServerOptions, 'health' | 'host'>> & Pick<ServerOptions, 'health' | 'host'>;
   private idleTimer: NodeJS.Timeout | undefined;
   private draining = false;
@@ -69,7 +79,8 @@ export class FluxionServer {
     opts: ServerOptions,
   ) {
     this.opts = {
-      messageBytesMax: 16 * 1024 * 1024, badInput: 'reply', connectionsMax: 1024, inFlightMax: 1024,
+      messageBytesMax: 16 * 1024 * 1024, badInput: 'reply', connectionsMax: 1024, connectionsPerKeyMax: 256,
+      masterConnectionsReserved: 16, inFlightMax: 1024,
       outboundBytesMax: 16 * 1024 * 1024, idleTimeoutMs: 120_000, perMessageDeflate: false, ...opts,
     };
     this.wss = new WebSocketServer({
@@ -143,29 +154,70 @@ export class FluxionServer {
       socket.end(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     };
     if (this.draining) return reject('503 Service Unavailable', 'server is shutting down');
-    if (this.conns.size >= this.opts.connectionsMax) return reject('503 Service Unavailable', 'too many connections');
-    let session: Session;
+    let key: string, ip: string, name: string, master: boolean;
     try {
       const q = new URL(req.url ?? '/', 'http://x').searchParams;
-      const ip = (socket as Socket).remoteAddress ?? '';
-      session = this.service.openSession(q.get('api-key') ?? '', ip, q.get('name') ?? '');
+      ip = (socket as Socket).remoteAddress ?? '';
+      key = q.get('api-key') ?? '';
+      name = q.get('name') ?? '';
+      master = this.service.authenticate(key).master;
     } catch (err) {
       if (err instanceof AuthError) return reject('401 Unauthorized', err.message);
       this.log.error({ err }, 'upgrade_failed');
       return reject('400 Bad Request', 'bad request');
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onOpen(ws, socket as Socket, session));
+    const { connectionsMax, connectionsPerKeyMax, masterConnectionsReserved } = this.opts;
+    const refuse = (status: string, reason: string, body: string): void => {
+      this.log.warn({ ip, reason, master, connections: this.conns.size }, 'connection_refused');
+      reject(status, body);
+    };
+    if (master) {
+      if (this.conns.size >= connectionsMax) {
+        return refuse('503 Service Unavailable', 'connections_max', `too many connections (limit ${connectionsMax})`);
+      }
+    } else {
+      if ((this.perKey.get(key) ?? 0) >= connectionsPerKeyMax) {
+        return refuse('429 Too Many Requests', 'connections_per_key_max',
+          `too many connections for this API key (limit ${connectionsPerKeyMax} per key)`);
+      }
+      const scopedMax = Math.max(0, connectionsMax - masterConnectionsReserved);
+      if (this.scopedCount >= scopedMax || this.conns.size >= connectionsMax) {
+        return refuse('503 Service Unavailable', 'connections_max',
+          `too many connections (limit ${connectionsMax}, of which ${masterConnectionsReserved} are reserved for the master key)`);
+      }
+    }
+    // The session is opened only once the upgrade completes, so a handshake that ws rejects
+    // (bad headers, closed socket) leaves nothing behind that would count against the limits.
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      let session: Session;
+      try {
+        session = this.service.openSession(key, ip, name);
+      } catch (err) {
+        ws.close(CLOSE_POLICY, err instanceof AuthError ? err.message : 'handshake failed');
+        return;
+      }
+      this.onOpen(ws, socket as Socket, session);
+    });
   }
 
   private onOpen(ws: WebSocket, socket: Socket, session: Session): void {
     const conn: Conn = { ws, socket, session, lastSeenMs: Date.now(), paused: false, inFlight: 0 };
     this.conns.add(conn);
+    if (!session.master) {
+      this.perKey.set(session.key, (this.perKey.get(session.key) ?? 0) + 1);
+      this.scopedCount++;
+    }
     ws.send(READY_FRAME);
     ws.on('message', (data, isBinary) => this.onMessage(conn, data, isBinary));
     ws.on('pong', () => { conn.lastSeenMs = Date.now(); });
     ws.on('error', (err) => this.log.debug({ err, session: session.id }, 'socket_error'));
     ws.on('close', () => {
-      this.conns.delete(conn);
+      if (!this.conns.delete(conn)) return;
+      if (!session.master) {
+        const n = (this.perKey.get(session.key) ?? 1) - 1;
+        if (n > 0) this.perKey.set(session.key, n); else this.perKey.delete(session.key);
+        this.scopedCount--;
+      }
       this.service.closeSession(session);
     });
   }

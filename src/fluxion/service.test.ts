@@ -169,3 +169,79 @@ test('DurableLog: everything acknowledged, scoped keys included, survives reopen
   assert.equal(svc.openSession('reader', '', '').scope, 'readonly');
   await dl.close();
 });
+
+test('hostile patterns from a readonly key: qry doc, where and gvalues answer at once (RE2)', async () => {
+  const svc = new FluxionService({ store: new FluxionStore(), log: new MemoryCommitLog(), masterKey: 'm' });
+  const m = svc.openSession('m', '', '');
+  const name = 'a'.repeat(31);
+  await svc.handle(m, 'ins', JSON.stringify([{ col: 'c', doc: name, ts: 1, data: `${'a'.repeat(31)}!` }, { col: 'c', doc: `${'a'.repeat(10_000)}!`, ts: 1, data: 'x' }]));
+  await svc.handle(m, 'sval', JSON.stringify({ col: 'c', key: `${'a'.repeat(31)}!`, value: 'v' }));
+  await svc.handle(m, 'keys', '{"action":"add","key":"r","scope":"readonly"}');
+  const r = svc.openSession('r', '', '');
+  const t0 = performance.now();
+  const byDoc = (await svc.handle(r, 'qry', JSON.stringify({ col: 'c', ts: 10, doc: '/(a+)+$/' }))) as { records: Record<string, unknown> };
+  assert.deepEqual(Object.keys(byDoc.records), [name]); // the 10,000-character name ends with "!"
+  const byWhere = (await svc.handle(r, 'qry', JSON.stringify({ col: 'c', ts: 10, where: '/(a+)+$/' }))) as { records: object };
+  assert.deepEqual(Object.keys(byWhere.records), []);
+  assert.deepEqual(await svc.handle(r, 'qdoc', JSON.stringify({ col: 'c', doc: name, to: 10, where: '/(a+)+$/' })), { records: [] });
+  assert.deepEqual({ ...((await svc.handle(r, 'gvalues', JSON.stringify({ col: 'c', key: '/(a+)+$/' }))) as { values: object }).values }, {});
+  assert.ok(performance.now() - t0 < 2000, 'JavaScript RegExp would take many seconds here');
+});
+
+test('a regex RE2 cannot run is an error reply, for every pattern field; the session stays usable', async () => {
+  const svc = new FluxionService({ store: new FluxionStore(), log: new MemoryCommitLog(), masterKey: 'm' });
+  const s = svc.openSession('m', '', '');
+  await svc.handle(s, 'ins', ins('d', 1, 'aa'));
+  const cases: Array<[string, unknown]> = [
+    ['qry', { col: 'c', ts: 10, doc: '/(a)\\1/' }],
+    ['qry', { col: 'c', ts: 10, where: '/(a)\\1/' }],
+    ['qdoc', { col: 'c', doc: 'd', to: 10, filter: '/a(?=a)/' }],
+    ['gvalues', { col: 'c', key: '/(a)\\1/' }],
+    ['qry', { col: 'c', ts: 10, doc: `/${'a'.repeat(5000)}/` }],
+  ];
+  for (const [type, data] of cases) {
+    const reply = (await svc.handle(s, type, JSON.stringify(data))) as { error?: string };
+    assert.match(reply.error ?? '', /unsupported regular expression|regular expression too long/, `${type} ${JSON.stringify(data).slice(0, 80)}`);
+  }
+  assert.deepEqual(await svc.handle(s, 'qdoc', '{"col":"c","doc":"d","to":10,"where":"/A{2}/i"}'), { records: [{ ts: 1, data: 'aa' }] });
+});
+
+test('qry, qdoc and gvalues scans stop with an error once they exceed the query budget', async () => {
+  let now = 0;
+  // Every clock read advances 300 ms: a scan that reads the clock four times is over a 1 s budget.
+  const svc = new FluxionService({ store: new FluxionStore(), log: new MemoryCommitLog(), masterKey: 'm', queryBudgetMs: 1000, queryClock: () => (now += 300) });
+  const s = svc.openSession('m', '', '');
+  const docs = Array.from({ length: 20_000 }, (_, i) => ({ col: 'c', doc: `doc-${i}`, ts: 1, data: 'x' }));
+  await svc.handle(s, 'ins', JSON.stringify(docs));
+  await svc.handle(s, 'ins', JSON.stringify(Array.from({ length: 20_000 }, (_, i) => ({ col: 'c', doc: 'one', ts: i + 1, data: 'x' }))));
+  for (let i = 0; i < 20_000; i++) svc.store.setValue('c', `k${i}`, 'v');
+  for (const [type, data] of [
+    ['qry', { col: 'c', ts: 10, doc: '/doc/' }],
+    ['qry', { col: 'c', ts: 10, where: '/y/' }],
+    ['qdoc', { col: 'c', doc: 'one', to: 1e9, where: '/y/' }],
+    ['gvalues', { col: 'c', key: '/k/' }],
+  ] as const) {
+    const reply = (await svc.handle(s, type, JSON.stringify(data))) as { error?: string };
+    assert.match(reply.error ?? '', /query stopped after exceeding its time budget of 1000 ms/, type);
+  }
+  // Unlimited budget (0): the same scan completes.
+  const free = new FluxionService({ store: svc.store, log: new MemoryCommitLog(), masterKey: 'm', queryBudgetMs: 0, queryClock: () => (now += 300) });
+  const f = free.openSession('m', '', '');
+  assert.equal(Object.keys(((await free.handle(f, 'qry', JSON.stringify({ col: 'c', ts: 10, doc: '/doc/' }))) as { records: object }).records).length, 20_000);
+});
+
+test('a single regex search whose worst case would overrun the budget is refused before it starts', async () => {
+  const svc = new FluxionService({ store: new FluxionStore(), log: new MemoryCommitLog(), masterKey: 'm', queryBudgetMs: 1000 });
+  const s = svc.openSession('m', '', '');
+  let text = '';
+  for (let i = 0; i < 1 << 20; i++) text += i % 3 === 0 ? 'a' : 'b';
+  await svc.handle(s, 'ins', JSON.stringify([{ col: 'c', doc: 'big', ts: 1, data: text }]));
+  // This pattern outgrows re2js's lazy DFA, so its NFA takes seconds on 1 MiB: refused up front.
+  const t0 = performance.now();
+  const reply = (await svc.handle(s, 'qdoc', JSON.stringify({ col: 'c', doc: 'big', to: 10, where: '/a[ab]{40}[bc]{40}/' }))) as { error?: string };
+  assert.match(reply.error ?? '', /time budget of 1000 ms .*search of 1048576 characters could take up to \d+ ms/);
+  assert.ok(performance.now() - t0 < 1000, 'refused without running the search');
+  // A small program on the same text is well within the budget and runs.
+  assert.deepEqual(await svc.handle(s, 'qdoc', JSON.stringify({ col: 'c', doc: 'big', to: 10, where: '/ba{3}/' })), { records: [] });
+  assert.deepEqual(Object.keys(((await svc.handle(s, 'qry', JSON.stringify({ col: 'c', ts: 10, filter: '/bab/' }))) as { records: object }).records), []);
+});

@@ -19,7 +19,9 @@
  * `UnknownTypeError` for an unknown type, which the transport turns into replies or closes.
  */
 import { ConureError } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
 import { MemoryLimitError } from './errors.js';
+import { PatternError, QueryBudget, QueryBudgetError } from './pattern.js';
 import { applyOp, checkKeys, decodeOp, isLoggedType, OP_CODES, type KeysOutcome, type LoggedOp } from './ops.js';
 import type { CommitLog } from './persistence.js';
 import {
@@ -77,6 +79,16 @@ export interface ServiceOptions {
   now?: () => number;
   /** Called once per handled request, for metrics. */
   onRequest?: (type: string) => void;
+  /**
+   * Time budget of one `qry`, `qdoc` or `gvalues` scan in ms (default 1000; 0 = unlimited). A scan
+   * past it stops and is answered with a `QueryBudgetError` reply, so one query cannot hold the
+   * event loop (and every other connection) for long.
+   */
+  queryBudgetMs?: number;
+  /** Monotonic clock in ms for query budgets (injected for tests; default `performance.now`). */
+  queryClock?: () => number;
+  /** Logs refused queries (`query_budget_exceeded`, `pattern_rejected`); optional. */
+  logger?: Logger;
 }
 
 export class FluxionService {
@@ -87,6 +99,9 @@ export class FluxionService {
   private readonly memoryUsedBytes: () => number;
   private readonly now: () => number;
   private readonly onRequest: ((type: string) => void) | undefined;
+  private readonly queryBudgetMs: number;
+  private readonly queryClock: () => number;
+  private readonly logger: Logger | undefined;
   private readonly sessions = new Set<Session>();
   private nextSessionId = 1;
 
@@ -99,17 +114,29 @@ export class FluxionService {
     this.memoryUsedBytes = opts.memoryUsedBytes ?? sampledRss(50);
     this.now = opts.now ?? Date.now;
     this.onRequest = opts.onRequest;
+    this.queryBudgetMs = opts.queryBudgetMs ?? 1000;
+    this.queryClock = opts.queryClock ?? (() => performance.now());
+    this.logger = opts.logger;
   }
 
   /** Number of open sessions. */
   get sessionCount(): number { return this.sessions.size; }
 
-  /** Authenticates a handshake. Throws `AuthError` for a missing or unknown key. */
-  openSession(apiKey: string, ip: string, name: string): Session {
+  /**
+   * Checks a handshake's key without opening a session (the transport applies its connection
+   * limits in between). Throws `AuthError` for a missing or unknown key.
+   */
+  authenticate(apiKey: string): { master: boolean; scope: Scope } {
     if (apiKey === '') throw new AuthError('Missing API key parameter');
     const master = apiKey === this.masterKey;
     const scope: Scope | undefined = master ? 'read_write_delete' : this.store.apiKeyScope(apiKey);
     if (scope === undefined) throw new AuthError('Unknown API key');
+    return { master, scope };
+  }
+
+  /** Authenticates a handshake and registers its session. Throws `AuthError` for a missing or unknown key. */
+  openSession(apiKey: string, ip: string, name: string): Session {
+    const { master, scope } = this.authenticate(apiKey);
     const s: Session = {
       id: this.nextSessionId++, ip, name: name === '' ? null : name, openedAtMs: this.now(), key: apiKey, master, scope,
       inFlight: 0, tail: undefined, readsPending: 0,
@@ -169,11 +196,14 @@ export class FluxionService {
     if (perm === 'M' && !s.master) return { error: ERR.masterOnly };
     const store = this.store;
     switch (type) {
-      case 'qry': return { records: store.latest(decodeQry(data)) };
-      case 'qdoc': return { records: store.history(decodeQdoc(data)) };
+      case 'qry': { const q = decodeQry(data); return this.scan(s, type, (b) => ({ records: store.latest(q, b) })); }
+      case 'qdoc': { const q = decodeQdoc(data); return this.scan(s, type, (b) => ({ records: store.history(q, b) })); }
       case 'cols': return { collections: store.collectionNames() };
       case 'gval': { const r = decodeKey('gval', data); return { value: store.getValue(r.col, r.key) }; }
-      case 'gvalues': { const r = decodeKey('gvalues', data); return { values: store.getValues(r.col, r.key) }; }
+      case 'gvalues': {
+        const r = decodeKey('gvalues', data);
+        return this.scan(s, type, (b) => ({ values: store.getValues(r.col, r.key, b) }));
+      }
       case 'gvals': return { values: store.getAllValues(decodeCol('gvals', data).col) };
       case 'gkeys': return { keys: store.getKeys(decodeCol('gkeys', data).col) };
       case 'conn': return { connections: this.connections(s) };
@@ -187,6 +217,27 @@ export class FluxionService {
         }
         return this.commit(OP_CODES[type], data, op);
       }
+    }
+  }
+
+  /**
+   * Runs a pattern-matching scan under the query budget. An unusable regex or an exhausted budget
+   * is answered with an error reply (the socket stays open, nothing partial is returned).
+   */
+  private scan(s: Session, type: string, run: (budget: QueryBudget) => Reply): Reply {
+    const t0 = this.queryClock();
+    try {
+      return run(new QueryBudget(type, this.queryBudgetMs, this.queryClock));
+    } catch (err) {
+      if (err instanceof QueryBudgetError) {
+        this.logger?.warn({ type, session: s.id, key: s.master ? 'master' : 'scoped', budgetMs: err.budgetMs, ms: Math.round(this.queryClock() - t0) }, 'query_budget_exceeded');
+        return { error: err.message };
+      }
+      if (err instanceof PatternError) {
+        this.logger?.info({ type, session: s.id, reason: err.message }, 'pattern_rejected');
+        return { error: err.message };
+      }
+      throw err;
     }
   }
 

@@ -97,7 +97,11 @@ export async function writeSnapshot(dir: string, lsn: number, picture: StorePict
   const enc = new BodyEncoder();
   const flushOut = async (): Promise<void> => {
     let done = 0;
-    while (done < outPos) done += (await fh.write(out, done, outPos - done, fileBytes + done)).bytesWritten;
+    while (done < outPos) {
+      const n = (await fh.write(out, done, outPos - done, fileBytes + done)).bytesWritten;
+      if (n <= 0) throw Object.assign(new Error('snapshot write made no progress (disk full?)'), { code: 'ENOSPC' });
+      done += n;
+    }
     fileBytes += outPos;
     outPos = 0;
   };

@@ -20,7 +20,7 @@
  * (as in the original) until restart, where `pruneEmpty()` removes them.
  */
 import type { DrecRequest, DrrngRequest, InsRecord, QdocRequest, QryRequest, Scope } from './protocol.js';
-import { parsePattern, patternSearch, RecordPredicate } from './pattern.js';
+import { parsePattern, QueryBudget, RecordPredicate } from './pattern.js';
 import { Series, type SeriesView } from './series.js';
 
 /** Estimated cost of one record beyond its UTF-8 data: ts (8) + offset (8) + average spare capacity. */
@@ -126,46 +126,53 @@ export class FluxionStore {
   /** Ends a snapshot load (drops the cache of `restoreRecord`). */
   restoreDone(): void { this.restoreCache = undefined; }
 
-  /** `qry`: per selected document, the newest record with `ts <= q.ts`, filtered (no fallback). */
-  latest(q: QryRequest): Record<string, RecordOut> {
+  /**
+   * `qry`: per selected document, the newest record with `ts <= q.ts`, filtered (no fallback).
+   * Throws `PatternError` for an unusable regex and `QueryBudgetError` once `budget` runs out.
+   */
+  latest(q: QryRequest, budget: QueryBudget = QueryBudget.unlimited()): Record<string, RecordOut> {
     const out: Record<string, RecordOut> = Object.create(null) as Record<string, RecordOut>;
     const col = this.collections.get(q.col);
     if (col === undefined) return out;
     const pred = new RecordPredicate(q.where, q.filter);
+    const docPattern = parsePattern(q.doc);
     const pick = (name: string, s: Series): void => {
       const i = s.latestAtOrBefore(q.ts);
       if (i < 0) return;
       const ts = s.tsAt(i);
       if (q.from !== 0 && ts < q.from) return;
       const data = s.dataAt(i);
-      if (!pred.isEmpty && !pred.keep(data)) return;
+      if (!pred.isEmpty && !pred.keep(data, budget)) return;
       out[name] = { ts, data };
     };
-    const docPattern = parsePattern(q.doc);
     if (q.doc === '') {
-      for (const [name, s] of col.docs) pick(name, s);
+      for (const [name, s] of col.docs) { budget.spend(0); pick(name, s); }
     } else if (docPattern.kind === 'literal') {
       const s = col.docs.get(q.doc);
       if (s !== undefined) pick(q.doc, s);
     } else {
-      for (const [name, s] of col.docs) if (patternSearch(docPattern, name)) pick(name, s);
+      for (const [name, s] of col.docs) if (budget.search(docPattern, name)) pick(name, s);
     }
     return out;
   }
 
-  /** `qdoc`: records with `from <= ts <= to`, ascending (descending if `reverse`), predicates, then `limit`. */
-  history(q: QdocRequest): RecordOut[] {
+  /**
+   * `qdoc`: records with `from <= ts <= to`, ascending (descending if `reverse`), predicates, then
+   * `limit`. Throws `PatternError` for an unusable regex and `QueryBudgetError` once `budget` runs out.
+   */
+  history(q: QdocRequest, budget: QueryBudget = QueryBudget.unlimited()): RecordOut[] {
     const out: RecordOut[] = [];
     const s = this.collections.get(q.col)?.docs.get(q.doc);
-    if (s === undefined) return out;
     const pred = new RecordPredicate(q.where, q.filter);
+    if (s === undefined) return out;
     const lo = s.lowerBound(q.from);
     const hi = s.upperBound(q.to);
     const limit = q.limit > 0 ? q.limit : Infinity;
     const step = q.reverse ? -1 : 1;
     for (let i = q.reverse ? hi - 1 : lo; i >= lo && i < hi && out.length < limit; i += step) {
       const data = s.dataAt(i);
-      if (pred.isEmpty || pred.keep(data)) out.push({ ts: s.tsAt(i), data });
+      budget.spend(0);
+      if (pred.isEmpty || pred.keep(data, budget)) out.push({ ts: s.tsAt(i), data });
     }
     return out;
   }
@@ -231,16 +238,19 @@ export class FluxionStore {
   /** The value, or `""` when the collection or key is absent. */
   getValue(col: string, key: string): string { return this.collections.get(col)?.kv.get(key) ?? ''; }
 
-  /** `gvalues`: regex → every matching pair; literal → `{key: value-or-""}`; absent collection → `{}`. */
-  getValues(col: string, key: string): Record<string, string> {
+  /**
+   * `gvalues`: regex → every matching pair; literal → `{key: value-or-""}`; absent collection → `{}`.
+   * Throws `PatternError` for an unusable regex and `QueryBudgetError` once `budget` runs out.
+   */
+  getValues(col: string, key: string, budget: QueryBudget = QueryBudget.unlimited()): Record<string, string> {
     const out: Record<string, string> = Object.create(null) as Record<string, string>;
+    const p = parsePattern(key);
     const c = this.collections.get(col);
     if (c === undefined) return out;
-    const p = parsePattern(key);
     if (p.kind === 'literal') {
       out[key] = c.kv.get(key) ?? '';
     } else {
-      for (const [k, v] of c.kv) if (p.re.test(k)) out[k] = v;
+      for (const [k, v] of c.kv) if (budget.search(p, k)) out[k] = v;
     }
     return out;
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CorruptionError } from './errors.js';
+import { CorruptionError, WalFailedError } from './errors.js';
 import { segmentName, Wal } from './wal.js';
 
 function tmp(): string { return mkdtempSync(join(tmpdir(), 'fluxion-wal-')); }
@@ -128,4 +128,32 @@ test('a failed write poisons the log: that record and every later one fail, noth
   const c = collect();
   await (await Wal.open({ dir }, 0, c.fn)).close();
   assert.deepEqual(c.rows.map((r) => r[2]), ['ok']);
+});
+
+test('a poisoned log reports its failure once, never spins, and rotate/close return promptly', async (t) => {
+  const dir = tmp();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const failures: Error[] = [];
+  const wal = await Wal.open({ dir, onFailure: (e) => failures.push(e) }, 0, () => undefined);
+  await appendAll(wal, [[1, 'ok']]);
+  await (wal as unknown as { fh: { close(): Promise<void> } }).fh.close();
+  await assert.rejects(appendAll(wal, [[1, 'lost']]), (e: unknown) => e instanceof WalFailedError && /EBADF/.test(e.message));
+  // A snapshot asks the log to rotate: on a poisoned log that must not wait (or loop) forever.
+  const rotated = await Promise.race([wal.rotate().then(() => 'rotated'), new Promise((r) => setTimeout(() => r('hung'), 2000))]);
+  assert.equal(rotated, 'rotated');
+  const pending = wal.rotate(); // queued behind nothing: resolves as well
+  await pending;
+  // The writer loop is idle: it does not keep rescheduling itself.
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  assert.equal((wal as unknown as { running: unknown }).running, undefined, 'writer loop still running on a poisoned log');
+  await assert.rejects(appendAll(wal, [[1, 'later']]), /write-ahead log failed/);
+  assert.equal(failures.length, 1);
+  const closed = await Promise.race([wal.close().then(() => 'closed'), new Promise((r) => setTimeout(() => r('hung'), 2000))]);
+  assert.equal(closed, 'closed');
+});
+
+test('WalFailedError names the errno of its cause (ENOSPC)', () => {
+  const e = new WalFailedError(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+  assert.match(e.message, /^write-ahead log failed \(ENOSPC: no space left on device\); writes are refused/);
+  assert.equal(e.causeCode, 'ENOSPC');
 });

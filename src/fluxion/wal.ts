@@ -23,7 +23,10 @@
  * and `open` throws `CorruptionError` (acknowledged data would otherwise be lost silently).
  *
  * Failure: a failed write or fsync poisons the log (the page cache state is unknown afterwards);
- * pending and later appends fail with `WalFailedError`. Restart to recover.
+ * pending and later appends fail with `WalFailedError` (its message names the cause, e.g.
+ * `ENOSPC`), and `onFailure` is called once. A poisoned log does no more I/O: `rotate()` resolves
+ * at once and the writer loop stops, so nothing spins and `close()` returns promptly. Restart to
+ * recover.
  */
 import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, ftruncateSync } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
@@ -44,6 +47,8 @@ export interface WalOptions {
   recordBytesMax?: number;
   /** Called after every fsync with its duration in seconds (metrics). */
   onFsync?: (seconds: number, records: number, bytes: number) => void;
+  /** Called once, when a write, fsync or rotation fails and poisons the log (for logging). */
+  onFailure?: (err: WalFailedError) => void;
 }
 
 /** Called once per record, in LSN order; `err` is set when the record could not be made durable. */
@@ -83,6 +88,7 @@ export class Wal {
   private readonly segmentBytesMax: number;
   private readonly recordBytesMax: number;
   private readonly onFsync: WalOptions['onFsync'];
+  private readonly onFailure: WalOptions['onFailure'];
   private segments: Segment[];
   private fh: FileHandle;
   private position: number;
@@ -91,7 +97,7 @@ export class Wal {
   private queuedBytes = 0;
   private running: Promise<void> | undefined;
   private rotateWaiters: Array<() => void> = [];
-  private failed: Error | undefined;
+  private failed: WalFailedError | undefined;
   private closed = false;
 
   private constructor(opts: WalOptions, segments: Segment[], fh: FileHandle, position: number, nextLsn: number) {
@@ -99,6 +105,7 @@ export class Wal {
     this.segmentBytesMax = opts.segmentBytesMax ?? 64 * 1024 * 1024;
     this.recordBytesMax = opts.recordBytesMax ?? 64 * 1024 * 1024;
     this.onFsync = opts.onFsync;
+    this.onFailure = opts.onFailure;
     this.segments = segments;
     this.fh = fh;
     this.position = position;
@@ -194,8 +201,12 @@ export class Wal {
     return lsn;
   }
 
-  /** Starts a new segment once everything queued so far is durable (no-op if the active one is empty). */
+  /**
+   * Starts a new segment once everything queued so far is durable (no-op if the active one is
+   * empty, or if the log is poisoned: check `failure` afterwards).
+   */
   rotate(): Promise<void> {
+    if (this.failed !== undefined || this.closed) return Promise.resolve();
     return new Promise((resolve) => {
       this.rotateWaiters.push(resolve);
       this.kick();
@@ -230,7 +241,10 @@ export class Wal {
     if (this.running !== undefined) return;
     this.running = this.loop().finally(() => {
       this.running = undefined;
-      if (this.queue.length > 0 || this.rotateWaiters.length > 0) this.kick();
+      if (this.queue.length > 0) this.kick();
+      else if (this.rotateWaiters.length > 0) {
+        if (this.failed === undefined) this.kick(); else this.releaseRotateWaiters();
+      }
     });
   }
 
@@ -238,7 +252,10 @@ export class Wal {
     // Let every message already read from the sockets queue up first: one fsync for all of them.
     await new Promise<void>((r) => setImmediate(r));
     for (;;) {
-      if (this.rotateWaiters.length > 0 && this.failed === undefined) await this.doRotate();
+      if (this.rotateWaiters.length > 0) {
+        if (this.failed === undefined) await this.doRotate();
+        else this.releaseRotateWaiters(); // a poisoned log never rotates; waiting would spin forever
+      }
       if (this.queue.length === 0) return;
       const batch = this.queue;
       this.queue = [];
@@ -251,6 +268,7 @@ export class Wal {
           let written = 0;
           while (written < data.length) {
             const r = await this.fh.write(data, written, data.length - written, this.position + written);
+            if (r.bytesWritten <= 0) throw Object.assign(new Error('write made no progress (disk full?)'), { code: 'ENOSPC' });
             written += r.bytesWritten;
           }
           const t0 = process.hrtime.bigint();
@@ -258,8 +276,7 @@ export class Wal {
           this.onFsync?.(Number(process.hrtime.bigint() - t0) / 1e9, batch.length, bytes);
           this.position += data.length;
         } catch (e) {
-          this.failed = new WalFailedError(e);
-          err = this.failed;
+          err = this.poison(e);
         }
       }
       for (const p of batch) p.cb(err, p.lsn);
@@ -282,9 +299,26 @@ export class Wal {
         this.position = 0;
         this.segments.push(seg);
       } catch (e) {
-        this.failed = new WalFailedError(e);
+        this.poison(e);
       }
     }
     for (const w of waiters) w();
+  }
+
+  private releaseRotateWaiters(): void {
+    const waiters = this.rotateWaiters;
+    this.rotateWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Records the first failure (and reports it once); later failures keep the first cause. */
+  private poison(cause: unknown): WalFailedError {
+    if (this.failed === undefined) {
+      const err = new WalFailedError(cause);
+      this.failed = err;
+      try { this.onFailure?.(err); } catch { /* reporting must not break the writer */ }
+      return err;
+    }
+    return this.failed;
   }
 }

@@ -144,3 +144,17 @@ export class Client {
     return this.closed();
   }
 }
+
+/**
+ * Waits until a log line satisfies `pred` (log lines travel over stderr, apart from the socket, so
+ * a reply can arrive before the line logged just before it). Resolves with the line, or undefined
+ * after `timeoutMs`.
+ */
+export async function waitForLog(d: Daemon, pred: (line: string) => boolean, timeoutMs = 5000): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = d.logs.find(pred);
+    if (line !== undefined || Date.now() >= deadline) return line;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
