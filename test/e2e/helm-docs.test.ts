@@ -6,15 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CHART_DIR, SKIP_NO_HELM, repoRoot, template } from './helm-support.js';
+import { CHART_DIR, GENERATOR, SKIP_NO_HELM, repoRoot, template } from './helm-support.js';
 
-const GENERATOR = join(CHART_DIR, 'generate-values-table.mjs');
 const DOC = join(repoRoot(), 'docs', 'kubernetes.md');
 
-function generator(args: string[]) {
-  return spawnSync(process.execPath, [GENERATOR, ...args], { encoding: 'utf8', timeout: 30_000, cwd: repoRoot() });
+function generator(args: string[], chart = CHART_DIR) {
+  return spawnSync(process.execPath, [GENERATOR, chart, ...args], { encoding: 'utf8', timeout: 30_000, cwd: repoRoot() });
 }
 
 test('docs/kubernetes.md values table is generated from the current values.yaml', () => {
@@ -36,13 +35,17 @@ test('the generator catches a stale table and an undocumented value', () => {
     const r = generator(['--check', stale]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /stale/);
-    // A copy of the chart with one @param comment dropped.
-    copyFileSync(GENERATOR, join(dir, 'generate-values-table.mjs'));
+    // A copy of the chart's values with one @param comment dropped.
     const values = readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8').replace(/^\s*## @param clusterDomain .*\n/m, '');
     writeFileSync(join(dir, 'values.yaml'), values);
-    const u = spawnSync(process.execPath, [join(dir, 'generate-values-table.mjs')], { encoding: 'utf8', timeout: 30_000, cwd: repoRoot() });
+    const u = generator([], dir);
     assert.equal(u.status, 1);
     assert.match(u.stderr, /clusterDomain has no @param comment/);
+    // ...and an @param naming a value that does not exist.
+    writeFileSync(join(dir, 'values.yaml'), `${values}## @param nosuch.value Documented but absent\n`);
+    assert.match(generator([], dir).stderr, /@param nosuch.value names no value/);
+    assert.equal(generator([]).status, 0, 'the real chart is fully documented');
+    assert.equal(spawnSync(process.execPath, [GENERATOR], { encoding: 'utf8' }).status, 2, 'no chart directory: usage error');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
