@@ -121,6 +121,34 @@ for (const g of GUIDE) {
   });
 }
 
+/** The guide's command lines, verbatim. */
+const GUIDE_LINES = [
+  'helm install db-user123 ./charts/fluxiondb --namespace fluxiondb-user123 --create-namespace --set secret.secretKey=abcdefghijklmnop1234 --set resources.requests.memory=2Gi --set resources.limits.memory=2Gi --set persistence.size=4Gi',
+  'helm upgrade db-user123 ./charts/fluxiondb --reuse-values --set resources.requests.memory=4Gi --set resources.limits.memory=4Gi --set persistence.size=8Gi',
+];
+
+test('the guide\'s command lines, verbatim, render with helm template and lint (upgrade on top of the install\'s values)', { skip }, () => {
+  let installSets: string[] = [];
+  for (const line of GUIDE_LINES) {
+    const [, verb, release, chart, ...rest] = line.split(' ');
+    assert.equal(chart, './charts/fluxiondb');
+    const args = rest.filter((a) => a !== '--reuse-values');
+    const setArgs = args.flatMap((a, i) => (args[i - 1] === '--set' ? [a] : []));
+    if (verb === 'install') installSets = setArgs;
+    // --reuse-values: the values of the install, then this command's.
+    const all = verb === 'upgrade' ? [...sets(installSets), '--namespace', 'fluxiondb-user123', ...args] : args;
+    const r = helm(['template', release!, join(repoRoot(), chart!), ...all]);
+    assert.ok(r.ok, `${line}\n${r.stderr}`);
+    const objs = parseManifests(r.stdout);
+    for (const o of objs) validateObject(o);
+    const want = verb === 'install' ? ['2Gi', '4Gi'] : ['4Gi', '8Gi'];
+    assert.equal(arg(fluxiond(objs), '--max-memory'), want[0]);
+    assert.equal(claimSize(objs), want[1]);
+    const lint = helm(['lint', '--strict', join(repoRoot(), chart!), ...all.filter((a) => a !== '--create-namespace')]);
+    assert.ok(lint.ok, `${line}\n${lint.stdout}${lint.stderr}`);
+  }
+});
+
 test('the master key reaches fluxiond only as FLUXION_SECRET_KEY from the Secret', { skip }, () => {
   const objs = render(INSTALL);
   const secret = one(objs, 'Secret');
