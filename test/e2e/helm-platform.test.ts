@@ -115,6 +115,11 @@ test('default: the platform Deployment, its environment and defaults, and the em
   const term = anti.preferredDuringSchedulingIgnoredDuringExecution[0]!.podAffinityTerm;
   assert.equal(term.topologyKey, 'kubernetes.io/hostname');
   assert.deepEqual(term.labelSelector.matchLabels, spec.selector.matchLabels);
+  // The store admits clients only from the platform's pods (its NetworkPolicy's client rule).
+  const np = one(objs, 'NetworkPolicy', 'conure-platform-conure').spec as { ingress: { ports?: { port: number }[]; from?: { podSelector: { matchLabels: Record<string, string> } }[] }[] };
+  const clientRule = np.ingress.find((r) => r.ports?.some((p) => p.port === 2379));
+  assert.ok(clientRule?.from, 'the etcd port is not open to everyone');
+  assert.ok(clientRule.from.some((f) => matches(f.podSelector.matchLabels, spec.template.metadata.labels)), 'the platform pods are admitted to the store');
   // The store's pods are not the platform's: selectors do not overlap.
   for (const sts of objs.filter((o) => o.kind === 'StatefulSet')) {
     const labels = (sts.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels;

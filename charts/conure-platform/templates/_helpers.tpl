@@ -64,11 +64,15 @@ PLATFORM_STORE_ENDPOINTS, comma-separated etcd v3 endpoints:
 {{- define "platform.storeEndpoints" -}}
 {{- if .Values.store.embedded.enabled -}}
 {{- $db := .Values.conuredb -}}
-{{- $ctx := dict "Values" $db "Release" .Release "Chart" (dict "Name" "conuredb") -}}
-http://{{ include "conuredb.fullname" $ctx }}.{{ .Release.Namespace }}.svc.{{ $db.clusterDomain }}:{{ $db.service.etcdPort }}
+http://{{ include "platform.storeFullname" . }}.{{ .Release.Namespace }}.svc.{{ $db.clusterDomain }}:{{ $db.service.etcdPort }}
 {{- else -}}
 {{- join "," .Values.store.endpoints -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Name prefix of the embedded store's objects: charts/conuredb's own naming helper on its values. */}}
+{{- define "platform.storeFullname" -}}
+{{- include "conuredb.fullname" (dict "Values" .Values.conuredb "Release" .Release) -}}
 {{- end -}}
 
 {{/* Whether to render the ValidatingAdmissionPolicy (rbac.admissionPolicy: auto|true|false). */}}
