@@ -177,6 +177,23 @@ test('every fluxiond flag the chart passes is in the real fluxiond --help', { sk
   assert.match(help, /--secret-key <key>[\s\S]*env:\s+FLUXION_SECRET_KEY\)/);
 });
 
+test('--max-memory: every memory limit the schema admits means the same bytes to fluxiond and to Kubernetes', { skip }, () => {
+  for (const limit of ['512Mi', '1.5Gi', '2G', '750M', '1048576000', '1Ti', '4096Ki']) {
+    const c = fluxiond(render([`secret.secretKey=${KEY}`], 'db-user123', 'fluxiondb-user123', ['--set-string', `resources.limits.memory=${limit}`]));
+    assert.equal(arg(c, '--max-memory'), limit);
+    assert.equal(fluxiondParseBytes(arg(c, '--max-memory')!, '--max-memory'), parseBytes(limit), limit);
+  }
+  // Kubernetes spellings fluxiond cannot read are refused, by the schema and by the template.
+  for (const limit of ['1e9', '2Pi', '512Mi ']) {
+    assert.match(refuse([`secret.secretKey=${KEY}`], ['--set-string', `resources.limits.memory=${limit}`]), /resources\.limits\.memory/, limit);
+    assert.match(refuse([`secret.secretKey=${KEY}`], ['--skip-schema-validation', '--set-string', `resources.limits.memory=${limit}`]), /cannot be fluxiond's --max-memory/, limit);
+  }
+  // No memory limit: no --max-memory (fluxiond then has no soft limit).
+  const r = templateChart(FLUXION_CHART_DIR, [...sets([`secret.secretKey=${KEY}`]), '--set', 'resources.limits.memory=null'], 'x');
+  assert.ok(r.ok, r.stderr);
+  assert.equal(arg(fluxiond(parseManifests(r.stdout)), '--max-memory'), undefined);
+});
+
 test('probes hit /health on the port the Service targets; Prometheus annotations point at /metrics there', { skip }, () => {
   const objs = render(INSTALL);
   const c = fluxiond(objs);
