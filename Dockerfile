@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1
 # The conuredb image: conured (entrypoint) and conurectl (on PATH), used by charts/conuredb.
+# The same image serves charts/fluxiondb and charts/conure-platform, which set their command to
+# node /app/dist/src/cli/fluxiond.js and node /app/dist/src/cli/conure-platform.js.
 #   docker build -t conure/conuredb:0.1.0 .
 # Two stages: the build stage compiles TypeScript and prunes dev dependencies; the runtime
 # stage holds only node, the compiled src/ tree and production node_modules, and runs as the

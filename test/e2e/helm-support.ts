@@ -1,18 +1,21 @@
 /**
- * Shared support for the chart tests (test/e2e/helm-*.test.ts): locating helm and the chart,
- * rendering with `helm template`, parsing the documents, validating them with
- * kubernetes-models, and the ONE list of conured / conurectl flags the chart may use.
+ * Shared support for the chart tests (test/e2e/helm-*.test.ts): locating helm and the charts
+ * (conuredb, fluxiondb, conure-platform), rendering with `helm template`, parsing the
+ * documents, validating them with kubernetes-models, the ONE list of conured / conurectl flags
+ * the conuredb chart may use, and fluxiond's flags as its real `--help` prints them.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { ConfigMap, PersistentVolumeClaim, Pod, Service, ServiceAccount } from 'kubernetes-models/v1';
-import { StatefulSet } from 'kubernetes-models/apps/v1';
+import { ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { Job } from 'kubernetes-models/batch/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
-import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from 'kubernetes-models/admissionregistration.k8s.io/v1';
 
 /** The conured flag contract (docs: issue 7 / src/cli/conured.ts). Each has a CONURE_* env var. */
 export const CONURED_FLAGS: readonly string[] = [
@@ -52,9 +55,25 @@ export function repoRoot(): string {
 }
 
 export const CHART_DIR = join(repoRoot(), 'charts', 'conuredb');
+export const FLUXION_CHART_DIR = join(repoRoot(), 'charts', 'fluxiondb');
+export const PLATFORM_CHART_DIR = join(repoRoot(), 'charts', 'conure-platform');
+/** The values-table generator every chart shares: `node GENERATOR <chart dir> [--write|--check FILE]`. */
+export const GENERATOR = join(repoRoot(), 'charts', 'generate-values-table.mjs');
 
 /** conurectl compiled in the same build as this file (<dist>/src/cli/conurectl.js). */
 export const CONURECTL_JS = fileURLToPath(new URL('../../src/cli/conurectl.js', import.meta.url));
+/** fluxiond compiled in the same build as this file. */
+export const FLUXIOND_JS = fileURLToPath(new URL('../../src/cli/fluxiond.js', import.meta.url));
+
+/**
+ * The long flags fluxiond's real `--help` lists (`--secret-key`, `--data`, ...), from the build
+ * this file belongs to; throws when fluxiond cannot print its help.
+ */
+export function fluxiondFlags(): Set<string> {
+  const r = spawnSync(process.execPath, [FLUXIOND_JS, '--help'], { encoding: 'utf8', timeout: 30_000 });
+  if (r.status !== 0) throw new Error(`fluxiond --help exited ${r.status}: ${r.stderr}`);
+  return new Set([...r.stdout.matchAll(/(?:^|[\s,])(--[a-z][a-z0-9-]*)/gm)].map((m) => m[1]!));
+}
 
 
 /** helm from `$(go env GOPATH)/bin` (where CI installs it) or PATH; undefined when absent. */
@@ -82,7 +101,39 @@ export function helm(args: readonly string[]): HelmResult {
 
 /** `helm template <release> charts/conuredb --namespace <ns> <args>`. */
 export function template(args: readonly string[], release = 'conuredb', namespace = 'default'): HelmResult {
-  return helm(['template', release, CHART_DIR, '--namespace', namespace, ...args]);
+  return templateChart(CHART_DIR, args, release, namespace);
+}
+
+/** `helm template <release> <chart> --namespace <ns> <args>`, for any chart directory. */
+export function templateChart(chart: string, args: readonly string[], release: string, namespace = 'default'): HelmResult {
+  return helm(['template', release, chart, '--namespace', namespace, ...args]);
+}
+
+/** `--set a=b` pairs from ["a=b", ...]. */
+export function sets(pairs: readonly string[]): string[] {
+  return pairs.flatMap((p) => ['--set', p]);
+}
+
+let platformChart: string | undefined;
+/**
+ * charts/conure-platform ready to render: a private copy (under .build, removed at exit) of it
+ * and of charts/conuredb, on which `helm dependency build` has packaged the embedded store from
+ * file://../conuredb. A copy, so that concurrent test files never race on the chart's charts/
+ * folder and the worktree is left untouched. Offline: file:// needs no repository.
+ */
+export function platformChartDir(): string {
+  if (platformChart) return platformChart;
+  const root = join(repoRoot(), '.build');
+  mkdirSync(root, { recursive: true });
+  const tmp = mkdtempSync(join(root, 'platform-chart-'));
+  process.once('exit', () => rmSync(tmp, { recursive: true, force: true }));
+  const skipBuilt = (src: string) => !/[\\/]conure-platform[\\/]charts([\\/]|$)/.test(src);
+  cpSync(CHART_DIR, join(tmp, 'conuredb'), { recursive: true });
+  cpSync(PLATFORM_CHART_DIR, join(tmp, 'conure-platform'), { recursive: true, filter: skipBuilt });
+  const r = helm(['dependency', 'build', join(tmp, 'conure-platform'), '--skip-refresh']);
+  if (!r.ok) throw new Error(`helm dependency build: ${r.stderr}`);
+  platformChart = join(tmp, 'conure-platform');
+  return platformChart;
 }
 
 /** A Kubernetes object as parsed from YAML. */
@@ -115,6 +166,16 @@ const MODELS: Record<string, new (data: never) => Validatable> = {
   'batch/v1/Job': Job,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'networking.k8s.io/v1/Ingress': Ingress,
+  'v1/Secret': Secret,
+  'v1/Namespace': Namespace,
+  'apps/v1/Deployment': Deployment,
+  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy': ValidatingAdmissionPolicy,
+  'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding': ValidatingAdmissionPolicyBinding,
 };
 
 /**
@@ -177,22 +238,25 @@ export function conurectlCalls(script: string): { text: string; globals: string[
 }
 
 
-let notesChart: string | undefined;
+const notesCharts = new Map<string, string>();
 /**
  * Renders templates/NOTES.txt (which `helm template` evaluates but does not print) through a
  * copy of the chart, under .build/, with one extra template that includes NOTES.txt.
- * Returns the NOTES text, or the failed HelmResult's stderr as an Error.
+ * Returns the NOTES text, or the failed HelmResult's stderr as an Error. `chart` defaults to
+ * charts/conuredb; a chart with dependencies must already have them built (platformChartDir()).
  */
-export function renderNotes(args: readonly string[], release = 'conuredb', namespace = 'default'): string {
+export function renderNotes(args: readonly string[], release = 'conuredb', namespace = 'default', chart = CHART_DIR): string {
+  let notesChart = notesCharts.get(chart);
   if (!notesChart) {
     const root = join(repoRoot(), '.build');
     mkdirSync(root, { recursive: true });
     const tmp = mkdtempSync(join(root, 'notes-chart-'));
     process.once('exit', () => rmSync(tmp, { recursive: true, force: true }));
-    notesChart = join(tmp, 'conuredb');
-    cpSync(CHART_DIR, notesChart, { recursive: true });
+    notesChart = join(tmp, basename(chart));
+    cpSync(chart, notesChart, { recursive: true });
     writeFileSync(join(notesChart, 'templates', 'zz-notes.yaml'),
       'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n  notes: |-\n    {{- include (print $.Template.BasePath "/NOTES.txt") . | nindent 4 }}\n');
+    notesCharts.set(chart, notesChart);
   }
   const r = helm(['template', release, notesChart, '--namespace', namespace, '--show-only', 'templates/zz-notes.yaml', ...args]);
   if (!r.ok) throw new Error(r.stderr);

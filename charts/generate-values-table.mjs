@@ -1,23 +1,25 @@
 #!/usr/bin/env node
-// Generates the values table of charts/conuredb from the `## @param <key> <description>` and
-// `## @section <title>` comments in values.yaml, with each default read from the YAML itself.
+// Generates the values table of a chart (charts/conuredb, charts/fluxiondb, charts/conure-platform)
+// from the `## @param <key> <description>` and `## @section <title>` comments in its values.yaml,
+// with each default read from the YAML itself. One generator for every chart.
 //
-//   node charts/conuredb/generate-values-table.mjs                 print the table
-//   node charts/conuredb/generate-values-table.mjs --write FILE    replace the table in FILE
-//   node charts/conuredb/generate-values-table.mjs --check FILE    exit 1 when FILE is stale
+//   node charts/generate-values-table.mjs CHART_DIR                 print the table
+//   node charts/generate-values-table.mjs CHART_DIR --write FILE    replace the table in FILE
+//   node charts/generate-values-table.mjs CHART_DIR --check FILE    exit 1 when FILE is stale
 //
 // In FILE the table sits between `<!-- values-table:start -->` and `<!-- values-table:end -->`.
 // Also exits 1 when a value has no @param (its own or an ancestor's) or an @param names a
 // value that does not exist, so the documentation cannot silently drift from values.yaml.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parse } from 'yaml';
 
 const START = '<!-- values-table:start -->';
 const END = '<!-- values-table:end -->';
-const here = dirname(fileURLToPath(import.meta.url));
-const source = readFileSync(join(here, 'values.yaml'), 'utf8');
+const [chartDir, mode, file] = process.argv.slice(2);
+const USAGE = 'usage: generate-values-table.mjs CHART_DIR [--write FILE | --check FILE]';
+if (!chartDir || chartDir.startsWith('--')) { console.error(USAGE); process.exit(2); }
+const source = readFileSync(join(chartDir, 'values.yaml'), 'utf8');
 const values = parse(source);
 
 /** @returns {{ sections: { title: string, params: { key: string, description: string }[] }[] }} */
@@ -80,10 +82,9 @@ function splice(doc, table) {
   return `${doc.slice(0, a + START.length)}\n${table}\n${doc.slice(b)}`;
 }
 
-const [mode, file] = process.argv.slice(2);
 const { table, problems } = render();
 if (problems.length > 0) {
-  for (const p of problems) console.error(`values.yaml: ${p}`);
+  for (const p of problems) console.error(`${join(chartDir, 'values.yaml')}: ${p}`);
   process.exit(1);
 }
 if (mode === '--write' || mode === '--check') {
@@ -92,12 +93,12 @@ if (mode === '--write' || mode === '--check') {
   const next = splice(doc, table);
   if (mode === '--write') writeFileSync(file, next);
   else if (next !== doc) {
-    console.error(`${file}: the values table is stale; run node charts/conuredb/generate-values-table.mjs --write ${file}`);
+    console.error(`${file}: the values table is stale; run node charts/generate-values-table.mjs ${chartDir} --write ${file}`);
     process.exit(1);
   }
 } else if (mode === undefined) {
   process.stdout.write(`${table}\n`);
 } else {
-  console.error('usage: generate-values-table.mjs [--write FILE | --check FILE]');
+  console.error(USAGE);
   process.exit(2);
 }
