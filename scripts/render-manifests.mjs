@@ -5,15 +5,18 @@
 //   node scripts/render-manifests.mjs --check    exit 1 when a committed file differs (CI)
 //   ... --deploy-dir DIR                        write or check DIR instead of deploy/
 //
-//   deploy/conuredb/conuredb.yaml                     charts/conuredb, defaults, namespace default
+//   deploy/conuredb/conuredb.yaml                     charts/conuredb, defaults, namespace default,
+//                                                     cluster secret from Secret `conure-peer`
 //   deploy/fluxiondb/fluxiondb.yaml                   charts/fluxiondb, key from Secret `fluxiondb`
 //   deploy/conure-platform/conure-platform.yaml       charts/conure-platform + embedded ConureDB,
 //                                                     namespace conure-system, token from Secret
-//                                                     `conure-platform-admin`
+//                                                     `conure-platform-admin`, the store's cluster
+//                                                     secret from Secret `conure-platform-conure-peer`
 //   deploy/conure-platform/admission-policy.yaml      its ValidatingAdmissionPolicy (1.30+)
 //
 // Helm hooks are left out (no `helm test` pods, no scale-down Job): without Helm nothing runs
-// them. No secret is ever rendered into a file: the manifests reference Secrets you create.
+// them. No secret is ever rendered into a file: the manifests reference Secrets you create
+// (existingSecret everywhere: without Helm there is no `lookup` to keep a generated value).
 // The charts are copied under .build/ first, so `helm dependency build` (conure-platform's
 // file://../conuredb) never touches the worktree. helm: $HELM, `go env GOPATH`/bin, ~/go/bin, PATH.
 import { spawnSync } from 'node:child_process';
@@ -27,7 +30,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const MANIFESTS = [
   {
     file: 'deploy/conuredb/conuredb.yaml', chart: 'conuredb', release: 'conuredb', namespace: 'default',
-    args: ['--set', 'tests.enabled=false', '--set', 'scaling.autoRemoveNodes=false'],
+    args: ['--set', 'tests.enabled=false', '--set', 'scaling.autoRemoveNodes=false', '--set', 'peerAuth.existingSecret=conure-peer'],
   },
   {
     file: 'deploy/fluxiondb/fluxiondb.yaml', chart: 'fluxiondb', release: 'fluxiondb', namespace: 'default',
@@ -36,7 +39,8 @@ export const MANIFESTS = [
   {
     file: 'deploy/conure-platform/conure-platform.yaml', chart: 'conure-platform', release: 'conure-platform', namespace: 'conure-system',
     args: ['--set', 'tests.enabled=false', '--set', 'auth.existingSecret=conure-platform-admin', '--set', 'rbac.admissionPolicy=false',
-      '--set', 'conuredb.tests.enabled=false', '--set', 'conuredb.scaling.autoRemoveNodes=false'],
+      '--set', 'conuredb.tests.enabled=false', '--set', 'conuredb.scaling.autoRemoveNodes=false',
+      '--set', 'conuredb.peerAuth.existingSecret=conure-platform-conure-peer'],
   },
   {
     file: 'deploy/conure-platform/admission-policy.yaml', chart: 'conure-platform', release: 'conure-platform', namespace: 'conure-system',

@@ -6,7 +6,11 @@
  * - members, roles, bootstrap flag, advertised addresses, per-StatefulSet replicas, PDB and the
  *   hook's desired counts equal planTopology() for the same values, and both refuse the same specs;
  * - values.schema.json rejects bad types;
- * - every conured flag and conurectl command/flag the chart uses is in the contract list.
+ * - every conured flag and conurectl command/flag the chart uses is in the contract list;
+ * - peer authentication (peerAuth): on by default, the chart's Secret (random, 48 characters,
+ *   kept), mounted read-only in every member, its init container and the scale-down Job, with
+ *   `--peer-secret-file` on every member and CONURE_PEER_SECRET_FILE wherever conurectl makes a
+ *   member-only call; off renders the chart as before; existingSecret mounts the named Secret.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,12 +20,13 @@ import { join } from 'node:path';
 import { chartFullname, planTopology, type ArbiterMode, type Topology } from '../../src/planner/topology.js';
 import {
   CHART_DIR, CONURECTL_COMMANDS, CONURECTL_GLOBAL_FLAGS, CONURED_FLAGS, CONURE_ENV_VARS, SKIP_NO_HELM,
-  conurectlCalls, envOf, helm, parseManifests, renderNotes, template, validateObject, CONURECTL_JS, type K8sObject,
+  MEMBER_ONLY_COMMANDS, assertPeerAuth, conurectlCalls, envOf, helm, parseManifests, peerSecretPath, podSpecs, renderNotes, renderedPeerSecret, template,
+  validateObject, CONURECTL_JS, type K8sObject,
 } from './helm-support.js';
 
 const skip = SKIP_NO_HELM;
 
-interface Container { name: string; image: string; args?: string[]; command?: string[]; env?: { name: string; value?: string }[]; securityContext?: Record<string, unknown>; volumeMounts?: { name: string; mountPath: string }[] }
+interface Container { name: string; image: string; args?: string[]; command?: string[]; env?: { name: string; value?: string }[]; securityContext?: Record<string, unknown>; volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[] }
 interface PodSpec { containers: Container[]; initContainers?: Container[]; affinity?: unknown; securityContext?: Record<string, unknown>; volumes?: { name: string }[] }
 interface StsSpec { replicas: number; serviceName: string; podManagementPolicy?: string; selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: PodSpec }; volumeClaimTemplates: { spec: { storageClassName?: string; resources: { requests: { storage: string } } } }[] }
 
@@ -157,6 +162,8 @@ function renderAndCompare(sets: string[], namespace = 'db', release = 'conuredb'
       if (c.name !== 'volume-permissions') assert.equal(sc.runAsNonRoot, true, `${o.metadata.name}/${c.name} non-root`);
     }
   }
+  // Peer authentication is on by default: every member, its init container and the hook.
+  assertPeerAuth(objs, { secretName: `${plan.fullname}-peer`, key: 'peer-secret', created: true });
   return { objs, plan };
 }
 
@@ -361,5 +368,80 @@ test('rendered scripts are the files under charts/conuredb/files, and conured ge
     const preStop = (c as unknown as { lifecycle: { preStop: { exec: { command: string[] } } } }).lifecycle.preStop.exec.command;
     assert.deepEqual(preStop, ['sh', '/etc/conure/topology/prestop.sh']);
     assert.ok(c.volumeMounts?.some((m) => m.name === 'topology' && m.mountPath === '/etc/conure/topology'), 'preStop reads the mounted ConfigMap');
+  }
+});
+
+test('peerAuth: on by default, off renders the chart as before, existingSecret mounts the named Secret', { skip }, () => {
+  const render = (pairs: string[]) => {
+    const r = template(pairs.flatMap((p) => ['--set', p]));
+    assert.ok(r.ok, `${pairs.join(' ')}: ${r.stderr}`);
+    const objs = parseManifests(r.stdout);
+    for (const o of objs) validateObject(o);
+    return objs;
+  };
+  assertPeerAuth(render([]), { secretName: 'conure-peer', key: 'peer-secret', created: true });
+  // Off: no Secret, no secret volume, no flag, no variable anywhere.
+  assertPeerAuth(render(['peerAuth.enabled=false']), false);
+  // existingSecret (and a custom key): no Secret rendered, the named one mounted everywhere.
+  const own = render(['peerAuth.existingSecret=my-peer', 'peerAuth.secretKey=cluster.key']);
+  assertPeerAuth(own, { secretName: 'my-peer', key: 'cluster.key', created: false });
+  // A release with another name, with every option at once: names follow the fullname.
+  const r = template(['--set', 'voters.replicas=3', '--set', 'arbiter.mode=always', '--set', 'networkPolicy.enabled=true', '--set', 'networkPolicy.allowExternal=false'], 'prod', 'db');
+  assert.ok(r.ok, r.stderr);
+  assertPeerAuth(parseManifests(r.stdout), { secretName: 'prod-conure-peer', key: 'peer-secret', created: true });
+  // Without a cluster to look up (helm template), every rendering makes a new random value:
+  // what a real install keeps comes from `lookup` of the live Secret on upgrade.
+  const a = renderedPeerSecret(render([]));
+  const b = renderedPeerSecret(render([]));
+  assert.notEqual(a, b, 'helm template renders a fresh secret each time');
+  const tpl = readFileSync(join(CHART_DIR, 'templates', 'secret-peer.yaml'), 'utf8');
+  assert.match(tpl, /lookup "v1" "Secret" \.Release\.Namespace \$name/, 'the live Secret is looked up');
+  assert.match(tpl, /\$kept \| default \(randAlphaNum 48 \| b64enc\)/, 'a kept value wins over a new one');
+});
+
+test('peerAuth: the schema refuses bad values; NOTES warns when off and on the upgrade that turns it on', { skip }, () => {
+  for (const [set, pattern] of [
+    ['peerAuth.enabled=maybe', /peerAuth.enabled: Invalid type/],
+    ['peerAuth.secretKey=..', /peerAuth.secretKey/],
+    ['peerAuth.secretKey=a/b', /peerAuth.secretKey/],
+    ['peerAuth.existingSecret=Not_A_Name', /peerAuth.existingSecret/],
+    ['peerAuth.secret=x', /Additional property secret is not allowed/],
+  ] as const) {
+    const r = template(['--set', set]);
+    assert.equal(r.ok, false, `--set ${set} must be rejected`);
+    assert.match(r.stderr, pattern, `--set ${set}`);
+  }
+  const on = renderNotes([]);
+  assert.match(on, /authenticate each other with the cluster secret in Secret conure-peer \(key peer-secret\)/);
+  assert.ok(!on.includes('WARNING: peerAuth'));
+  assert.ok(!on.includes('this upgrade creates the cluster secret'), 'an install says nothing about restarting');
+  assert.match(renderNotes(['--set', 'peerAuth.enabled=false']), /WARNING: peerAuth.enabled=false: the raft port and the member-only endpoints/);
+  // `helm template --is-upgrade` has no live Secret to find: exactly the upgrade that creates it.
+  const turnedOn = renderNotes(['--is-upgrade']);
+  assert.match(turnedOn, /this upgrade creates the cluster secret conure-peer/);
+  assert.match(turnedOn, /delete pod -l app\.kubernetes\.io\/name=conuredb,app\.kubernetes\.io\/instance=conuredb/);
+  assert.ok(!renderNotes(['--is-upgrade', '--set', 'peerAuth.existingSecret=mine']).includes('this upgrade creates'), 'a Secret you made is not created by the upgrade');
+});
+
+test('peerAuth: every script that makes a member-only conurectl call runs where CONURE_PEER_SECRET_FILE is set', { skip }, () => {
+  const objs = parseManifests(template([]).stdout);
+  const file = peerSecretPath();
+  // Which rendered container runs which script.
+  const runs: Record<string, string> = { 'prestop.sh': 'conured', 'wait-for.sh': 'wait-for-cluster', 'scale-down.sh': 'scale-down', 'helm-test.sh': 'roundtrip' };
+  for (const [script, container] of Object.entries(runs)) {
+    const calls = conurectlCalls(readFileSync(join(CHART_DIR, 'files', script), 'utf8'));
+    const memberOnly = calls.filter((c) => MEMBER_ONLY_COMMANDS.has(c.command));
+    for (const { name, spec } of podSpecs(objs)) {
+      const c = [...spec.containers, ...(spec.initContainers ?? [])].find((x) => x.name === container);
+      if (!c) continue;
+      if (memberOnly.length > 0) assert.equal(envOf(c).CONURE_PEER_SECRET_FILE, file, `${name}/${container} runs ${script}, which calls ${memberOnly.map((m) => m.command).join(', ')}`);
+      else assert.equal(envOf(c).CONURE_PEER_SECRET_FILE, undefined, `${name}/${container} runs ${script}, which needs no secret`);
+    }
+    assert.equal(memberOnly.length > 0, script !== 'helm-test.sh', `${script}: member-only calls ${memberOnly.map((m) => m.text).join('; ')}`);
+  }
+  // No script reaches a member-only endpoint behind conurectl's back (curl or fetch).
+  for (const f of readdirSync(join(CHART_DIR, 'files'))) {
+    const text = readFileSync(join(CHART_DIR, 'files', f), 'utf8').split('\n').filter((l) => !/^\s*#/.test(l)).join('\n');
+    assert.doesNotMatch(text, /\/(join|remove|promote|leader\/transfer|raft\/snapshot)\b/, `${f} calls a member-only endpoint directly`);
   }
 });

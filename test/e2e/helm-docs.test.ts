@@ -53,7 +53,7 @@ test('the generator catches a stale table and an undocumented value', () => {
 });
 
 test('deploy/conuredb/conuredb.yaml is the chart rendered with its defaults', { skip: SKIP_NO_HELM }, () => {
-  const r = template(['--set', 'tests.enabled=false', '--set', 'scaling.autoRemoveNodes=false'], 'conuredb', 'default');
+  const r = template(['--set', 'tests.enabled=false', '--set', 'scaling.autoRemoveNodes=false', '--set', 'peerAuth.existingSecret=conure-peer'], 'conuredb', 'default');
   assert.ok(r.ok, r.stderr);
   const file = readFileSync(join(repoRoot(), 'deploy', 'conuredb', 'conuredb.yaml'), 'utf8');
   const body = file.slice(file.indexOf('---'));
@@ -112,4 +112,21 @@ test('deploy/ manifests are valid objects, carry no secret, and no Helm hook', (
   assert.deepEqual(kinds['deploy/fluxiondb/fluxiondb.yaml'], ['PersistentVolumeClaim', 'Service', 'ServiceAccount', 'StatefulSet']);
   assert.deepEqual(kinds['deploy/conure-platform/admission-policy.yaml'], ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
   assert.ok(kinds['deploy/conure-platform/conure-platform.yaml']!.includes('ClusterRole') && kinds['deploy/conure-platform/conure-platform.yaml']!.includes('StatefulSet'));
+});
+
+test('deploy/: the ConureDB members authenticate with the Secret their README tells you to create', () => {
+  for (const [file, readme, secret] of [
+    ['deploy/conuredb/conuredb.yaml', 'deploy/conuredb/README.md', 'conure-peer'],
+    ['deploy/conure-platform/conure-platform.yaml', 'deploy/conure-platform/README.md', 'conure-platform-conure-peer'],
+  ] as const) {
+    const sets = parseManifests(readFileSync(join(repoRoot(), file), 'utf8')).filter((o) => o.kind === 'StatefulSet' && o.metadata.labels?.['app.kubernetes.io/name'] === 'conuredb');
+    assert.equal(sets.length, 3, `${file}: bootstrap, voters, arbiter`);
+    for (const sts of sets) {
+      const spec = (sts.spec as { template: { spec: { containers: { name: string; args: string[] }[]; volumes: { name: string; secret?: { secretName: string } }[] } } }).template.spec;
+      assert.ok(spec.containers.find((c) => c.name === 'conured')!.args.includes('--peer-secret-file=/etc/conure/peer/peer-secret'), `${file} ${sts.metadata.name}`);
+      assert.equal(spec.volumes.find((v) => v.name === 'peer-secret')?.secret?.secretName, secret, `${file} ${sts.metadata.name} mounts ${secret}`);
+    }
+    const steps = readFileSync(join(repoRoot(), readme), 'utf8');
+    assert.match(steps, new RegExp(`create secret generic ${secret} \\\\\\n\\s+--from-literal=peer-secret=`), `${readme} creates ${secret} with key peer-secret`);
+  }
 });

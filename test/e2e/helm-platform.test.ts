@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import {
-  PLATFORM_CHART_DIR, SKIP_NO_HELM, envOf, helm, parseManifests, platformChartDir, renderNotes, sets, templateChart,
+  PLATFORM_CHART_DIR, SKIP_NO_HELM, assertPeerAuth, envOf, helm, parseManifests, platformChartDir, renderNotes, sets, templateChart,
   validateObject, type K8sObject,
 } from './helm-support.js';
 
@@ -146,7 +146,8 @@ test('the admin token: generated when not given (32 characters), or auth.adminTo
   assert.deepEqual(platform(objs).c.env!.find((e) => e.name === 'PLATFORM_ADMIN_TOKEN')?.valueFrom?.secretKeyRef, { name: 'conure-platform-admin', key: 'admin-token' });
   assert.ok(!JSON.stringify(objs.filter((o) => o.kind !== 'Secret')).includes('0123456789abcdef-admin'), 'the token is only in the Secret');
   const ext = render(['auth.existingSecret=platform-admin', 'auth.existingSecretKey=token']);
-  assert.equal(ext.filter((o) => o.kind === 'Secret' && o.metadata.name.startsWith('conure-platform')).length, 0);
+  // (The one Secret left is the embedded store's cluster secret, conure-platform-conure-peer.)
+  assert.deepEqual(ext.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name), ['conure-platform-conure-peer'], 'no admin Secret rendered');
   assert.deepEqual(platform(ext).c.env!.find((e) => e.name === 'PLATFORM_ADMIN_TOKEN')?.valueFrom?.secretKeyRef, { name: 'platform-admin', key: 'token' });
   // Kept across upgrades through lookup of the live Secret.
   const secretTpl = readFileSync(join(PLATFORM_CHART_DIR, 'templates', 'secret.yaml'), 'utf8');
@@ -331,4 +332,21 @@ test('the helm test script passes on a healthy /health and fails on a 503', asyn
   } finally {
     server.close();
   }
+});
+
+test('the embedded store\'s members authenticate each other (conuredb.peerAuth, on by default); the platform, an etcd client, holds no cluster secret', { skip }, () => {
+  const objs = render([]);
+  assertPeerAuth(objs, { secretName: 'conure-platform-conure-peer', key: 'peer-secret', created: true });
+  const { spec, c } = platform(objs);
+  const volumes = (spec.template.spec as { volumes?: { secret?: { secretName?: string } }[] }).volumes ?? [];
+  assert.ok(!volumes.some((v) => v.secret?.secretName === 'conure-platform-conure-peer'), 'the platform does not mount the store\'s cluster secret');
+  assert.equal(envOf(c).CONURE_PEER_SECRET_FILE, undefined);
+  // The store's values pass through: a Secret of yours, or no peer authentication.
+  assertPeerAuth(render(['conuredb.peerAuth.existingSecret=store-peer', 'conuredb.peerAuth.secretKey=k']), { secretName: 'store-peer', key: 'k', created: false });
+  assertPeerAuth(render(['conuredb.peerAuth.enabled=false']), false);
+  // A renamed store keeps its Secret's name in step with its other objects.
+  assertPeerAuth(render(['conuredb.fullnameOverride=platform-store']), { secretName: 'platform-store-peer', key: 'peer-secret', created: true });
+  // An external store: no ConureDB, so no cluster secret either.
+  const ext = render(['store.embedded.enabled=false', 'store.endpoints={http://etcd.db.svc:2379}']);
+  assert.ok(!ext.some((o) => o.kind === 'Secret' && o.metadata.labels?.['app.kubernetes.io/component'] === 'peer-auth'));
 });

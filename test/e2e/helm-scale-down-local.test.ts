@@ -10,7 +10,12 @@
  *   that the bootstrap never leaves, that no member below the desired count ever leaves, and
  *   that every write made before the scale-down is still readable afterwards;
  * - runs preStop (with the rendered topology ConfigMap) and restarts each remaining member,
- *   and asserts that membership does not change.
+ *   and asserts that membership does not change;
+ * - does all of it with the chart's peer authentication on: the members get the chart's
+ *   `--peer-secret-file` and the hook and preStop its CONURE_PEER_SECRET_FILE, pointed from the
+ *   chart's mount path to one local file holding the rendered Secret's value (one value for
+ *   every rendering, as `lookup` keeps it across upgrades). Member-only calls without the
+ *   secret's token are refused (401) and change nothing.
  *
  * The multi-member scenario needs conured with --join (the replicated cluster). A build whose
  * conured refuses --join skips it and says so; CI runs it once the cluster issue lands. The
@@ -19,7 +24,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,7 +32,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { planLocalCluster, type LocalMember } from '../../src/cli/dev-cluster.js';
 import { planScaleDown, planTopology, type CurrentMember } from '../../src/planner/topology.js';
-import { CONURECTL_JS, SKIP_NO_HELM, envOf, parseManifests, template, type K8sObject } from './helm-support.js';
+import { CONURECTL_JS, SKIP_NO_HELM, envOf, parseManifests, peerSecretPath, renderedPeerSecret, template, type K8sObject } from './helm-support.js';
 
 const CONURED_JS = fileURLToPath(new URL('../../src/cli/conured.js', import.meta.url));
 const STEP_TIMEOUT_MS = 60_000;
@@ -77,7 +82,7 @@ async function conuredCanJoin(dir: string): Promise<string | true> {
  * the chart passes is kept; the listen/advertise addresses, the data directory and the join
  * seeds (cluster DNS names in the chart) are replaced by their local equivalents.
  */
-function chartArgs(objs: K8sObject[], m: LocalMember, seeds: string[]): string[] {
+function chartArgs(objs: K8sObject[], m: LocalMember, seeds: string[], peerFile: string): string[] {
   const stsName = m.id.replace(/-\d+$/, '');
   const sts = objs.find((o) => o.kind === 'StatefulSet' && o.metadata.name === stsName);
   assert.ok(sts, `no StatefulSet ${stsName}`);
@@ -86,7 +91,9 @@ function chartArgs(objs: K8sObject[], m: LocalMember, seeds: string[]): string[]
     '--node-id': m.id, '--http-addr': m.http, '--raft-addr': m.raft, '--client-addr': m.client,
     '--advertise-http': m.http, '--advertise-raft': m.raft, '--data-dir': m.dataDir,
     '--join': seeds.filter((u) => u !== `http://${m.http}`).join(','),
+    '--peer-secret-file': peerFile,
   };
+  assert.ok(args.includes(`--peer-secret-file=${peerSecretPath()}`), `${stsName}: the chart passes its mounted cluster secret`);
   return args.map((a) => {
     const flag = a.split('=')[0]!;
     return flag in local ? `${flag}=${local[flag]}` : a;
@@ -171,25 +178,52 @@ function run(script: string, env: Record<string, string>, path: string): Promise
   });
 }
 
-function rendered(voters: number): { objs: K8sObject[]; hook: { script: string; env: Record<string, string> }; topologyFiles: Record<string, string> } {
+/** `env` with the chart's CONURE_PEER_SECRET_FILE (asserted present: its mount) moved to `peerFile`. */
+function localPeer(env: Record<string, string>, peerFile: string, what: string): Record<string, string> {
+  assert.equal(env.CONURE_PEER_SECRET_FILE, peerSecretPath(), `${what}: CONURE_PEER_SECRET_FILE is the chart's mount`);
+  return { ...env, CONURE_PEER_SECRET_FILE: peerFile };
+}
+
+function rendered(voters: number): {
+  objs: K8sObject[]; hook: { script: string; env: Record<string, string> }; topologyFiles: Record<string, string>;
+  /** The environment preStop runs with: that of the conured container. */ memberEnv: Record<string, string>;
+} {
   const r = template(['--set', `voters.replicas=${voters}`]);
   assert.ok(r.ok, r.stderr);
   const objs = parseManifests(r.stdout);
   const job = objs.find((o) => o.kind === 'Job')!;
   const c = (job.spec as { template: { spec: { containers: { command: string[]; env: { name: string; value?: string }[] }[] } } }).template.spec.containers[0]!;
   const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-topology'))!.data as Record<string, string>;
-  return { objs, hook: { script: c.command[2]!, env: envOf(c) }, topologyFiles: cm };
+  const sts = objs.find((o) => o.kind === 'StatefulSet')!;
+  const conured = (sts.spec as { template: { spec: { containers: { name: string; env: { name: string; value?: string }[] }[] } } }).template.spec.containers.find((x) => x.name === 'conured')!;
+  return { objs, hook: { script: c.command[2]!, env: envOf(c) }, topologyFiles: cm, memberEnv: envOf(conured) };
+}
+
+/** A member-only call without the cluster secret's token: refused, nothing changes. */
+async function assertRefusedWithoutToken(cluster: LocalCluster, leaderUrl: string, victim: string): Promise<void> {
+  const before = (await cluster.config())!.servers.map((x) => x.id).sort();
+  for (const [path, body] of [['/remove', { ID: victim }], ['/join', { ID: 'intruder-0', Address: '127.0.0.1:1', HttpAddress: '127.0.0.1:2' }], ['/leader/transfer', {}]] as const) {
+    const r = await fetch(`${leaderUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+    assert.equal(r.status, 401, `${path} without the token`);
+    const forged = await fetch(`${leaderUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer 00' }, body: JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+    assert.equal(forged.status, 401, `${path} with a wrong token`);
+  }
+  assert.deepEqual((await cluster.config())!.servers.map((x) => x.id).sort(), before, 'refused calls changed nothing');
 }
 
 /** Shared plumbing of both scenarios: tool PATH, member proxy, cleanup. */
-async function withLocal(voters: number, fn: (c: LocalCluster, ctx: { PATH: string; proxyUrl: string; endpoints: () => string; dir: string }) => Promise<void>): Promise<void> {
+async function withLocal(voters: number, fn: (c: LocalCluster, ctx: { PATH: string; proxyUrl: string; endpoints: () => string; dir: string; peerFile: string }) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'conure-scale-local-'));
   const basePort = 21000 + (process.pid % 200) * 10 + (voters === 1 ? 5 : 0);
   const members = planLocalCluster({ voters, arbiter: 'auto', basePort, dataDir: dir, host: '127.0.0.1' });
   // Seeds as the chart gives them: the bootstrap pod, then the client service (every voter).
   const seeds = [`http://${members[0]!.http}`, ...members.filter((m) => m.role === 'voter').map((m) => `http://${m.http}`)];
   const { objs } = rendered(voters);
-  const cluster = new LocalCluster(members, (m) => chartArgs(objs, m, [...new Set(seeds)]));
+  // The chart's cluster secret (the rendered Secret's value) where its mount would be, read-only.
+  const peerFile = join(dir, 'peer', 'peer-secret');
+  mkdirSync(dirname(peerFile), { recursive: true });
+  writeFileSync(peerFile, renderedPeerSecret(objs), { mode: 0o400 });
+  const cluster = new LocalCluster(members, (m) => chartArgs(objs, m, [...new Set(seeds)], peerFile));
   const bin = mkdtempSync(join(tmpdir(), 'conure-bin-'));
   writeFileSync(join(bin, 'conurectl'), `#!/bin/sh\nexec "${process.execPath}" "${CONURECTL_JS}" "$@"\n`);
   chmodSync(join(bin, 'conurectl'), 0o755);
@@ -199,7 +233,7 @@ async function withLocal(voters: number, fn: (c: LocalCluster, ctx: { PATH: stri
   const endpoints = () => members.filter((m) => cluster.procs.has(m.id) && m.role === 'voter').map((m) => `http://${m.http}`).join(',');
   current = cluster;
   try {
-    await fn(cluster, { PATH, proxyUrl, endpoints, dir });
+    await fn(cluster, { PATH, proxyUrl, endpoints, dir, peerFile });
   } finally {
     current = undefined;
     await cluster.stopAll();
@@ -216,18 +250,19 @@ function topologyDirOf(files: Record<string, string>): string {
 }
 
 test('single member on a real conured: the hook removes nothing, preStop keeps it, a restart keeps membership and data', { skip: SKIP_NO_HELM || (existsSync(CONURED_JS) ? false : `conured is not built at ${CONURED_JS}`), timeout: 3 * 60_000 }, async () => {
-  await withLocal(1, async (cluster, { PATH, proxyUrl, endpoints }) => {
+  await withLocal(1, async (cluster, { PATH, proxyUrl, endpoints, peerFile }) => {
     const [m] = cluster.members;
     cluster.start(m!);
     await until('the member serving /raft/config', async () => ((await cluster.config())?.servers.length === 1 ? true : undefined));
     const put = await fetch(`${cluster.url(m!.id)}/kv?key=a&value=1`, { method: 'PUT' });
     assert.equal(put.status, 200);
-    const { hook, topologyFiles } = rendered(1);
-    const r = await run(hook.script, { ...hook.env, CONURE_ENDPOINTS: endpoints(), MEMBER_URL_TEMPLATE: `${proxyUrl}/m/%s`, BACKOFF_SECONDS: '0' }, PATH);
+    await assertRefusedWithoutToken(cluster, cluster.url(m!.id), m!.id);
+    const { hook, topologyFiles, memberEnv } = rendered(1);
+    const r = await run(hook.script, { ...localPeer(hook.env, peerFile, 'hook'), CONURE_ENDPOINTS: endpoints(), MEMBER_URL_TEMPLATE: `${proxyUrl}/m/%s`, BACKOFF_SECONDS: '0' }, PATH);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /nothing to remove/);
     const dirT = topologyDirOf(topologyFiles);
-    const p = await run(topologyFiles['prestop.sh']!, { POD_NAME: m!.id, TOPOLOGY_DIR: dirT, LOCAL_ENDPOINT: cluster.url(m!.id), CONURE_ENDPOINTS: endpoints() }, PATH);
+    const p = await run(topologyFiles['prestop.sh']!, { ...localPeer({ CONURE_PEER_SECRET_FILE: memberEnv.CONURE_PEER_SECRET_FILE! }, peerFile, 'conured'), POD_NAME: m!.id, TOPOLOGY_DIR: dirT, LOCAL_ENDPOINT: cluster.url(m!.id), CONURE_ENDPOINTS: endpoints() }, PATH);
     rmSync(dirT, { recursive: true });
     assert.equal(p.code, 0, p.stderr);
     assert.match(p.stderr, /leadership handed off/);
@@ -245,7 +280,7 @@ test('scale-down 4+arbiter -> 3 -> 1 on a local cluster with the chart hook; res
   const capable = await conuredCanJoin(probeDir);
   rmSync(probeDir, { recursive: true, force: true });
   if (capable !== true) { t.skip(capable); return; }
-  await withLocal(4, async (cluster, { PATH, proxyUrl, endpoints }) => {
+  await withLocal(4, async (cluster, { PATH, proxyUrl, endpoints, peerFile }) => {
     const members = cluster.members;
     for (const m of members) cluster.start(m);
     let last: RaftConfig | undefined;
@@ -263,9 +298,13 @@ test('scale-down 4+arbiter -> 3 -> 1 on a local cluster with the chart hook; res
       assert.equal(r.status, 200);
       written.push(`k${i}`);
     }
+    // Authentication is on: without the secret's token nobody can change the membership.
+    // (Checked before routing, so leader and followers alike answer 401.)
+    for (const m of members) await assertRefusedWithoutToken(cluster, cluster.url(m.id), 'conure-2');
 
     for (const voters of [3, 1]) {
-      const { hook, topologyFiles } = rendered(voters);
+      const { hook, topologyFiles, memberEnv } = rendered(voters);
+      const preStopPeer = localPeer({ CONURE_PEER_SECRET_FILE: memberEnv.CONURE_PEER_SECRET_FILE! }, peerFile, 'conured');
       const desired = planTopology({ votersReplicas: voters, arbiterMode: 'auto' });
       const before = (await cluster.config())!;
       const plan = planScaleDown(before.servers, desired);
@@ -282,7 +321,7 @@ test('scale-down 4+arbiter -> 3 -> 1 on a local cluster with the chart hook; res
           await new Promise((r) => setTimeout(r, 50));
         }
       })();
-      const r = await run(hook.script, { ...hook.env, CONURE_ENDPOINTS: endpoints(), MEMBER_URL_TEMPLATE: `${proxyUrl}/m/%s`, BACKOFF_SECONDS: '1' }, PATH);
+      const r = await run(hook.script, { ...localPeer(hook.env, peerFile, 'hook'), CONURE_ENDPOINTS: endpoints(), MEMBER_URL_TEMPLATE: `${proxyUrl}/m/%s`, BACKOFF_SECONDS: '1' }, PATH);
       watching = false;
       await watcher;
       assert.equal(r.code, 0, r.stderr);
@@ -300,7 +339,7 @@ test('scale-down 4+arbiter -> 3 -> 1 on a local cluster with the chart hook; res
       for (const id of plan.remove) {
         const dirT = mkdtempSync(join(tmpdir(), 'conure-topo-'));
         for (const [k, v] of Object.entries(topologyFiles)) writeFileSync(join(dirT, k), v);
-        const p = await run(topologyFiles['prestop.sh']!, { POD_NAME: id, TOPOLOGY_DIR: dirT, LOCAL_ENDPOINT: cluster.url(id), CONURE_ENDPOINTS: endpoints() }, PATH);
+        const p = await run(topologyFiles['prestop.sh']!, { ...preStopPeer, POD_NAME: id, TOPOLOGY_DIR: dirT, LOCAL_ENDPOINT: cluster.url(id), CONURE_ENDPOINTS: endpoints() }, PATH);
         assert.equal(p.code, 0, p.stderr);
         await cluster.stop(id);
         rmSync(dirT, { recursive: true });
@@ -309,7 +348,8 @@ test('scale-down 4+arbiter -> 3 -> 1 on a local cluster with the chart hook; res
       for (const m of desired.members) {
         const dirT = mkdtempSync(join(tmpdir(), 'conure-topo-'));
         for (const [k, v] of Object.entries(topologyFiles)) writeFileSync(join(dirT, k), v);
-        const p = await run(topologyFiles['prestop.sh']!, { POD_NAME: m.id, TOPOLOGY_DIR: dirT, LOCAL_ENDPOINT: cluster.url(m.id), CONURE_ENDPOINTS: endpoints() }, PATH);
+        const p = await run(topologyFiles['prestop.sh']!, { ...preStopPeer, POD_NAME: m.id, TOPOLOGY_DIR: dirT, LOCAL_ENDPOINT: cluster.url(m.id), CONURE_ENDPOINTS: endpoints() }, PATH);
+        assert.match(p.stderr, /leadership handed off/, `${m.id}: preStop's leader transfer authenticated`);
         assert.equal(p.code, 0, p.stderr);
         assert.match(p.stderr, /keeping membership/);
         rmSync(dirT, { recursive: true });

@@ -8,6 +8,12 @@
  *   beyond the desired count leaves raft;
  * - wait-for.sh and helm-test.sh.
  *
+ * With the chart's peer authentication, as the chart deploys it: the fake demands the cluster
+ * secret's bearer token on the member-only endpoints (401 otherwise), the secret is the value
+ * of the rendered Secret written to a local file, and each script finds it through the
+ * CONURE_PEER_SECRET_FILE of the container that runs it in the rendering (moved from the
+ * chart's mount path to that file). A container the chart forgot would fail here.
+ *
  * The fake answers like a healthy cluster whose every member is reachable; what it checks is
  * the scripts' decisions, not raft. The same scripts against a real local cluster are the
  * replicated-cluster issue's follow-up (see docs/kubernetes.md).
@@ -21,11 +27,51 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { planScaleDown, planTopology, type CurrentMember, type Topology } from '../../src/planner/topology.js';
-import { CONURECTL_JS, SKIP_NO_HELM, envOf, parseManifests, template, type K8sObject } from './helm-support.js';
+import { PeerSecret } from '../../src/node/peer-auth.js';
+import { CONURECTL_JS, SKIP_NO_HELM, envOf, parseManifests, peerSecretPath, renderedPeerSecret, template, type K8sObject } from './helm-support.js';
 
 const skip = SKIP_NO_HELM || (existsSync(CONURECTL_JS) ? false : `conurectl is not built at ${CONURECTL_JS}`);
 
 type Suffrage = 'voter' | 'arbiter' | 'learner';
+
+/** The endpoints that need the cluster secret's token (src/node/peer-auth.ts, docs/security.md). */
+const MEMBER_ONLY = new Set(['/join', '/remove', '/promote', '/leader/transfer', '/raft/snapshot']);
+
+let peer: { file: string; token: string } | undefined;
+/**
+ * The cluster secret as the chart makes it: the value of the rendered Secret `conure-peer`,
+ * written (mode 0400) to a local file. One for the whole file, as `lookup` keeps one value
+ * across a release's upgrades; `token` is what conurectl must send for it.
+ */
+function clusterSecret(): { file: string; token: string } {
+  if (!peer) {
+    const value = renderedPeerSecret(parseManifests(template([]).stdout));
+    const file = join(mkdtempSync(join(tmpdir(), 'conure-peer-')), 'peer-secret');
+    writeFileSync(file, value, { mode: 0o400 });
+    peer = { file, token: new PeerSecret(value).httpToken };
+  }
+  return peer;
+}
+
+/** `env` with the chart's CONURE_PEER_SECRET_FILE (its mount path) moved to the local copy. */
+function localPeer(env: Record<string, string>): Record<string, string> {
+  if (env.CONURE_PEER_SECRET_FILE === undefined) return env;
+  assert.equal(env.CONURE_PEER_SECRET_FILE, peerSecretPath(), 'the chart points conurectl at its mount');
+  return { ...env, CONURE_PEER_SECRET_FILE: clusterSecret().file };
+}
+
+/** The peer-secret variable of the rendered container `name` (conured, wait-for-cluster), localized. */
+function peerEnvOf(objs: K8sObject[], name: string): Record<string, string> {
+  for (const o of objs.filter((x) => x.kind === 'StatefulSet')) {
+    const spec = (o.spec as { template: { spec: { containers: { name: string; env?: { name: string; value?: string }[] }[]; initContainers?: { name: string; env?: { name: string; value?: string }[] }[] } } }).template.spec;
+    const c = [...spec.containers, ...(spec.initContainers ?? [])].find((x) => x.name === name);
+    if (c) {
+      const v = envOf(c).CONURE_PEER_SECRET_FILE;
+      return v === undefined ? {} : localPeer({ CONURE_PEER_SECRET_FILE: v });
+    }
+  }
+  throw new Error(`no container ${name} in the rendering`);
+}
 
 /** A fake cluster: one HTTP server answering as the client service at `/` and as member <id> at `/m/<id>`. */
 class FakeCluster {
@@ -39,10 +85,13 @@ class FakeCluster {
   noQuorum = false;
   /** /ready of members answers 503 this many times first. */
   notReadyFor = 0;
+  /** Member-only calls refused with 401 (no token, or the wrong one). */
+  readonly rejected: string[] = [];
   private readonly server = createServer((req, res) => { void this.handle(req, res); });
   url = '';
 
-  constructor(members: [string, Suffrage][], leader: string) {
+  /** `token`: the bearer token member-only endpoints demand, as conured with --peer-secret-file; null: a cluster without one. */
+  constructor(members: [string, Suffrage][], leader: string, readonly token: string | null = clusterSecret().token) {
     for (const [id, s] of members) this.members.set(id, s);
     this.leader = leader;
   }
@@ -72,6 +121,10 @@ class FakeCluster {
     if (m) { self = decodeURIComponent(m[1]!); path = m[2]!; }
     const json = (status: number, v: unknown) => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(JSON.stringify(v)); };
     const addr = (id: string) => `${id}.hs:7001`;
+    if (this.token !== null && MEMBER_ONLY.has(path) && req.headers.authorization !== `Bearer ${this.token}`) {
+      this.rejected.push(`${path} ${req.headers.authorization ? 'wrong token' : 'no token'}`);
+      return json(401, { error: 'member-only endpoint: peer token required', code: 'unauthenticated' });
+    }
     if (path === '/health') return json(200, { ok: true });
     if (path === '/ready') {
       if (this.notReadyFor > 0) { this.notReadyFor--; return json(503, { error: 'no leader yet' }); }
@@ -149,21 +202,31 @@ function hookFromChart(objs: K8sObject[], fake: FakeCluster): { script: string; 
   assert.deepEqual(c.command.slice(0, 2), ['sh', '-c']);
   return {
     script: c.command[2]!,
-    env: { ...envOf(c), CONURE_ENDPOINTS: fake.url, MEMBER_URL_TEMPLATE: `${fake.url}/m/%s`, ATTEMPTS: '3', BACKOFF_SECONDS: '0' },
+    env: { ...localPeer(envOf(c)), CONURE_ENDPOINTS: fake.url, MEMBER_URL_TEMPLATE: `${fake.url}/m/%s`, ATTEMPTS: '3', BACKOFF_SECONDS: '0' },
   };
 }
 
 /** Writes the rendered topology ConfigMap's files into a directory, as the volume mount does. */
-function topologyDir(objs: K8sObject[]): { dir: string; prestop: string; waitFor: string } {
+function topologyDir(objs: K8sObject[]): { dir: string; prestop: string; waitFor: string; prestopPeer: Record<string, string>; waitForPeer: Record<string, string> } {
   const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-topology'))!.data as Record<string, string>;
   const dir = mkdtempSync(join(tmpdir(), 'conure-topology-'));
   for (const [k, v] of Object.entries(cm)) writeFileSync(join(dir, k), v);
-  return { dir, prestop: cm['prestop.sh']!, waitFor: cm['wait-for.sh']! };
+  // preStop runs in the conured container (its environment); wait-for.sh is the init container.
+  return { dir, prestop: cm['prestop.sh']!, waitFor: cm['wait-for.sh']!, prestopPeer: peerEnvOf(objs, 'conured'), waitForPeer: peerEnvOf(objs, 'wait-for-cluster') };
 }
 
-async function withFake<T>(members: [string, Suffrage][], leader: string, fn: (f: FakeCluster) => Promise<T>): Promise<T> {
-  const fake = await new FakeCluster(members, leader).start();
-  try { return await fn(fake); } finally { await fake.stop(); }
+/**
+ * Runs `fn` against a fake cluster. By default the fake demands the chart's cluster secret, and
+ * the run must end without a single refused member-only call; `opts.auth: false` is a cluster
+ * without a secret, `opts.refusalsExpected` a test about refusals.
+ */
+async function withFake<T>(members: [string, Suffrage][], leader: string, fn: (f: FakeCluster) => Promise<T>, opts: { auth?: boolean; refusalsExpected?: boolean } = {}): Promise<T> {
+  const fake = await new FakeCluster(members, leader, opts.auth === false ? null : clusterSecret().token).start();
+  try {
+    const out = await fn(fake);
+    if (!opts.refusalsExpected) assert.deepEqual(fake.rejected, [], 'every member-only call carried the cluster secret\'s token');
+    return out;
+  } finally { await fake.stop(); }
 }
 
 test('scale-down hook 3 -> 1: removes conure-1 then conure-0, leader handed to the bootstrap first', { skip }, async () => {
@@ -252,7 +315,7 @@ test('preStop: restarts never shrink the cluster; a pod beyond the desired count
     const t = topologyDir(three.objs);
     // A restart, rollout or drain of every member with the desired count unchanged.
     for (const id of fake.ids()) {
-      const r = await runScript(t.prestop, { POD_NAME: id, TOPOLOGY_DIR: t.dir, LOCAL_ENDPOINT: `${fake.url}/m/${id}`, CONURE_ENDPOINTS: fake.url });
+      const r = await runScript(t.prestop, { ...t.prestopPeer, POD_NAME: id, TOPOLOGY_DIR: t.dir, LOCAL_ENDPOINT: `${fake.url}/m/${id}`, CONURE_ENDPOINTS: fake.url });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /keeping membership/);
     }
@@ -262,22 +325,22 @@ test('preStop: restarts never shrink the cluster; a pod beyond the desired count
   });
   await withFake(members, 'conure-1', async (fake) => {
     const t = topologyDir(two.objs);
-    const r = await runScript(t.prestop, { POD_NAME: 'conure-1', TOPOLOGY_DIR: t.dir, LOCAL_ENDPOINT: `${fake.url}/m/conure-1`, CONURE_ENDPOINTS: fake.url });
+    const r = await runScript(t.prestop, { ...t.prestopPeer, POD_NAME: 'conure-1', TOPOLOGY_DIR: t.dir, LOCAL_ENDPOINT: `${fake.url}/m/conure-1`, CONURE_ENDPOINTS: fake.url });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(fake.events, ['transfer conure-1 -> conure-bootstrap-0', 'remove conure-1']);
     // Then every remaining pod restarts: membership stays.
     for (const id of fake.ids()) {
-      const again = await runScript(t.prestop, { POD_NAME: id, TOPOLOGY_DIR: t.dir, LOCAL_ENDPOINT: `${fake.url}/m/${id}`, CONURE_ENDPOINTS: fake.url });
+      const again = await runScript(t.prestop, { ...t.prestopPeer, POD_NAME: id, TOPOLOGY_DIR: t.dir, LOCAL_ENDPOINT: `${fake.url}/m/${id}`, CONURE_ENDPOINTS: fake.url });
       assert.equal(again.code, 0, again.stderr);
     }
     assert.deepEqual(fake.ids(), two.plan.members.filter((m) => m.role === 'voter').map((m) => m.id));
     // The arbiter of voters=2 is within its desired count; with voters=3 (auto) it is surplus.
     fake.members.set('conure-arbiter-0', 'arbiter');
-    const keepArb = await runScript(t.prestop, { POD_NAME: 'conure-arbiter-0', TOPOLOGY_DIR: t.dir, LOCAL_ENDPOINT: `${fake.url}/m/conure-arbiter-0`, CONURE_ENDPOINTS: fake.url });
+    const keepArb = await runScript(t.prestop, { ...t.prestopPeer, POD_NAME: 'conure-arbiter-0', TOPOLOGY_DIR: t.dir, LOCAL_ENDPOINT: `${fake.url}/m/conure-arbiter-0`, CONURE_ENDPOINTS: fake.url });
     assert.equal(keepArb.code, 0);
     assert.ok(fake.members.has('conure-arbiter-0'));
     const t3 = topologyDir(three.objs);
-    await runScript(t.prestop, { POD_NAME: 'conure-arbiter-0', TOPOLOGY_DIR: t3.dir, LOCAL_ENDPOINT: `${fake.url}/m/conure-arbiter-0`, CONURE_ENDPOINTS: fake.url });
+    await runScript(t.prestop, { ...t.prestopPeer, POD_NAME: 'conure-arbiter-0', TOPOLOGY_DIR: t3.dir, LOCAL_ENDPOINT: `${fake.url}/m/conure-arbiter-0`, CONURE_ENDPOINTS: fake.url });
     assert.ok(!fake.members.has('conure-arbiter-0'), 'surplus arbiter leaves raft');
     rmSync(t.dir, { recursive: true });
     rmSync(t3.dir, { recursive: true });
@@ -289,13 +352,13 @@ test('preStop fails safe: without the ConfigMap, or with an unreadable count, th
   await withFake([['conure-bootstrap-0', 'voter'], ['conure-0', 'voter']], 'conure-bootstrap-0', async (fake) => {
     const t = topologyDir(objs);
     const empty = mkdtempSync(join(tmpdir(), 'conure-empty-'));
-    const r = await runScript(t.prestop, { POD_NAME: 'conure-0', TOPOLOGY_DIR: empty, LOCAL_ENDPOINT: `${fake.url}/m/conure-0`, CONURE_ENDPOINTS: fake.url });
+    const r = await runScript(t.prestop, { ...t.prestopPeer, POD_NAME: 'conure-0', TOPOLOGY_DIR: empty, LOCAL_ENDPOINT: `${fake.url}/m/conure-0`, CONURE_ENDPOINTS: fake.url });
     assert.equal(r.code, 0, r.stderr);
     writeFileSync(join(empty, 'conure.replicas'), 'zero');
-    await runScript(t.prestop, { POD_NAME: 'conure-0', TOPOLOGY_DIR: empty, LOCAL_ENDPOINT: `${fake.url}/m/conure-0`, CONURE_ENDPOINTS: fake.url });
+    await runScript(t.prestop, { ...t.prestopPeer, POD_NAME: 'conure-0', TOPOLOGY_DIR: empty, LOCAL_ENDPOINT: `${fake.url}/m/conure-0`, CONURE_ENDPOINTS: fake.url });
     assert.deepEqual(fake.ids(), ['conure-bootstrap-0', 'conure-0']);
     // The bootstrap member is never beyond its count of 1.
-    await runScript(t.prestop, { POD_NAME: 'conure-bootstrap-0', TOPOLOGY_DIR: t.dir, LOCAL_ENDPOINT: `${fake.url}/m/conure-bootstrap-0`, CONURE_ENDPOINTS: fake.url });
+    await runScript(t.prestop, { ...t.prestopPeer, POD_NAME: 'conure-bootstrap-0', TOPOLOGY_DIR: t.dir, LOCAL_ENDPOINT: `${fake.url}/m/conure-bootstrap-0`, CONURE_ENDPOINTS: fake.url });
     assert.ok(fake.members.has('conure-bootstrap-0'));
     rmSync(empty, { recursive: true });
     rmSync(t.dir, { recursive: true });
@@ -307,32 +370,32 @@ test('wait-for: bootstrap refuses an empty disk while a member lives; joiners wa
   const t = topologyDir(objs);
   await withFake([['conure-0', 'voter']], 'conure-0', async (fake) => {
     const data = mkdtempSync(join(tmpdir(), 'conure-data-'));
-    const refused = await runScript(t.waitFor, { WAIT_MODE: 'bootstrap', WAIT_URL: `http://127.0.0.1:1 ${fake.url}/m/conure-0`, CONURE_DATA_DIR: data });
+    const refused = await runScript(t.waitFor, { ...t.waitForPeer, WAIT_MODE: 'bootstrap', WAIT_URL: `http://127.0.0.1:1 ${fake.url}/m/conure-0`, CONURE_DATA_DIR: data });
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /REFUSING to bootstrap/);
-    const fresh = await runScript(t.waitFor, { WAIT_MODE: 'bootstrap', WAIT_URL: 'http://127.0.0.1:1', CONURE_DATA_DIR: data });
+    const fresh = await runScript(t.waitFor, { ...t.waitForPeer, WAIT_MODE: 'bootstrap', WAIT_URL: 'http://127.0.0.1:1', CONURE_DATA_DIR: data });
     assert.equal(fresh.code, 0, fresh.stderr);
-    const noOthers = await runScript(t.waitFor, { WAIT_MODE: 'bootstrap', WAIT_URL: '', CONURE_DATA_DIR: data });
+    const noOthers = await runScript(t.waitFor, { ...t.waitForPeer, WAIT_MODE: 'bootstrap', WAIT_URL: '', CONURE_DATA_DIR: data });
     assert.equal(noOthers.code, 0, noOthers.stderr);
     mkdirSync(join(data, 'raft'));
-    const restart = await runScript(t.waitFor, { WAIT_MODE: 'bootstrap', WAIT_URL: `${fake.url}/m/conure-0`, CONURE_DATA_DIR: data });
+    const restart = await runScript(t.waitFor, { ...t.waitForPeer, WAIT_MODE: 'bootstrap', WAIT_URL: `${fake.url}/m/conure-0`, CONURE_DATA_DIR: data });
     assert.equal(restart.code, 0, 'a member with data starts without waiting');
     assert.match(restart.stderr, /holds data/);
     const empty = mkdtempSync(join(tmpdir(), 'conure-data-'));
     fake.notReadyFor = 2;
-    const join_ = await runScript(t.waitFor, { WAIT_MODE: 'join', WAIT_URL: `${fake.url}/m/conure-bootstrap-0`, CONURE_DATA_DIR: empty, WAIT_INTERVAL_SECONDS: '0', POD_NAME: 'conure-2', CONURE_ENDPOINTS: fake.url });
+    const join_ = await runScript(t.waitFor, { ...t.waitForPeer, WAIT_MODE: 'join', WAIT_URL: `${fake.url}/m/conure-bootstrap-0`, CONURE_DATA_DIR: empty, WAIT_INTERVAL_SECONDS: '0', POD_NAME: 'conure-2', CONURE_ENDPOINTS: fake.url });
     assert.equal(join_.code, 0, join_.stderr);
     assert.equal((join_.stderr.match(/waiting for/g) ?? []).length, 2);
     assert.deepEqual(fake.events, [], 'conure-2 is not a member: nothing removed');
     // A fresh pod still listed in raft (its volume was lost) drops the stale entry before joining.
     fake.members.set('conure-2', 'voter');
-    const stale = await runScript(t.waitFor, { WAIT_MODE: 'join', WAIT_URL: `${fake.url}/m/conure-bootstrap-0`, CONURE_DATA_DIR: empty, POD_NAME: 'conure-2', CONURE_ENDPOINTS: fake.url });
+    const stale = await runScript(t.waitFor, { ...t.waitForPeer, WAIT_MODE: 'join', WAIT_URL: `${fake.url}/m/conure-bootstrap-0`, CONURE_DATA_DIR: empty, POD_NAME: 'conure-2', CONURE_ENDPOINTS: fake.url });
     assert.equal(stale.code, 0, stale.stderr);
     assert.match(stale.stderr, /removing the stale entry/);
     assert.deepEqual(fake.events, ['remove conure-2']);
     // ...but a member with data never does.
     fake.members.set('conure-2', 'voter');
-    await runScript(t.waitFor, { WAIT_MODE: 'any', WAIT_URL: fake.url, CONURE_DATA_DIR: data, POD_NAME: 'conure-2', CONURE_ENDPOINTS: fake.url });
+    await runScript(t.waitFor, { ...t.waitForPeer, WAIT_MODE: 'any', WAIT_URL: fake.url, CONURE_DATA_DIR: data, POD_NAME: 'conure-2', CONURE_ENDPOINTS: fake.url });
     assert.ok(fake.members.has('conure-2'));
     rmSync(data, { recursive: true });
     rmSync(empty, { recursive: true });
@@ -355,4 +418,49 @@ test('helm test script: round trip and exact member counts', { skip }, async () 
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /voters\/arbiters\/learners = 2 1 1/);
   });
+});
+
+test('peer auth: without the cluster secret the hook removes nothing and fails; preStop and wait-for keep the member', { skip }, async () => {
+  const { objs } = render(['voters.replicas=1']);
+  await withFake([['conure-bootstrap-0', 'voter'], ['conure-0', 'voter'], ['conure-1', 'voter']], 'conure-1', async (fake) => {
+    const { script, env } = hookFromChart(objs, fake);
+    const { CONURE_PEER_SECRET_FILE: _file, ...noSecret } = env;
+    const r = await runScript(script, { ...noSecret, ATTEMPTS: '2' });
+    assert.notEqual(r.code, 0, 'the upgrade aborts before the StatefulSets shrink');
+    assert.equal(fake.ids().length, 3);
+    assert.ok(fake.rejected.includes('/remove no token') && fake.rejected.includes('/leader/transfer no token'), fake.rejected.join());
+    // Another cluster's secret is refused just the same.
+    const other = join(mkdtempSync(join(tmpdir(), 'conure-peer-')), 'other');
+    writeFileSync(other, 'x'.repeat(48), { mode: 0o400 });
+    const w = await runScript(script, { ...env, CONURE_PEER_SECRET_FILE: other, ATTEMPTS: '1' });
+    assert.notEqual(w.code, 0);
+    assert.ok(fake.rejected.includes('/remove wrong token'));
+    assert.equal(fake.ids().length, 3);
+    // preStop never fails, and keeps the member when it cannot authenticate.
+    const t = topologyDir(objs);
+    const p = await runScript(t.prestop, { POD_NAME: 'conure-1', TOPOLOGY_DIR: t.dir, LOCAL_ENDPOINT: `${fake.url}/m/conure-1`, CONURE_ENDPOINTS: fake.url, REMOVE_ATTEMPTS: '1' });
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(p.stderr, /leadership transfer failed/);
+    assert.match(p.stderr, /could not remove conure-1/);
+    assert.ok(fake.members.has('conure-1'));
+    // wait-for cannot drop a stale entry without it (and so the pod does not start).
+    const empty = mkdtempSync(join(tmpdir(), 'conure-data-'));
+    const wf = await runScript(t.waitFor, { WAIT_MODE: 'join', WAIT_URL: `${fake.url}/m/conure-bootstrap-0`, CONURE_DATA_DIR: empty, POD_NAME: 'conure-1', CONURE_ENDPOINTS: fake.url });
+    assert.notEqual(wf.code, 0);
+    assert.ok(fake.members.has('conure-1'));
+    rmSync(empty, { recursive: true });
+    rmSync(t.dir, { recursive: true });
+  }, { refusalsExpected: true });
+});
+
+test('peer auth being turned on: the pre-upgrade hook finds no secret file yet and scales the old members down without one', { skip }, async () => {
+  const { objs, plan } = render(['voters.replicas=1']);
+  // The members still run without a secret; the hook's optional volume is empty.
+  await withFake([['conure-bootstrap-0', 'voter'], ['conure-0', 'voter'], ['conure-1', 'voter']], 'conure-bootstrap-0', async (fake) => {
+    const { script, env } = hookFromChart(objs, fake);
+    const r = await runScript(script, { ...env, CONURE_PEER_SECRET_FILE: join(tmpdir(), 'conure-no-such-dir', 'peer-secret') });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /no cluster secret at .* yet \(peer authentication being turned on\): calling without it/);
+    assert.deepEqual(fake.ids(), plan.members.map((m) => m.id));
+  }, { auth: false });
 });

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
 import { parseAllDocuments } from 'yaml';
 import { ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
@@ -20,18 +21,18 @@ import { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from 'kub
 /** The conured flag contract (docs: issue 7 / src/cli/conured.ts). Each has a CONURE_* env var. */
 export const CONURED_FLAGS: readonly string[] = [
   '--node-id', '--http-addr', '--raft-addr', '--client-addr', '--advertise-http', '--advertise-raft',
-  '--data-dir', '--bootstrap', '--join', '--join-backoff', '--join-retries', '--role',
+  '--data-dir', '--bootstrap', '--join', '--join-backoff', '--join-retries', '--role', '--peer-secret-file',
 ];
 
-/** The conured environment-variable contract, plus CONURE_ENDPOINTS read by conurectl. */
+/** The conured environment-variable contract, plus CONURE_ENDPOINTS (conurectl) and CONURE_PEER_SECRET_FILE (both). */
 export const CONURE_ENV_VARS: readonly string[] = [
   'CONURE_NODE_ID', 'CONURE_HTTP_ADDR', 'CONURE_RAFT_ADDR', 'CONURE_CLIENT_ADDR', 'CONURE_ADVERTISE_HTTP',
   'CONURE_ADVERTISE_RAFT', 'CONURE_DATA_DIR', 'CONURE_BOOTSTRAP', 'CONURE_JOIN', 'CONURE_JOIN_BACKOFF',
-  'CONURE_JOIN_RETRIES', 'CONURE_ROLE', 'CONURE_ENDPOINTS',
+  'CONURE_JOIN_RETRIES', 'CONURE_ROLE', 'CONURE_ENDPOINTS', 'CONURE_PEER_SECRET_FILE',
 ];
 
 /** The conurectl contract: global flags, and each command with the flags it accepts. */
-export const CONURECTL_GLOBAL_FLAGS: readonly string[] = ['--endpoints'];
+export const CONURECTL_GLOBAL_FLAGS: readonly string[] = ['--endpoints', '--peer-secret-file'];
 export const CONURECTL_COMMANDS: Readonly<Record<string, readonly string[]>> = {
   status: [],
   members: [],
@@ -212,6 +213,22 @@ export function envOf(container: { env?: { name: string; value?: string }[] }): 
   return out;
 }
 
+/** Where the conuredb chart mounts its cluster secret (peerAuth), for key `key`. */
+export function peerSecretPath(key = 'peer-secret'): string {
+  return `/etc/conure/peer/${key}`;
+}
+
+/**
+ * The cluster secret of a rendering: the decoded value of the chart's Secret `<fullname>-peer`
+ * (key `key`); throws when the rendering has none.
+ */
+export function renderedPeerSecret(objs: K8sObject[], fullname = 'conure', key = 'peer-secret'): string {
+  const s = objs.find((o) => o.kind === 'Secret' && o.metadata.name === `${fullname}-peer`);
+  const b64 = (s?.data as Record<string, string> | undefined)?.[key];
+  if (b64 === undefined) throw new Error(`no Secret ${fullname}-peer with key ${key} in the rendering`);
+  return Buffer.from(b64, 'base64').toString('utf8');
+}
+
 /** conurectl invocations in a script: global flags, the command, and the command's flags. */
 export function conurectlCalls(script: string): { text: string; globals: string[]; command: string; flags: string[] }[] {
   const calls: { text: string; globals: string[]; command: string; flags: string[] }[] = [];
@@ -261,4 +278,86 @@ export function renderNotes(args: readonly string[], release = 'conuredb', names
   const r = helm(['template', release, notesChart, '--namespace', namespace, '--show-only', 'templates/zz-notes.yaml', ...args]);
   if (!r.ok) throw new Error(r.stderr);
   return (parseManifests(r.stdout)[0]!.data as { notes: string }).notes;
+}
+
+interface PeerContainer { name: string; args?: string[]; env?: { name: string; value?: string }[]; volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[] }
+interface SecretVolume { secretName: string; defaultMode?: number; optional?: boolean; items?: { key: string; path: string }[] }
+interface PeerPodSpec { containers: PeerContainer[]; initContainers?: PeerContainer[]; volumes?: { name: string; secret?: SecretVolume }[] }
+
+/** Member-only conurectl commands: they need the cluster secret's token. */
+export const MEMBER_ONLY_COMMANDS: ReadonlySet<string> = new Set(['members add', 'members remove', 'members promote', 'leader transfer']);
+
+/** The pod specs of a rendering: each StatefulSet's, the scale-down Job's and the test pod's. */
+export function podSpecs(objs: K8sObject[]): { name: string; kind: string; spec: PeerPodSpec }[] {
+  return objs.flatMap((o) => {
+    if (o.kind === 'StatefulSet' || o.kind === 'Job') return [{ name: o.metadata.name, kind: o.kind, spec: (o.spec as { template: { spec: PeerPodSpec } }).template.spec }];
+    if (o.kind === 'Pod') return [{ name: o.metadata.name, kind: o.kind, spec: o.spec as PeerPodSpec }];
+    return [];
+  });
+}
+
+/**
+ * Asserts the peer-authentication wiring of a rendering. `false`: none of it anywhere. Otherwise:
+ * Secret `secretName` (rendered by the chart iff `created`, random 48 characters, kept on
+ * uninstall), mounted read-only, mode 0400, one key, in every member's conured and
+ * wait-for-cluster containers and in the scale-down Job (optional there: on the upgrade that
+ * turns peerAuth on the hook runs before the Secret exists); `--peer-secret-file` on every
+ * member; CONURE_PEER_SECRET_FILE in every container that makes member-only conurectl calls;
+ * nothing in the `helm test` pod, whose script makes none.
+ */
+export function assertPeerAuth(objs: K8sObject[], want: false | { secretName: string; key: string; created: boolean }): void {
+  // The chart's peer Secrets (a platform rendering also holds the admin token's).
+  const secrets = objs.filter((o) => o.kind === 'Secret' && o.metadata.labels?.['app.kubernetes.io/component'] === 'peer-auth');
+  const pods = podSpecs(objs);
+  if (want === false) {
+    assert.deepEqual(secrets, [], 'peerAuth off: no Secret');
+    for (const { name, spec } of pods) {
+      assert.ok(!(spec.volumes ?? []).some((v) => v.secret), `${name}: no secret volume`);
+      for (const c of [...spec.containers, ...(spec.initContainers ?? [])]) {
+        assert.ok(!(c.args ?? []).some((a) => a.startsWith('--peer-secret-file')), `${name}/${c.name}: no --peer-secret-file`);
+        assert.equal(envOf(c).CONURE_PEER_SECRET_FILE, undefined, `${name}/${c.name}: no CONURE_PEER_SECRET_FILE`);
+      }
+    }
+    return;
+  }
+  const file = peerSecretPath(want.key);
+  if (want.created) {
+    assert.deepEqual(secrets.map((x) => x.metadata.name), [want.secretName]);
+    const secret = secrets[0]!;
+    assert.equal(secret.metadata.annotations?.['helm.sh/resource-policy'], 'keep', 'the Secret outlives helm uninstall, as the PVCs do');
+    assert.equal(secret.metadata.annotations?.['helm.sh/hook'], undefined, 'a release resource, not a hook');
+    assert.deepEqual(Object.keys(secret.data as object), [want.key]);
+    assert.match(Buffer.from((secret.data as Record<string, string>)[want.key]!, 'base64').toString('utf8'), /^[A-Za-z0-9]{48}$/);
+  } else {
+    assert.deepEqual(secrets, [], 'existingSecret: the chart renders no Secret');
+    assert.ok(!objs.some((o) => o.kind === 'Secret' && o.metadata.name === want.secretName), `${want.secretName} is yours, not the chart's`);
+  }
+  let members = 0;
+  for (const { name, kind, spec } of pods) {
+    const vol = (spec.volumes ?? []).find((v) => v.name === 'peer-secret');
+    const containers = [...spec.containers, ...(spec.initContainers ?? [])];
+    if (kind === 'Pod') {
+      assert.equal(vol, undefined, `${name}: the helm test pod gets no secret`);
+      for (const c of containers) assert.equal(envOf(c).CONURE_PEER_SECRET_FILE, undefined, `${name}/${c.name}`);
+      continue;
+    }
+    assert.ok(vol?.secret, `${name}: secret volume peer-secret`);
+    assert.equal(vol.secret.secretName, want.secretName, `${name}: mounts ${want.secretName}`);
+    assert.equal(vol.secret.defaultMode, 0o400, `${name}: mode 0400`);
+    assert.deepEqual(vol.secret.items, [{ key: want.key, path: want.key }], `${name}: only the one key`);
+    assert.equal(vol.secret.optional, kind === 'Job' ? true : undefined, `${name}: optional only in the hook`);
+    const needs = kind === 'Job' ? ['scale-down'] : ['wait-for-cluster', 'conured'];
+    for (const cname of needs) {
+      const c = containers.find((x) => x.name === cname);
+      assert.ok(c, `${name}/${cname}`);
+      assert.ok(c.volumeMounts?.some((m) => m.name === 'peer-secret' && m.mountPath === file.slice(0, file.lastIndexOf('/')) && m.readOnly === true), `${name}/${cname}: read-only mount`);
+      assert.equal(envOf(c).CONURE_PEER_SECRET_FILE, file, `${name}/${cname}: CONURE_PEER_SECRET_FILE`);
+    }
+    if (kind === 'StatefulSet') {
+      members++;
+      const c = spec.containers.find((x) => x.name === 'conured')!;
+      assert.equal(c.args!.filter((a) => a === `--peer-secret-file=${file}`).length, 1, `${name}: --peer-secret-file=${file}`);
+    }
+  }
+  assert.equal(members, 3, 'the bootstrap, voter and arbiter StatefulSets');
 }

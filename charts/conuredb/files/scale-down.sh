@@ -22,6 +22,11 @@
 #   MEMBER_URL_TEMPLATE      printf template from member id to its HTTP URL (required),
 #                            e.g. http://%s.conure-hs.default.svc.cluster.local:8081
 #   ATTEMPTS                 attempts per step (default 8); BACKOFF_SECONDS base backoff (default 2)
+#   CONURE_PEER_SECRET_FILE  the cluster secret (peerAuth): conurectl sends its token on the
+#                            member-only calls (leader transfer, members remove). When it is set
+#                            but the file is absent (the upgrade that turns peerAuth on runs this
+#                            hook before the chart creates the Secret, against members that have
+#                            none yet), the calls go without it.
 set -eu
 log() { echo "scale-down: $*" >&2; }
 
@@ -35,6 +40,10 @@ BACKOFF_SECONDS=${BACKOFF_SECONDS:-2}
 for n in "$voters" "$arbiters" "$ATTEMPTS" "$BACKOFF_SECONDS"; do
   case "$n" in '' | *[!0-9]*) log "not a whole number: '$n'"; exit 2 ;; esac
 done
+if [ -n "${CONURE_PEER_SECRET_FILE:-}" ] && [ ! -e "$CONURE_PEER_SECRET_FILE" ]; then
+  log "no cluster secret at $CONURE_PEER_SECRET_FILE yet (peer authentication being turned on): calling without it"
+  unset CONURE_PEER_SECRET_FILE
+fi
 
 # retry CMD...: runs CMD up to $ATTEMPTS times, sleeping BACKOFF_SECONDS * attempt in between.
 retry() {

@@ -161,3 +161,47 @@ fsGroupChangePolicy: OnRootMismatch
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/*
+Peer authentication (peerAuth.*): the Secret holding the cluster secret (peerAuth.existingSecret,
+else the chart's "<fullname>-peer"), and where every container that needs it finds the file.
+*/}}
+{{- define "conuredb.peerSecretName" -}}
+{{- default (printf "%s-peer" (include "conuredb.fullname" .)) .Values.peerAuth.existingSecret -}}
+{{- end -}}
+{{- define "conuredb.peerSecretDir" -}}/etc/conure/peer{{- end -}}
+{{- define "conuredb.peerSecretFile" -}}{{ include "conuredb.peerSecretDir" . }}/{{ .Values.peerAuth.secretKey }}{{- end -}}
+
+{{/* CONURE_PEER_SECRET_FILE for conurectl (list item of a container's env), when peerAuth.enabled. */}}
+{{- define "conuredb.peerSecretEnv" -}}
+- name: CONURE_PEER_SECRET_FILE
+  value: {{ include "conuredb.peerSecretFile" . | quote }}
+{{- end -}}
+
+{{/* The read-only mount of the cluster secret (list item of volumeMounts). */}}
+{{- define "conuredb.peerSecretMount" -}}
+- name: peer-secret
+  mountPath: {{ include "conuredb.peerSecretDir" . }}
+  readOnly: true
+{{- end -}}
+
+{{/*
+The Secret volume (list item of volumes); argument (list <context> <optional>). Only the one
+key, mode 0400 (256): the kubelet gives the file to the pod's fsGroup (group-readable), so the
+non-root process reads it. Members mount it required: a member without the secret cannot join
+its cluster. The pre-upgrade hook mounts it optional: on the upgrade that turns peerAuth on, the
+hook runs before the chart's Secret exists, against members that still run without it.
+*/}}
+{{- define "conuredb.peerSecretVolume" -}}
+{{- $ctx := index . 0 -}}
+- name: peer-secret
+  secret:
+    secretName: {{ include "conuredb.peerSecretName" $ctx }}
+    defaultMode: 256
+    items:
+      - key: {{ $ctx.Values.peerAuth.secretKey }}
+        path: {{ $ctx.Values.peerAuth.secretKey }}
+    {{- if index . 1 }}
+    optional: true
+    {{- end }}
+{{- end -}}
