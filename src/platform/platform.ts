@@ -49,6 +49,8 @@ export interface PlatformConfig {
   workers: number;
   statusSyncIntervalSeconds: number;
   leaderLeaseSeconds: number;
+  /** TTL of the workers' lease: how long a dead replica's claims outlive it (OPERATION_LEASE_SECONDS, default 10). */
+  operationLeaseSeconds: number;
   /** From PLATFORM_ADMIN_TOKEN; else read or generated under <dataDir>/admin-token. */
   adminToken?: string;
   instanceId: string;
@@ -94,6 +96,7 @@ export function loadConfig(env: Env, flags: Partial<Record<'port' | 'storeEndpoi
     workers: int('NUM_OPERATION_WORKERS', env.NUM_OPERATION_WORKERS, 3, 1, 256),
     statusSyncIntervalSeconds: int('STATUS_SYNC_INTERVAL', env.STATUS_SYNC_INTERVAL, 30, 1, 86_400),
     leaderLeaseSeconds: int('LEADER_LEASE_SECONDS', env.LEADER_LEASE_SECONDS, 30, 2, 3600),
+    operationLeaseSeconds: int('OPERATION_LEASE_SECONDS', env.OPERATION_LEASE_SECONDS, 10, 2, 3600),
     ...(adminToken ? { adminToken } : {}),
     instanceId,
     portLow, portHigh,
@@ -192,7 +195,7 @@ export async function startPlatform(cfg: PlatformConfig, log: Logger, onFatal: (
     cleanups.push(() => driver.close());
     const operations = new OperationService({ store, queueOperationsMax: cfg.queueOperationsMax });
     const executor = new PlatformExecutor({ store, driver, ports, waitReadyTimeoutMs: cfg.waitReadySeconds * 1000, log: log.child({ component: 'executor' }) });
-    const pool = new WorkerPool({ store, executor, workers: cfg.workers, instanceId: cfg.instanceId, log: log.child({ component: 'operations' }) });
+    const pool = new WorkerPool({ store, executor, workers: cfg.workers, leaseTtlSeconds: cfg.operationLeaseSeconds, instanceId: cfg.instanceId, log: log.child({ component: 'operations' }) });
     const election = new LeaderElection({ client, key: store.keys.leader(), instanceId: cfg.instanceId, ttlSeconds: cfg.leaderLeaseSeconds, log: log.child({ component: 'election' }) });
     const reconciler = new Reconciler({ store, driver, operations, election, intervalSeconds: cfg.reconcileIntervalSeconds, log: log.child({ component: 'reconciler' }) });
     const status = new StatusSync({ store, driver, intervalSeconds: cfg.statusSyncIntervalSeconds, log: log.child({ component: 'status' }) });
