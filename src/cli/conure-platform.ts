@@ -127,7 +127,7 @@ async function daemonStart(flags: Flags): Promise<void> {
     '',
     'Provision a Fluxion instance, then read its endpoint once it is Ready:',
     `  curl -sS -X POST ${url}/v1/databases -H "Authorization: Bearer ${token}" -H 'Content-Type: application/json' -d '{"engine":"fluxion","tenant":"user123","ram":"512Mi","apiKey":"change-me-0123456789"}'`,
-    `  curl -sS ${url}/v1/databases -H "Authorization: Bearer ${token}"   # status.phase Ready → connect to endpoints.ws with ?key=<apiKey>`,
+    `  curl -sS "${url}/v1/databases?tenant=user123" -H "Authorization: Bearer ${token}"   # status.phase "Ready"; connect a Fluxion client to <endpoints.ws>/?api-key=change-me-0123456789`,
     '',
   ].join('\n'));
 }
