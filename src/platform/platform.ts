@@ -31,7 +31,7 @@ import { LeaderElection } from './election/index.js';
 import { PlatformExecutor } from './executor/index.js';
 import { OperationService, WorkerPool } from './operations/index.js';
 import { Reconciler } from './reconciler/index.js';
-import { PlatformService } from './service/index.js';
+import { DatabaseCache, PlatformService } from './service/index.js';
 import { StatusSync } from './status/index.js';
 import { PlatformStore, StorePortAllocator } from './store/index.js';
 import type { OperationRecord } from './types.js';
@@ -199,7 +199,10 @@ export async function startPlatform(cfg: PlatformConfig, log: Logger, onFatal: (
     const election = new LeaderElection({ client, key: store.keys.leader(), instanceId: cfg.instanceId, ttlSeconds: cfg.leaderLeaseSeconds, log: log.child({ component: 'election' }) });
     const reconciler = new Reconciler({ store, driver, operations, election, intervalSeconds: cfg.reconcileIntervalSeconds, log: log.child({ component: 'reconciler' }) });
     const status = new StatusSync({ store, driver, intervalSeconds: cfg.statusSyncIntervalSeconds, log: log.child({ component: 'status' }) });
-    const service = new PlatformService({ store, operations, adminToken: admin.token });
+    const cache = new DatabaseCache(store, log.child({ component: 'database-cache' }));
+    cache.start();
+    cleanups.push(async () => cache.stop());
+    const service = new PlatformService({ store, operations, adminToken: admin.token, cache });
 
     let workersState = 'starting';
     let apiState = 'starting';

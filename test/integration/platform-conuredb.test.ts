@@ -35,7 +35,12 @@ after(async () => {
 const instanceFile = (id: string) => JSON.parse(readFileSync(join(dir, 'instances', id, 'instance.json'), 'utf8')) as LocalInstanceFile;
 
 async function phase(id: string, want: string, timeoutMs = 90_000): Promise<DatabaseView> {
-  return eventually(async () => { const d = await platform.admin.getDatabase(id); return d.status.phase === want ? d : undefined; }, timeoutMs, `${id} ${want}`);
+  return eventually(async () => {
+    const d = await platform.admin.getDatabase(id);
+    // Ready as status sync sees it: with every member probed healthy.
+    if (want === 'Ready') return d.status.phase === 'Ready' && d.status.members?.every((m) => m.healthy) ? d : undefined;
+    return d.status.phase === want ? d : undefined;
+  }, timeoutMs, `${id} ${want}`);
 }
 
 test('ConureDB: 2 voters + auto arbiter → Ready → writes → scale 3 → member killed and repaired → scale 1 → writes kept', async () => {

@@ -162,7 +162,8 @@ export class PlatformExecutor implements StepExecutor {
   private async converged(op: OperationRecord, generation: number): Promise<void> {
     await this.update(op.databaseId, (d) => {
       d.observedGeneration = Math.max(d.observedGeneration, generation);
-      d.status = { ...d.status, phase: 'Ready', message: '', observedAt: new Date().toISOString() };
+      // Member details come from status sync's next probe; the old ones may predate this operation.
+      d.status = { phase: 'Ready', message: '', observedAt: new Date().toISOString() };
     });
     await this.event(op.databaseId, 'Normal', DONE_REASON[op.type], `${op.type} ${op.id} converged to generation ${generation}`);
   }

@@ -22,6 +22,7 @@ import {
 } from '../engines/index.js';
 import { OperationLockedError, type OperationService, type SubmitResult } from '../operations/index.js';
 import { PlatformStore, StoreConflictError, type TenantRecord, type TokenRecord, type Versioned } from '../store/index.js';
+import type { DatabaseCache } from './database-cache.js';
 import type {
   BackupRecord, DatabaseRecord, DatabaseSpec, DeletionPolicy, EngineName, EventRecord, InstanceSecret, OperationRecord, OperationType,
 } from '../types.js';
@@ -56,6 +57,8 @@ export interface PlatformServiceOptions {
   adminToken: string;
   /** How long a token lookup is cached, ms (default 5000; a deleted tenant's token lapses by then). */
   tokenCacheMs?: number;
+  /** Serves database reads from memory while synced (reads fall back to the store otherwise). */
+  cache?: DatabaseCache;
 }
 
 const DELETION_POLICIES: readonly DeletionPolicy[] = ['Halt', 'Delete', 'WipeOut', 'DoNotTerminate'];
@@ -72,6 +75,9 @@ export class PlatformService {
   private readonly adminHash: Buffer;
   private readonly tokenCacheMs: number;
   private readonly tokenCache = new Map<string, { tenant: string; until: number }>();
+  private readonly cache: DatabaseCache | undefined;
+  /** Database id → store revision of this replica's last write of it (read-your-writes over the cache). */
+  private readonly written = new Map<string, number>();
 
   constructor(opts: PlatformServiceOptions) {
     if (!opts.adminToken || opts.adminToken.length < 16) throw new InvalidArgumentError('the admin token must be at least 16 characters');
@@ -79,6 +85,7 @@ export class PlatformService {
     this.ops = opts.operations;
     this.adminHash = createHash('sha256').update(opts.adminToken).digest();
     this.tokenCacheMs = opts.tokenCacheMs ?? 5000;
+    this.cache = opts.cache;
   }
 
   // ---- auth -------------------------------------------------------------------------------------
@@ -171,17 +178,35 @@ export class PlatformService {
       databaseId: id, tenant, type: 'create', params: { engine }, steps: stepsFor(engine, 'create'),
       ...idemFields(idem), extra: { compares, ops },
     });
+    if (r.created) this.wrote(id, r.revision);
     return this.result(r, r.created ? db : undefined);
+  }
+
+  /** The Fluxion guide's Provision(userId, ramSize, apiKey): the user's Fluxion database. */
+  provisionFluxion(p: Principal, userId: string, ramSize: string, apiKey: string, idem: Idempotency = {}): Promise<MutationResult> {
+    return this.createDatabase(p, { engine: 'fluxion', tenant: userId, ram: ramSize, apiKey }, idem);
+  }
+
+  /** The Fluxion guide's UpdateRAM(userId, ramSize): resizes the user's (only) Fluxion database. */
+  async updateFluxionRam(p: Principal, userId: string, ramSize: string, idem: Idempotency = {}): Promise<MutationResult> {
+    const dbs = (await this.listDatabases(p, { tenant: userId, engine: 'fluxion' })).filter((d) => d.tenant === userId);
+    if (dbs.length === 0) throw new ConureError('not_found', `user ${userId} has no Fluxion database`);
+    if (dbs.length > 1) throw new InvalidArgumentError(`user ${userId} has ${dbs.length} Fluxion databases; resize one by id`);
+    const r = await this.patchDatabase(p, dbs[0]!.id, { ram: ramSize }, idem);
+    if (!('operation' in r)) throw new ConureError('internal', 'a resize must be an operation');
+    return r as MutationResult;
   }
 
   async listDatabases(p: Principal, filter: { tenant?: string; engine?: string } = {}): Promise<DatabaseView[]> {
     const tenant = p.kind === 'tenant' ? p.tenant : filter.tenant;
-    const all = await this.store.listDatabases(tenant === undefined ? {} : { tenant });
+    const all = this.fresh()
+      ? this.cache!.list().filter((d) => tenant === undefined || d.value.tenant === tenant)
+      : await this.store.listDatabases(tenant === undefined ? {} : { tenant });
     return all.map((d) => view(d.value)).filter((d) => filter.engine === undefined || d.engine === filter.engine);
   }
 
   async getDatabase(p: Principal, id: string): Promise<DatabaseView> {
-    return view((await this.visible(p, id)).value);
+    return view((await this.visible(p, id, true)).value);
   }
 
   /**
@@ -235,7 +260,7 @@ export class PlatformService {
   }
 
   async listBackups(p: Principal, id: string): Promise<BackupRecord[]> {
-    await this.visible(p, id);
+    await this.visible(p, id, true);
     return (await this.store.listBackups(id)).map((b) => b.value);
   }
 
@@ -287,7 +312,7 @@ export class PlatformService {
   }
 
   async events(p: Principal, id: string, limit?: number): Promise<EventRecord[]> {
-    await this.visible(p, id);
+    await this.visible(p, id, true);
     return this.store.listEvents(id, limit === undefined ? {} : { limit });
   }
 
@@ -313,6 +338,23 @@ export class PlatformService {
 
   // ---- helpers ----------------------------------------------------------------------------------
 
+  /** The cache can answer a list: synced, and every write of this replica already in it. */
+  private fresh(): boolean {
+    if (!this.cache?.synced) return false;
+    for (const [id, rev] of this.written) {
+      const c = this.cache.get(id);
+      if (!c || c.modRevision < rev) return false;
+      this.written.delete(id);
+    }
+    return true;
+  }
+
+  private wrote(id: string, revision: number | undefined): void {
+    if (revision === undefined || !this.cache) return;
+    if (this.written.size > 10_000) this.written.clear();
+    this.written.set(id, Math.max(revision, this.written.get(id) ?? 0));
+  }
+
   private tenantFor(p: Principal, requested: unknown): string {
     if (p.kind === 'tenant') {
       if (requested !== undefined && requested !== p.tenant) throw new ConureError('permission_denied', `a tenant token can only create databases of its own tenant (${p.tenant})`);
@@ -323,8 +365,17 @@ export class PlatformService {
   }
 
   /** The record if the caller may see it; `not_found` otherwise (also for another tenant's). */
-  private async visible(p: Principal, id: string): Promise<Versioned<DatabaseRecord>> {
+  private async visible(p: Principal, id: string, cached = false): Promise<Versioned<DatabaseRecord>> {
     let rec: Versioned<DatabaseRecord> | undefined;
+    if (cached && this.cache?.synced) {
+      const c = this.cache.get(id);
+      const mine = this.written.get(id);
+      if (mine === undefined || (c && c.modRevision >= mine)) {
+        if (mine !== undefined) this.written.delete(id);
+        if (!c || (p.kind === 'tenant' && c.value.tenant !== p.tenant)) throw new ConureError('not_found', `database ${String(id).slice(0, 64)} does not exist`);
+        return c;
+      }
+    }
     try { rec = await this.store.getDatabase(id); } catch (err) {
       if ((err as ConureError).code === 'invalid_argument') throw new ConureError('not_found', `database ${String(id).slice(0, 64)} does not exist`);
       throw err;
@@ -340,7 +391,7 @@ export class PlatformService {
       mutate(next);
       next.updatedAt = new Date().toISOString();
       try {
-        await this.store.putDatabase(next, cur.modRevision);
+        this.wrote(id, await this.store.putDatabase(next, cur.modRevision));
         return next;
       } catch (err) {
         if (!(err instanceof StoreConflictError) || attempt >= 10) throw err;
@@ -375,6 +426,7 @@ export class PlatformService {
           databaseId: id, tenant: db.tenant, type, params, steps: stepsFor(db.engine, type),
           ...idemFields(idem), extra: { compares: [compare.modRevision(k.database(id), '==', cur.modRevision)], ops },
         });
+        if (r.created && next) this.wrote(id, r.revision);
         return this.result(r, r.created ? next ?? db : undefined);
       } catch (err) {
         if (!(err instanceof StoreConflictError) || attempt >= 10) throw err;
