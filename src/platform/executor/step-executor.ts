@@ -22,9 +22,11 @@
  * Operation params the executor reads: `engine` (every op), `backupId` (backup, restore),
  * `sourceDatabaseId` (restore: the database the backup was taken of), `policy` (delete).
  *
- * Events (reason): Provisioning, Ready (create), Resized, Scaled, Updated, Resumed, Repaired,
- * KeyRotated, Restored, BackupCompleted, Halted, Deleted, plus StepFailed (Warning) — one per
- * step that finishes, appended to events/<db>/.
+ * Events (reason), one per step that finishes, appended to events/<db>/: allocate-ports →
+ * Provisioning (create) or PortsAllocated; apply → Applied; restore → BackupRestored; wait-ready →
+ * Ready (create), Resized, Scaled, Updated, Resumed, Repaired, KeyRotated, Restored; backup →
+ * BackupCompleted; halt → Halted; remove deletes the events with the record. A step that fails
+ * (other than `unavailable`, which is retried) appends StepFailed (Warning).
  *
  * Errors: `not_found` when the database or backup vanished, the driver's ConureErrors otherwise
  * (`unavailable` is retried by the worker pool).
@@ -94,12 +96,14 @@ export class PlatformExecutor implements StepExecutor {
       case 'allocate-ports': {
         if (this.ports) for (const r of portRequests(db.id, db.spec)) await this.ports.allocate(r.owner, r.count);
         if (op.type === 'create') await this.event(db.id, 'Normal', 'Provisioning', `provisioning ${db.engine} ${describeSpec(db)}`);
+        else await this.event(db.id, 'Normal', 'PortsAllocated', `ports reserved for ${describeSpec(db)}`);
         return;
       }
       case 'apply': {
         ctx.report(`applying generation ${db.generation}`);
         const endpoints = await this.driver.apply(db, await this.secret(db.id), ctx.signal);
         await this.update(db.id, (d) => { d.endpoints = endpoints; });
+        await this.event(db.id, 'Normal', 'Applied', `generation ${db.generation} applied (${describeSpec(db)}); endpoints ${Object.values(endpoints).join(' ')}`);
         if (last) await this.converged(op, db.generation);
         return;
       }
@@ -131,6 +135,7 @@ export class PlatformExecutor implements StepExecutor {
         ctx.report(`restoring backup ${backupId}`);
         const endpoints = await this.driver.restore(db, await this.secret(db.id), b.value);
         await this.update(db.id, (d) => { d.endpoints = endpoints; });
+        await this.event(db.id, 'Normal', 'BackupRestored', `data replaced by backup ${backupId} of ${source}`);
         return;
       }
       case 'halt': {
