@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { CONURECTL } from '../support/conured-process.js';
 import { freePort } from '../support/cluster.js';
 import { killAllUnder } from '../support/local-driver.js';
-import { CONURE_PLATFORM } from '../support/platform-process.js';
+import { CONURE_PLATFORM, portRangeFor } from '../support/platform-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'platform-cli-'));
 after(() => { killAllUnder(dir); rmSync(dir, { recursive: true, force: true }); });
@@ -47,7 +47,7 @@ test('bad configuration exits 2 with a message', async () => {
 
 test('daemon start/status/logs/stop and conurectl platform', async () => {
   const port = await freePort();
-  const env = { PLATFORM_DATA_DIR: join(dir, 'p'), PORT: String(port) };
+  const env = { PLATFORM_DATA_DIR: join(dir, 'p'), PORT: String(port), PLATFORM_PORT_RANGE: portRangeFor(join(dir, 'p')) };
   const start = await run(CONURE_PLATFORM, ['daemon', 'start'], env);
   assert.equal(start.code, 0, start.stderr);
   const tokenFile = join(dir, 'p', 'admin-token');

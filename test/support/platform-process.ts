@@ -3,6 +3,7 @@
  * their JSON log lines, and cleanup of every process started under a test's data directory.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { DIST_ROOT } from './conured-process.js';
 import { freePort } from './cluster.js';
@@ -34,12 +35,22 @@ export interface PlatformStartOptions {
   port?: number;
 }
 
+/**
+ * A block of 100 instance ports derived from the data directory, so test files running in
+ * parallel (each with its own store) rarely probe the same ports, and replicas sharing a data
+ * directory (or a restart) use the same block.
+ */
+export function portRangeFor(dataDir: string): string {
+  const base = 21000 + 100 * (createHash('sha256').update(dataDir).digest().readUInt32BE(0) % 89);
+  return `${base}-${base + 99}`;
+}
+
 export async function startPlatformProcess(o: PlatformStartOptions): Promise<PlatformProcess> {
   const port = o.port ?? await freePort();
   const env: Record<string, string> = {
     ...process.env as Record<string, string>,
     CONURE_LOG_LEVEL: 'info', PORT: String(port), PLATFORM_DATA_DIR: o.dataDir, PLATFORM_ADMIN_TOKEN: ADMIN_TOKEN,
-    STATUS_SYNC_INTERVAL: '1', LEADER_LEASE_SECONDS: '3',
+    STATUS_SYNC_INTERVAL: '1', LEADER_LEASE_SECONDS: '3', PLATFORM_PORT_RANGE: portRangeFor(o.dataDir),
     ...(o.storeEndpoints && { PLATFORM_STORE_ENDPOINTS: o.storeEndpoints }),
     ...(o.instanceId && { PLATFORM_INSTANCE_ID: o.instanceId }),
     ...o.env,
