@@ -176,6 +176,14 @@ test('isolation, overlap (423), idempotency (same op / 422), DoNotTerminate (422
   // DoNotTerminate refuses a delete with the reason.
   await refused(422, 'unprocessable', 'DELETE', `/v1/databases/${dbId}`, {}, /DoNotTerminate/);
   await refused(422, 'unprocessable', 'DELETE', `/v1/databases/${dbId}?policy=WipeOut`, {}, /DoNotTerminate/);
+  // A halted database refuses spec changes and key rotation (apply would start it) with 409.
+  const halt = await call('POST', `/v1/databases/${dbId}/halt`);
+  assert.equal(halt.status, 202);
+  await new PlatformClient({ url: platform.url, token: alice }).waitOperation((halt.body.operation as { id: string }).id);
+  await refused(409, 'conflict', 'PATCH', `/v1/databases/${dbId}`, { body: { ram: '1Gi' } }, /halted; resume it/);
+  await refused(409, 'conflict', 'POST', `/v1/databases/${dbId}/rotate-key`, { body: { apiKey: `${KEY}-2` } }, /halted/);
+  await refused(409, 'conflict', 'POST', `/v1/databases/${dbId}/backups`, {}, /halted/);
+
   // Changing the policy is a plain write; then the delete goes through.
   const p = await call('PATCH', `/v1/databases/${dbId}`, { body: { deletionPolicy: 'WipeOut' } });
   assert.equal(p.status, 200);

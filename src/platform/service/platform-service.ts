@@ -223,6 +223,8 @@ export class PlatformService {
     }
     return this.withRecord(p, id, async (cur) => {
       const db = cur.value;
+      // apply would start a halted instance: the record would say halted while it runs.
+      if (db.halted) throw new ConureError('conflict', `database ${id} is halted; resume it before changing its spec`);
       let spec: DatabaseSpec;
       let type: OperationType;
       if (db.spec.engine === 'fluxion') {
@@ -307,6 +309,7 @@ export class PlatformService {
     return this.withRecord(p, id, async (cur) => {
       const db = cur.value;
       if (db.engine !== 'fluxion') throw new InvalidArgumentError('ConureDB has no platform-managed API key to rotate');
+      if (db.halted) throw new ConureError('conflict', `database ${id} is halted; resume it before rotating its key`);
       return { type: 'rotate-key', next: undefined, params: { engine: db.engine }, secret: { apiKey } };
     }, idem);
   }
