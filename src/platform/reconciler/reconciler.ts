@@ -5,7 +5,7 @@
  * ```
  *  leadership_acquired ──► pass now; then every RECONCILE_INTERVAL s and on any databases/ change
  *                          (watch, debounced; at most one pass per minPassGapMs)
- *  pass: for each database that should run (not halted, not deleting, no operation in flight):
+ *  pass: for each database (16 at a time) that should run (not halted, not deleting, no operation in flight):
  *          driver.observe → fewer processes running than expected, or none at all,
  *          or a spec generation not converged                    → submit repair (apply, wait-ready)
  *        the submit carries election.fence() as extra compares: a deposed leader's submit fails
@@ -37,6 +37,8 @@ export interface ReconcilerOptions {
   minPassGapMs?: number;
   /** No new repair of a database within this long of the last one, ms (default 60 s). */
   repairBackoffMs?: number;
+  /** Databases examined (and repairs submitted) at once in a pass (default 16). */
+  concurrency?: number;
   log?: Logger;
 }
 
@@ -50,6 +52,7 @@ export class Reconciler {
   private readonly intervalMs: number;
   private readonly minPassGapMs: number;
   private readonly repairBackoffMs: number;
+  private readonly concurrency: number;
   private readonly log: Logger;
   private signal: AbortSignal | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -71,6 +74,7 @@ export class Reconciler {
     this.intervalMs = Math.max(0.1, opts.intervalSeconds ?? 300) * 1000;
     this.minPassGapMs = opts.minPassGapMs ?? 2000;
     this.repairBackoffMs = opts.repairBackoffMs ?? 60_000;
+    this.concurrency = opts.concurrency ?? 16;
     this.log = opts.log ?? createLogger('reconciler');
   }
 
@@ -144,29 +148,38 @@ export class Reconciler {
     const [dbs, lockKeys] = await Promise.all([this.store.listDatabases(), this.store.listKeys(this.store.keys.kind('locks'))]);
     const locked = new Set(lockKeys.map((k) => this.store.keys.idOf(k)));
     const repairs: string[] = [];
-    for (const { value: db } of dbs) {
-      if (signal.aborted) break;
-      if (db.halted || db.deleting || locked.has(db.id)) continue;
-      const why = await this.needsRepair(db);
-      if (!why) continue;
-      const last = this.lastRepair.get(db.id) ?? 0;
-      if (Date.now() - last < this.repairBackoffMs) continue;
-      try {
-        const fence = this.election.fence();
-        const r = await this.ops.submit({
-          databaseId: db.id, tenant: db.tenant, type: 'repair', params: { engine: db.engine, reason: why, generation: db.generation },
-          steps: stepsFor(db.engine, 'repair'), extra: { compares: fence },
-        });
-        this.lastRepair.set(db.id, Date.now());
-        repairs.push(db.id);
-        this.log.info({ database_id: db.id, operation_id: r.operation.id, reason: why }, 'repair_submitted');
-      } catch (err) {
-        const e = asConureError(err);
-        if (e.code === 'permission_denied') { this.log.warn({ err: e.message }, 'reconciler_fenced'); break; }
-        if (e.code === 'conflict' && !this.election.isLeader()) break;
-        this.log.warn({ database_id: db.id, err: e.message, code: e.code }, 'repair_submit_failed');
+    let next = 0;
+    let fenced = false;
+    // Databases are looked at `concurrency` at a time; each submit is its own fenced txn.
+    const worker = async () => {
+      while (next < dbs.length && !signal.aborted && !fenced) {
+        const db = dbs[next++]!.value;
+        if (db.halted || db.deleting || locked.has(db.id)) continue;
+        const why = await this.needsRepair(db);
+        if (!why) continue;
+        const last = this.lastRepair.get(db.id) ?? 0;
+        if (Date.now() - last < this.repairBackoffMs) continue;
+        try {
+          const fence = this.election.fence();
+          const r = await this.ops.submit({
+            databaseId: db.id, tenant: db.tenant, type: 'repair', params: { engine: db.engine, reason: why, generation: db.generation },
+            steps: stepsFor(db.engine, 'repair'), extra: { compares: fence },
+          });
+          this.lastRepair.set(db.id, Date.now());
+          repairs.push(db.id);
+          this.log.info({ database_id: db.id, operation_id: r.operation.id, reason: why }, 'repair_submitted');
+        } catch (err) {
+          const e = asConureError(err);
+          if (e.code === 'permission_denied' || (e.code === 'conflict' && !this.election.isLeader())) {
+            if (!fenced) this.log.warn({ err: e.message }, 'reconciler_fenced');
+            fenced = true;
+            return;
+          }
+          this.log.warn({ database_id: db.id, err: e.message, code: e.code }, 'repair_submit_failed');
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, dbs.length) }, worker));
     const orphans = (await this.driver.list()).filter((id) => !dbs.some((d) => d.value.id === id));
     if (orphans.length) this.log.warn({ instances: orphans }, 'orphan_instance');
     this.lastPassMs = Date.now() - t0;
