@@ -61,6 +61,8 @@ export interface PlatformConfig {
   waitReadySeconds: number;
   /** Operations queued or running at once. */
   queueOperationsMax: number;
+  /** Finished operations are kept this long, hours. */
+  operationRetentionHours: number;
   bodyLimitBytes: number;
 }
 
@@ -102,6 +104,7 @@ export function loadConfig(env: Env, flags: Partial<Record<'port' | 'storeEndpoi
     portLow, portHigh,
     waitReadySeconds: int('WAIT_READY_TIMEOUT', env.WAIT_READY_TIMEOUT, 120, 1, 3600),
     queueOperationsMax: int('OPERATION_QUEUE_MAX', env.OPERATION_QUEUE_MAX, 1000, 1, 1_000_000),
+    operationRetentionHours: int('OPERATION_RETENTION_HOURS', env.OPERATION_RETENTION_HOURS, 168, 1, 87_600),
     bodyLimitBytes: int('API_BODY_LIMIT_BYTES', env.API_BODY_LIMIT_BYTES, 64 * 1024, 1024, 16 * 2 ** 20),
   };
 }
@@ -197,7 +200,7 @@ export async function startPlatform(cfg: PlatformConfig, log: Logger, onFatal: (
     const executor = new PlatformExecutor({ store, driver, ports, waitReadyTimeoutMs: cfg.waitReadySeconds * 1000, log: log.child({ component: 'executor' }) });
     const pool = new WorkerPool({ store, executor, workers: cfg.workers, leaseTtlSeconds: cfg.operationLeaseSeconds, instanceId: cfg.instanceId, log: log.child({ component: 'operations' }) });
     const election = new LeaderElection({ client, key: store.keys.leader(), instanceId: cfg.instanceId, ttlSeconds: cfg.leaderLeaseSeconds, log: log.child({ component: 'election' }) });
-    const reconciler = new Reconciler({ store, driver, operations, election, intervalSeconds: cfg.reconcileIntervalSeconds, log: log.child({ component: 'reconciler' }) });
+    const reconciler = new Reconciler({ store, driver, operations, election, intervalSeconds: cfg.reconcileIntervalSeconds, operationRetentionMs: cfg.operationRetentionHours * 3_600_000, log: log.child({ component: 'reconciler' }) });
     const status = new StatusSync({ store, driver, intervalSeconds: cfg.statusSyncIntervalSeconds, log: log.child({ component: 'status' }) });
     const cache = new DatabaseCache(store, log.child({ component: 'database-cache' }));
     cache.start();

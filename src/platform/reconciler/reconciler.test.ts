@@ -76,3 +76,31 @@ test('leader repairs what should run; a deposed leader cannot submit', async () 
     await driver.close();
   }
 });
+
+test('finished operations past the retention go, with their Idempotency-Keys; running and recent ones stay', async () => {
+  const store = new PlatformStore(client, { prefix: '/rec2/' });
+  const ops = new OperationService({ store });
+  const driver = new LocalDriver({ dataDir: dir, ports: new MemoryPortAllocator() });
+  const spec = deriveFluxionSpec('512Mi', '1.0');
+  await store.putDatabase({ ...record('d1', spec), halted: true, observedGeneration: 1 });
+  const old = (await ops.submit({ databaseId: 'd1', tenant: 't1', type: 'backup', params: { engine: 'fluxion' }, steps: ['backup'], idempotencyKey: 'k1', bodyHash: 'h' })).operation;
+  const longAgo = new Date(Date.now() - 3_600_000).toISOString();
+  await store.putOperation({ ...old, state: 'succeeded', finishedAt: longAgo, updatedAt: longAgo });
+  await store.client.delete(store.keys.lock('d1'));
+  await store.client.delete(store.keys.queue(old.id));
+  const recent = (await ops.submit({ databaseId: 'd1', tenant: 't1', type: 'backup', params: { engine: 'fluxion' }, steps: ['backup'] })).operation;
+  const election = new LeaderElection({ client, key: store.keys.leader(), instanceId: 'r', ttlSeconds: 5 });
+  const rec = new Reconciler({ store, driver, operations: ops, election, operationRetentionMs: 60_000 });
+  election.start();
+  try {
+    await rec.pass(await election.waitForLeadership(10_000));
+    assert.equal(await store.getOperation(old.id), undefined, 'the old finished operation is gone');
+    assert.equal(await store.read(store.keys.idempotency('t1', 'k1')), undefined, 'with its Idempotency-Key');
+    assert.ok(await store.getOperation(recent.id), 'a queued operation stays');
+  } finally {
+    await rec.stop();
+    await election.stop();
+    await driver.close();
+  }
+});
+

@@ -13,18 +13,21 @@
  *  leadership_lost ──► stop at once (the term's AbortSignal ends the pass between databases)
  * ```
  *
+ * Each pass also deletes finished operations older than `operationRetentionMs` together with the
+ * Idempotency-Keys that point to them (one fenced txn each), so the store does not grow forever.
+ *
  * A database repaired less than `repairBackoffMs` ago is left alone, so an instance that cannot
  * start is not resubmitted in a loop. Instances the driver has but the store lacks are logged
  * (`orphan_instance`), never removed automatically.
  */
-import type { Watcher } from '../../client/etcd-client.js';
+import { compare, op, type Watcher } from '../../client/etcd-client.js';
 import { asConureError } from '../../util/errors.js';
 import { createLogger, type Logger } from '../../util/log.js';
 import { stepsFor } from '../engines/index.js';
 import type { LeaderElection } from '../election/index.js';
 import type { OperationService } from '../operations/index.js';
-import type { PlatformStore } from '../store/index.js';
-import type { DatabaseRecord, Driver } from '../types.js';
+import type { IdempotencyRecord, PlatformStore } from '../store/index.js';
+import type { DatabaseRecord, Driver, OperationRecord } from '../types.js';
 
 export interface ReconcilerOptions {
   store: PlatformStore;
@@ -39,8 +42,12 @@ export interface ReconcilerOptions {
   repairBackoffMs?: number;
   /** Databases examined (and repairs submitted) at once in a pass (default 16). */
   concurrency?: number;
+  /** Finished operations (and their Idempotency-Keys) older than this are deleted, ms (default 7 days). */
+  operationRetentionMs?: number;
   log?: Logger;
 }
+
+const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
 export interface PassResult { databases: number; repairs: string[]; durationMs: number }
 
@@ -53,6 +60,7 @@ export class Reconciler {
   private readonly minPassGapMs: number;
   private readonly repairBackoffMs: number;
   private readonly concurrency: number;
+  private readonly retentionMs: number;
   private readonly log: Logger;
   private signal: AbortSignal | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -75,6 +83,7 @@ export class Reconciler {
     this.minPassGapMs = opts.minPassGapMs ?? 2000;
     this.repairBackoffMs = opts.repairBackoffMs ?? 60_000;
     this.concurrency = opts.concurrency ?? 16;
+    this.retentionMs = opts.operationRetentionMs ?? 7 * 86_400_000;
     this.log = opts.log ?? createLogger('reconciler');
   }
 
@@ -180,12 +189,37 @@ export class Reconciler {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, dbs.length) }, worker));
-    const orphans = (await this.driver.list()).filter((id) => !dbs.some((d) => d.value.id === id));
+    const known = new Set(dbs.map((d) => d.value.id));
+    const orphans = (await this.driver.list()).filter((id) => !known.has(id));
     if (orphans.length) this.log.warn({ instances: orphans }, 'orphan_instance');
+    if (!signal.aborted && !fenced) {
+      try { await this.expireOperations(); } catch (err) { this.log.warn({ err: asConureError(err).message }, 'operation_expiry_failed'); }
+    }
     this.lastPassMs = Date.now() - t0;
     this.passes++;
     this.log.debug({ databases: dbs.length, repairs: repairs.length, duration_ms: this.lastPassMs }, 'reconcile_pass');
     return { databases: dbs.length, repairs, durationMs: this.lastPassMs };
+  }
+
+  /** Deletes finished operations older than the retention, with their Idempotency-Keys (fenced). */
+  private async expireOperations(): Promise<number> {
+    const k = this.store.keys;
+    const cutoff = Date.now() - this.retentionMs;
+    const { items } = await this.store.list<OperationRecord>(k.kind('operations'));
+    const old = items.filter((o) => FINAL.has(o.value.state) && Date.parse(o.value.finishedAt ?? o.value.updatedAt) < cutoff);
+    if (old.length === 0) return 0;
+    const idem = await this.store.list<IdempotencyRecord>(k.kind('idempotency'));
+    const keysOf = new Map<string, string[]>();
+    for (const i of idem.items) keysOf.set(i.value.operationId, [...(keysOf.get(i.value.operationId) ?? []), i.key]);
+    let n = 0;
+    for (const o of old) {
+      const r = await this.election.fencedTxn([op.delete(o.key), ...(keysOf.get(o.value.id) ?? []).map((key) => op.delete(key))], {
+        compares: [compare.modRevision(o.key, '==', o.modRevision)],
+      });
+      if (r.succeeded) n++;
+    }
+    if (n) this.log.info({ count: n }, 'operations_expired');
+    return n;
   }
 
   /** Why `db` should be repaired, or '' when it runs as desired. */
