@@ -7,7 +7,8 @@
  *  allocate-ports  PortAllocator.allocate per request   —   (LocalDriver.apply repeats it; idempotent per owner)
  *  apply           driver.apply(db, secret)             endpoints
  *  wait-ready      driver.waitReady(db, bounded)        status Ready, observedGeneration = generation
- *  backup          driver.backup(db, secret, id)        backups/<db>/<id> (BackupRecord)
+ *  backup          driver.backup(db, secret, id),       backups/<db>/<id> (BackupRecord)
+ *                  then driver.waitReady (Fluxion restarts)
  *  restore         driver.restore(db, secret, backup)   endpoints
  *  halt            driver.halt(db)                      halted = true, status Halted
  *  remove          driver.remove(db, policy)            delete databases/<id>, secrets/<id>, events
@@ -116,12 +117,18 @@ export class PlatformExecutor implements StepExecutor {
       case 'backup': {
         const backupId = stringParam(op, 'backupId');
         const existing = await this.store.getBackup(db.id, backupId);
-        if (existing) return;
+        if (existing) {
+          // Recorded by a worker that died before the instance served again.
+          if (!db.halted) await this.driver.waitReady(db, this.waitReadyTimeoutMs, ctx.signal);
+          return;
+        }
         const r = await this.driver.backup(db, await this.secret(db.id), backupId);
         const rec: BackupRecord = {
           id: backupId, databaseId: db.id, tenant: db.tenant, engine: db.engine, location: r.location, sizeBytes: r.sizeBytes, createdAt: new Date().toISOString(),
         };
         await this.store.putBackup(rec);
+        // A Fluxion backup stops and restarts the process: the operation ends once it serves again.
+        if (!db.halted) await this.driver.waitReady(db, this.waitReadyTimeoutMs, ctx.signal);
         await this.event(db.id, 'Normal', 'BackupCompleted', `backup ${backupId} taken (${r.sizeBytes} bytes)`);
         return;
       }
