@@ -23,7 +23,8 @@ let platform: PlatformProcess;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'platform-conuredb-'));
-  platform = await startPlatformProcess({ dataDir: dir, env: { RECONCILE_INTERVAL: '3' } });
+  // No periodic pass: the repair must follow from status sync's Critical write (the watch on databases/).
+  platform = await startPlatformProcess({ dataDir: dir, env: { RECONCILE_INTERVAL: '300' } });
 });
 
 after(async () => {
@@ -70,7 +71,7 @@ test('ConureDB: 2 voters + auto arbiter → Ready → writes → scale 3 → mem
   // kill -9 a voter: Critical (quorum held), then the reconciler repairs it.
   const victim = instanceFile(id).members.find((m) => m.id === 'conure-1')!;
   process.kill(victim.pid!, 'SIGKILL');
-  await phase(id, 'Critical', 30_000);
+  await eventually(async () => (await platform.admin.events(id)).some((e) => e.reason === 'Critical' && e.type === 'Warning'), 30_000, 'a Critical event');
   const repair = await eventually(async () => (await platform.admin.listOperations(id)).find((o) => o.type === 'repair'), 30_000, 'a repair operation');
   await platform.admin.waitOperation(repair.id, { timeoutMs: 120_000 });
   await phase(id, 'Ready');
