@@ -13,6 +13,8 @@ export async function httpLoad(opts: {
   durationMs: number;
   /** Builds request i: method, path and optional body. */
   makeRequest: (i: number) => { method: string; path: string; body?: Buffer };
+  /** Sent with every request (e.g. authorization). */
+  headers?: Record<string, string>;
 }): Promise<LoadResult> {
   const url = new URL(opts.baseUrl);
   const agent = new Agent({ keepAlive: true, maxSockets: opts.clients });
@@ -21,7 +23,7 @@ export async function httpLoad(opts: {
   const deadline = performance.now() + opts.durationMs;
   const one = (i: number) => new Promise<boolean>((resolve) => {
     const r = opts.makeRequest(i);
-    const req = request({ host: url.hostname, port: url.port, method: r.method, path: r.path, agent }, (res) => {
+    const req = request({ host: url.hostname, port: url.port, method: r.method, path: r.path, agent, ...(opts.headers && { headers: opts.headers }) }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode === 200));
     });

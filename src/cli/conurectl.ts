@@ -10,6 +10,8 @@ import { ConureHttpClient } from '../client/http-client.js';
 import { restoreSnapshot, saveSnapshot } from '../node/backup.js';
 import { PeerSecret } from '../node/peer-auth.js';
 import { runDevCluster } from './dev-cluster.js';
+import { PlatformClient, type Accepted } from '../client/platform-client.js';
+import type { OperationRecord } from '../platform/types.js';
 
 const program = new Command('conurectl')
   .description('ConureDB command-line client')
@@ -104,6 +106,96 @@ program.command('dev').description('local development helpers').command('cluster
     if (!Number.isInteger(basePort)) throw new UsageError('--base-port must be a whole number');
     process.exitCode = await runDevCluster({ voters, arbiter: o.arbiter, basePort, host: o.host, dataDir: o.dataDir });
   });
+
+// ---- the platform API ----------------------------------------------------------------------------
+const platform = program.command('platform').description('the Conure platform API (databases, operations)')
+  .addOption(new Option('--platform-url <url>', 'platform API URL').default('http://127.0.0.1:8000').env('CONURE_PLATFORM_URL'))
+  .addOption(new Option('--token <token>', 'bearer token (admin or tenant)').env('CONURE_PLATFORM_TOKEN'));
+
+function platformClient(): PlatformClient {
+  const o = platform.opts<{ platformUrl: string; token?: string }>();
+  if (!o.token) throw new UsageError('a token is needed: --token or CONURE_PLATFORM_TOKEN');
+  return new PlatformClient({ url: o.platformUrl, token: o.token });
+}
+
+function wholeNumber(v: string, flag: string): number {
+  if (!/^[0-9]+$/.test(v)) throw new UsageError(`${flag} must be a whole number`);
+  return Number(v);
+}
+
+/** A progress bar on stderr while an operation runs; resolves with the final operation. */
+async function waitWithProgress(c: PlatformClient, id: string, timeoutMs: number): Promise<OperationRecord> {
+  const tty = process.stderr.isTTY === true;
+  let last = '';
+  const draw = (op: OperationRecord) => {
+    const width = 30;
+    const filled = Math.round((op.progress / 100) * width);
+    const step = op.steps.find((s) => s.state === 'running')?.name ?? op.steps.filter((s) => s.state === 'done').pop()?.name ?? '';
+    const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(op.progress).padStart(3)}% ${op.type} ${op.state}${step ? ` · ${step}` : ''}`;
+    if (line === last) return;
+    last = line;
+    process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+  };
+  try {
+    return await c.waitOperation(id, { timeoutMs, onProgress: draw });
+  } finally {
+    if (tty && last) process.stderr.write('\n');
+  }
+}
+
+async function accepted(r: Accepted, wait: boolean | undefined): Promise<void> {
+  if (!wait) { print({ database: r.database, operation: r.operation }); return; }
+  const c = platformClient();
+  const op = await waitWithProgress(c, r.operation.id, 30 * 60_000);
+  print(r.operation.type === 'delete' ? { operation: op } : { database: await c.getDatabase(r.database.id), operation: op });
+}
+
+const pdb = platform.command('db').description('databases');
+pdb.command('create').description('create a database (Fluxion: --ram --api-key; ConureDB: --voters --arbiter --storage)')
+  .requiredOption('--engine <engine>', 'fluxion or conuredb')
+  .option('--tenant <id>', 'tenant (implied by a tenant token)')
+  .option('--name <name>', 'name')
+  .option('--ram <quantity>', 'Fluxion RAM, e.g. 2Gi')
+  .option('--api-key <key>', 'Fluxion master API key (16..256 characters)')
+  .option('--voters <n>', 'ConureDB data-bearing members (1..7)')
+  .option('--arbiter <mode>', 'ConureDB arbiter: auto, always or never', 'auto')
+  .option('--storage <quantity>', 'ConureDB storage per member, e.g. 8Gi')
+  .option('--deletion-policy <policy>', 'Halt, Delete, WipeOut or DoNotTerminate')
+  .option('--wait', 'wait for the operation, with a progress bar on stderr')
+  .action(async (o: Record<string, string | boolean | undefined>) => {
+    const base = { ...(o.tenant ? { tenant: String(o.tenant) } : {}), ...(o.name ? { name: String(o.name) } : {}), ...(o.deletionPolicy ? { deletionPolicy: String(o.deletionPolicy) } : {}) };
+    let body;
+    if (o.engine === 'fluxion') body = { engine: 'fluxion' as const, ...base, ram: String(o.ram ?? ''), apiKey: String(o.apiKey ?? '') };
+    else if (o.engine === 'conuredb') body = { engine: 'conuredb' as const, ...base, voters: wholeNumber(String(o.voters ?? ''), '--voters'), arbiter: String(o.arbiter) as 'auto', storage: String(o.storage ?? '') };
+    else throw new UsageError('--engine must be fluxion or conuredb');
+    await accepted(await platformClient().createDatabase(body), o.wait === true);
+  });
+pdb.command('list').description('list databases').option('--tenant <id>', 'only this tenant (admin)').action(async (o: { tenant?: string }) => {
+  const dbs = await platformClient().listDatabases(o.tenant ? { tenant: o.tenant } : {});
+  print(dbs.map((d) => ({ id: d.id, tenant: d.tenant, engine: d.engine, phase: d.status.phase, endpoints: d.endpoints })));
+});
+pdb.command('get <id>').description('show a database').action(async (id: string) => print(await platformClient().getDatabase(id)));
+pdb.command('scale <id>').description('ConureDB: change the number of voters').requiredOption('--voters <n>', 'voters (1..7)').option('--wait', 'wait for the operation')
+  .action(async (id: string, o: { voters: string; wait?: boolean }) => accepted(await platformClient().patchDatabase(id, { voters: wholeNumber(o.voters, '--voters') }), o.wait));
+pdb.command('resize <id>').description('Fluxion: --ram; ConureDB: --storage (grow only)').option('--ram <quantity>', 'new RAM').option('--storage <quantity>', 'new storage').option('--wait', 'wait for the operation')
+  .action(async (id: string, o: { ram?: string; storage?: string; wait?: boolean }) => {
+    if (!o.ram && !o.storage) throw new UsageError('give --ram or --storage');
+    await accepted(await platformClient().patchDatabase(id, { ...(o.ram && { ram: o.ram }), ...(o.storage && { storage: o.storage }) }), o.wait);
+  });
+pdb.command('backup <id>').description('take a backup').option('--wait', 'wait for the operation')
+  .action(async (id: string, o: { wait?: boolean }) => accepted(await platformClient().backup(id), o.wait));
+pdb.command('backups [id]').description('list backups (of one database, or every visible one)').action(async (id?: string) => print(await platformClient().listBackups(id)));
+pdb.command('restore <id>').description('restore a backup into this database').requiredOption('--backup <backupId>', 'backup id').option('--wait', 'wait for the operation')
+  .action(async (id: string, o: { backup: string; wait?: boolean }) => accepted(await platformClient().restore(id, o.backup), o.wait));
+pdb.command('delete <id>').description('delete (policy Delete or WipeOut) or halt (Halt)').option('--policy <policy>', 'Delete, WipeOut or Halt').option('--wait', 'wait for the operation')
+  .action(async (id: string, o: { policy?: 'Delete' | 'WipeOut' | 'Halt'; wait?: boolean }) => accepted(await platformClient().deleteDatabase(id, o.policy), o.wait));
+pdb.command('events <id>').description('a database\'s events').action(async (id: string) => print(await platformClient().events(id)));
+
+const pop = platform.command('op').description('operations');
+pop.command('get <id>').description('show an operation').action(async (id: string) => print(await platformClient().getOperation(id)));
+pop.command('list').description('list operations').option('--database <id>', 'of one database').action(async (o: { database?: string }) => print(await platformClient().listOperations(o.database)));
+pop.command('wait <id>').description('wait for an operation, with a progress bar on stderr').option('--timeout <seconds>', 'give up after', '1800')
+  .action(async (id: string, o: { timeout: string }) => print(await waitWithProgress(platformClient(), id, wholeNumber(o.timeout, '--timeout') * 1000)));
 
 class UsageError extends Error {}
 

@@ -73,7 +73,7 @@ export class OperationService {
     }
     const failure = [op.get(lockKey), ...(idemKey ? [op.get(idemKey)] : [])];
     const r = await this.store.client.runTxn({ compare: compares, success, failure });
-    if (r.succeeded) return { operation: record, created: true };
+    if (r.succeeded) return { operation: record, created: true, revision: r.revision };
 
     const idemRes = r.responses[1];
     if (idemKey && idemRes?.type === 'range' && idemRes.kvs.length) {

@@ -54,6 +54,8 @@ export interface SubmitResult {
   operation: OperationRecord;
   /** False when an Idempotency-Key matched an earlier submit (the operation returned is that one). */
   created: boolean;
+  /** Store revision of the submit txn (when created): the mod revision of everything it wrote. */
+  revision?: number;
 }
 
 /** Another operation holds the database's lock (HTTP 423). */

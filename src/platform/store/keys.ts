@@ -5,6 +5,7 @@
  * ```
  *  /conure-platform/
  *    tenants/<tenantId>                 TenantRecord (JSON)
+ *    tokens/<sha256 of a token>         TokenRecord { tenant } (the lookup index of bearer tokens)
  *    databases/<dbId>                   DatabaseRecord
  *    secrets/<dbId>                     InstanceSecret (never served by the API)
  *    operations/<opId>                  OperationRecord
@@ -40,8 +41,10 @@ export class KeyLayout {
     if (!prefix.endsWith('/')) throw new InvalidArgumentError(`store prefix must end with '/', got ${prefix}`);
   }
   /** `<prefix><kind>/` — the range of one kind. */
-  kind(kind: 'tenants' | 'databases' | 'secrets' | 'operations' | 'queue' | 'locks' | 'claims' | 'idempotency' | 'backups' | 'events' | 'ports'): string { return `${this.prefix}${kind}/`; }
+  kind(kind: 'tenants' | 'tokens' | 'databases' | 'secrets' | 'operations' | 'queue' | 'locks' | 'claims' | 'idempotency' | 'backups' | 'events' | 'ports'): string { return `${this.prefix}${kind}/`; }
   tenant(id: string): string { return `${this.prefix}tenants/${segment(id, 'tenant id')}`; }
+  /** `tokens/<sha256 hex>` → { tenant }: the index a bearer token is looked up by. */
+  token(hash: string): string { return `${this.prefix}tokens/${segment(hash, 'token hash')}`; }
   database(id: string): string { return `${this.prefix}databases/${segment(id, 'database id')}`; }
   secret(dbId: string): string { return `${this.prefix}secrets/${segment(dbId, 'database id')}`; }
   operation(id: string): string { return `${this.prefix}operations/${segment(id, 'operation id')}`; }

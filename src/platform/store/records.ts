@@ -31,3 +31,6 @@ export interface Versioned<T> {
   modRevision: number;
   createRevision: number;
 }
+
+/** `tokens/<sha256>`: which tenant a bearer token belongs to (the token itself is never stored). */
+export interface TokenRecord { tenant: string; createdAt: string }

@@ -1,0 +1,254 @@
+/**
+ * The platform's composition root: configuration → store (external, or an embedded ConureDB
+ * member) → operations, election, executor, driver, status sync, reconciler → API.
+ *
+ * ```
+ *  startPlatform(cfg)
+ *    store    PLATFORM_STORE_ENDPOINTS, or startConured(…) under <dataDir>/store (127.0.0.1, bootstrap)
+ *    driver   LocalDriver(<dataDir>, StorePortAllocator)   (kubernetes: refused, not built yet)
+ *    pool     WorkerPool(NUM_OPERATION_WORKERS, PlatformExecutor)
+ *    election LeaderElection(LEADER_LEASE_SECONDS)  → Reconciler(RECONCILE_INTERVAL)
+ *    status   StatusSync(STATUS_SYNC_INTERVAL)
+ *    api      fastify on PORT
+ *  close(): api → reconciler → status → workers (lease revoked: claims go at once) → election
+ *           (resign) → driver (instances keep running) → store
+ * ```
+ *
+ * Bad configuration throws ConfigError (the CLI exits 2 with its message).
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { EtcdClient } from '../client/etcd-client.js';
+import { startConured, type RunningConured } from '../cli/conured-server.js';
+import type { Logger } from '../util/log.js';
+import { createPlatformApi, PlatformMetrics } from './api/index.js';
+import { LocalDriver } from './drivers/local/index.js';
+import { LeaderElection } from './election/index.js';
+import { PlatformExecutor } from './executor/index.js';
+import { OperationService, WorkerPool } from './operations/index.js';
+import { Reconciler } from './reconciler/index.js';
+import { DatabaseCache, PlatformService } from './service/index.js';
+import { StatusSync } from './status/index.js';
+import { PlatformStore, StorePortAllocator } from './store/index.js';
+import type { OperationRecord } from './types.js';
+
+export class ConfigError extends Error {}
+
+export interface PlatformConfig {
+  port: number;
+  host: string;
+  /** Empty: start an embedded store. */
+  storeEndpoints: string[];
+  driver: 'local' | 'kubernetes';
+  dataDir: string;
+  reconcileIntervalSeconds: number;
+  workers: number;
+  statusSyncIntervalSeconds: number;
+  leaderLeaseSeconds: number;
+  /** TTL of the workers' lease: how long a dead replica's claims outlive it (OPERATION_LEASE_SECONDS, default 10). */
+  operationLeaseSeconds: number;
+  /** From PLATFORM_ADMIN_TOKEN; else read or generated under <dataDir>/admin-token. */
+  adminToken?: string;
+  instanceId: string;
+  /** Ports handed to local instances. */
+  portLow: number;
+  portHigh: number;
+  /** Bound of one wait-ready step, seconds. */
+  waitReadySeconds: number;
+  /** Operations queued or running at once. */
+  queueOperationsMax: number;
+  /** Finished operations are kept this long, hours. */
+  operationRetentionHours: number;
+  bodyLimitBytes: number;
+}
+
+export type Env = Record<string, string | undefined>;
+
+/** The configuration from flags (win) and the environment; throws ConfigError with the reason. */
+export function loadConfig(env: Env, flags: Partial<Record<'port' | 'storeEndpoints' | 'dataDir' | 'driver' | 'host', string>> = {}): PlatformConfig {
+  const int = (name: string, raw: string | undefined, def: number, min: number, max: number): number => {
+    if (raw === undefined || raw === '') return def;
+    const n = Number(raw);
+    if (!/^[0-9]+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  const driver = flags.driver ?? env.PLATFORM_DRIVER ?? 'local';
+  if (driver !== 'local' && driver !== 'kubernetes') throw new ConfigError(`PLATFORM_DRIVER must be local or kubernetes; got ${JSON.stringify(driver)}`);
+  const endpoints = (flags.storeEndpoints ?? env.PLATFORM_STORE_ENDPOINTS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const e of endpoints) if (!/^(https?:\/\/)?[A-Za-z0-9.[\]:_-]+:[0-9]{1,5}\/?$/.test(e)) throw new ConfigError(`PLATFORM_STORE_ENDPOINTS: ${JSON.stringify(e)} is not host:port`);
+  const [low, high] = (env.PLATFORM_PORT_RANGE ?? '21000-29999').split('-').map((x) => x.trim());
+  const portLow = int('PLATFORM_PORT_RANGE (low)', low, 21000, 1024, 65535);
+  const portHigh = int('PLATFORM_PORT_RANGE (high)', high, 29999, 1024, 65535);
+  if (portLow > portHigh) throw new ConfigError(`PLATFORM_PORT_RANGE ${portLow}-${portHigh} is empty`);
+  const adminToken = env.PLATFORM_ADMIN_TOKEN;
+  if (adminToken !== undefined && adminToken !== '' && (adminToken.length < 16 || /\s/.test(adminToken))) throw new ConfigError('PLATFORM_ADMIN_TOKEN must be at least 16 characters without whitespace');
+  const instanceId = env.PLATFORM_INSTANCE_ID || `${hostname()}-${process.pid}`;
+  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(instanceId)) throw new ConfigError(`PLATFORM_INSTANCE_ID ${JSON.stringify(instanceId)} must be 1..128 of [A-Za-z0-9_.:-]`);
+  return {
+    port: int('PORT', flags.port ?? env.PORT, 8000, 0, 65535),
+    host: flags.host ?? env.PLATFORM_HOST ?? '127.0.0.1',
+    storeEndpoints: endpoints,
+    driver,
+    dataDir: resolve(flags.dataDir ?? env.PLATFORM_DATA_DIR ?? './.conure-platform'),
+    reconcileIntervalSeconds: int('RECONCILE_INTERVAL', env.RECONCILE_INTERVAL, 300, 1, 86_400),
+    workers: int('NUM_OPERATION_WORKERS', env.NUM_OPERATION_WORKERS, 3, 1, 256),
+    statusSyncIntervalSeconds: int('STATUS_SYNC_INTERVAL', env.STATUS_SYNC_INTERVAL, 30, 1, 86_400),
+    leaderLeaseSeconds: int('LEADER_LEASE_SECONDS', env.LEADER_LEASE_SECONDS, 30, 2, 3600),
+    operationLeaseSeconds: int('OPERATION_LEASE_SECONDS', env.OPERATION_LEASE_SECONDS, 10, 2, 3600),
+    ...(adminToken ? { adminToken } : {}),
+    instanceId,
+    portLow, portHigh,
+    waitReadySeconds: int('WAIT_READY_TIMEOUT', env.WAIT_READY_TIMEOUT, 120, 1, 3600),
+    queueOperationsMax: int('OPERATION_QUEUE_MAX', env.OPERATION_QUEUE_MAX, 1000, 1, 1_000_000),
+    operationRetentionHours: int('OPERATION_RETENTION_HOURS', env.OPERATION_RETENTION_HOURS, 168, 1, 87_600),
+    bodyLimitBytes: int('API_BODY_LIMIT_BYTES', env.API_BODY_LIMIT_BYTES, 64 * 1024, 1024, 16 * 2 ** 20),
+  };
+}
+
+export interface RunningPlatform {
+  url: string;
+  port: number;
+  adminToken: string;
+  /** Where the admin token is kept when it was generated (undefined when from the environment). */
+  adminTokenFile?: string;
+  storeEndpoints: string[];
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+/** The admin token: the configured one, or the one saved (0600) under <dataDir>/admin-token, generated once. */
+function adminTokenOf(cfg: PlatformConfig): { token: string; file?: string } {
+  if (cfg.adminToken) return { token: cfg.adminToken };
+  const file = join(cfg.dataDir, 'admin-token');
+  if (!existsSync(file)) {
+    try {
+      writeFileSync(file, `cpa_${randomBytes(24).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  chmodSync(file, 0o600);
+  const token = readFileSync(file, 'utf8').trim();
+  if (token.length < 16) throw new ConfigError(`${file} does not hold a token of at least 16 characters`);
+  return { token, file };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); });
+  });
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+  });
+}
+
+/** Starts the embedded single-member store under <dataDir>/store; its ports are kept in ports.json. */
+async function startEmbeddedStore(cfg: PlatformConfig, log: Logger, onFatal: (err: unknown) => void): Promise<{ store: RunningConured; endpoint: string }> {
+  const dir = join(cfg.dataDir, 'store');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'ports.json');
+  let ports: { http: number; raft: number; client: number } | undefined;
+  try { ports = JSON.parse(readFileSync(file, 'utf8')) as typeof ports; } catch { /* first start */ }
+  if (!ports || !(await canListen(ports.http)) || !(await canListen(ports.raft)) || !(await canListen(ports.client))) {
+    ports = { http: await freePort(), raft: await freePort(), client: await freePort() };
+    writeFileSync(file, `${JSON.stringify(ports)}\n`);
+  }
+  const store = await startConured({
+    nodeId: 'platform-store', dataDir: join(dir, 'data'),
+    http: { host: '127.0.0.1', port: ports.http }, raft: { host: '127.0.0.1', port: ports.raft }, client: { host: '127.0.0.1', port: ports.client },
+    advertiseHttp: `127.0.0.1:${ports.http}`, advertiseRaft: `127.0.0.1:${ports.raft}`,
+    bootstrap: true, join: [], joinBackoffMs: 1000, joinRetries: 0, role: 'voter',
+    heartbeatMs: 100, electionTimeoutMs: 1000, snapshotEntries: 10_000, peerAddresses: new Map(),
+    unsafeNoSync: false, unsafeStaleReads: false, unsafeEarlyAck: false,
+  }, log.child({ component: 'store' }), onFatal);
+  const endpoint = `127.0.0.1:${store.clientPort}`;
+  log.info({ endpoint, data_dir: dir }, 'embedded_store_started');
+  return { store, endpoint };
+}
+
+export async function startPlatform(cfg: PlatformConfig, log: Logger, onFatal: (err: unknown) => void): Promise<RunningPlatform> {
+  if (cfg.driver === 'kubernetes') throw new ConfigError('PLATFORM_DRIVER=kubernetes is not built yet; use PLATFORM_DRIVER=local');
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const admin = adminTokenOf(cfg);
+  const cleanups: Array<() => Promise<void>> = [];
+  const closeAll = async () => { for (const c of cleanups.reverse()) await c().catch((err) => log.warn({ err: (err as Error).message }, 'shutdown_step_failed')); };
+  try {
+    let endpoints = cfg.storeEndpoints;
+    if (endpoints.length === 0) {
+      const embedded = await startEmbeddedStore(cfg, log, onFatal);
+      cleanups.push(() => embedded.store.close());
+      endpoints = [embedded.endpoint];
+    }
+    const client = new EtcdClient({ endpoints, callTimeoutMs: 3000 });
+    cleanups.push(async () => client.close());
+    const store = new PlatformStore(client);
+    const ports = new StorePortAllocator({ store, portLow: cfg.portLow, portHigh: cfg.portHigh });
+    const driver = new LocalDriver({ dataDir: cfg.dataDir, ports, logger: log.child({ component: 'local-driver' }) });
+    cleanups.push(() => driver.close());
+    const operations = new OperationService({ store, queueOperationsMax: cfg.queueOperationsMax });
+    const executor = new PlatformExecutor({ store, driver, ports, waitReadyTimeoutMs: cfg.waitReadySeconds * 1000, log: log.child({ component: 'executor' }) });
+    const pool = new WorkerPool({ store, executor, workers: cfg.workers, leaseTtlSeconds: cfg.operationLeaseSeconds, instanceId: cfg.instanceId, log: log.child({ component: 'operations' }) });
+    const election = new LeaderElection({ client, key: store.keys.leader(), instanceId: cfg.instanceId, ttlSeconds: cfg.leaderLeaseSeconds, log: log.child({ component: 'election' }) });
+    const reconciler = new Reconciler({ store, driver, operations, election, intervalSeconds: cfg.reconcileIntervalSeconds, operationRetentionMs: cfg.operationRetentionHours * 3_600_000, log: log.child({ component: 'reconciler' }) });
+    const status = new StatusSync({ store, driver, intervalSeconds: cfg.statusSyncIntervalSeconds, log: log.child({ component: 'status' }) });
+    const cache = new DatabaseCache(store, log.child({ component: 'database-cache' }));
+    cache.start();
+    cleanups.push(async () => cache.stop());
+    const service = new PlatformService({ store, operations, adminToken: admin.token, cache });
+
+    let workersState = 'starting';
+    let apiState = 'starting';
+    const metrics = new PlatformMetrics({
+      operations: async () => (await store.list<OperationRecord>(store.keys.kind('operations'))).items.map((i) => i.value),
+      databases: async () => (await store.listDatabases()).map((d) => d.value),
+      leader: () => election.isLeader(),
+      queueDepth: () => pool.stats().queueDepth,
+      workersBusy: () => pool.stats().running,
+      reconcilePassSeconds: () => reconciler.lastPassMs / 1000,
+      reconcilePasses: () => reconciler.passes,
+      statusPassSeconds: () => status.lastPassMs / 1000,
+    });
+    const app = createPlatformApi({
+      service, metrics, bodyLimitBytes: cfg.bodyLimitBytes, log,
+      health: {
+        components: () => ({ api: apiState, workers: workersState }),
+        storeReachable: async () => { try { await client.get(store.keys.leader(), { timeoutMs: 1000 }); return true; } catch { return false; } },
+      },
+    });
+
+    await pool.start();
+    workersState = 'running';
+    cleanups.push(async () => { workersState = 'stopped'; await pool.stop(); });
+    election.start();
+    cleanups.push(() => election.stop());
+    reconciler.start();
+    cleanups.push(() => reconciler.stop());
+    status.start();
+    cleanups.push(() => status.stop());
+    await app.listen({ port: cfg.port, host: cfg.host });
+    apiState = 'running';
+    cleanups.push(async () => { apiState = 'stopped'; await app.close(); });
+    const port = (app.server.address() as { port: number }).port;
+    const url = `http://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}`;
+    log.info({ url, instance_id: cfg.instanceId, store: endpoints, driver: cfg.driver, data_dir: cfg.dataDir, workers: cfg.workers }, 'platform_started');
+    let closing: Promise<void> | undefined;
+    return {
+      url, port, adminToken: admin.token, ...(admin.file && { adminTokenFile: admin.file }), storeEndpoints: endpoints, app,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
