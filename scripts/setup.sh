@@ -27,10 +27,13 @@ apt_install() {
 
 # 2. etcd's real tools: etcdctl (compatibility e2e) and etcd (reference peer for e2e and bench).
 command -v etcdctl >/dev/null || apt_install etcd-client
-command -v etcd >/dev/null || [ -x /usr/bin/etcd ] || apt_install etcd-server
-# The Debian package starts a system etcd on :2379; we only want the binary.
-if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then $SUDO systemctl stop etcd || true; fi
-pkill -x etcd 2>/dev/null || true
+if ! command -v etcd >/dev/null && [ ! -x /usr/bin/etcd ]; then
+  apt_install etcd-server
+  # The Debian package starts a system etcd on :2379; we only want the binary. Only the daemon
+  # the package just started is stopped: etcds that tests or a local Kubernetes run stay up.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then $SUDO systemctl stop etcd || true; fi
+  pkill -x etcd 2>/dev/null || true
+fi
 
 # 3. helm, pinned, built with the Go toolchain and cached in ~/go/bin.
 HELM_VERSION=v3.16.4
