@@ -4,13 +4,18 @@
 #   make bench    benchmarks: prints tables and JSON, asserts nothing
 #   make sim      long raft simulation sweep: make sim SEEDS=100000
 #   make fault    fault-injection suite (PROFILE=short|long)
+#   make k8s-up   a local single-node Kubernetes left running (STORE=etcd|conuredb); make k8s-down removes it
+#   make test-k8s the local Kubernetes suite (test/k8s): builds binaries/images into $(CONURE_CACHE)
 SHELL := /bin/bash
 NODE ?= node
 SEEDS ?= 100000
 PROFILE ?= short
 DATA_DIR ?= ./.conure
+STORE ?= etcd
+CONURE_CACHE ?= /var/cache/conure
+export CONURE_CACHE
 
-.PHONY: all setup deps build run test test-unit test-sim test-integration test-e2e bench sim fault clean typecheck
+.PHONY: all setup deps build run test test-unit test-sim test-integration test-e2e test-k8s k8s-binaries k8s-images k8s-up k8s-down bench sim fault clean typecheck
 
 all: build
 
@@ -43,6 +48,24 @@ test-integration: build
 
 test-e2e: setup build
 	@$(NODE) scripts/run-tests.mjs e2e
+
+# The local Kubernetes (docs/kubernetes.md, "The local Kubernetes"). Binaries and images are
+# cached under $(CONURE_CACHE)/k8s, outside the repository.
+k8s-binaries:
+	@scripts/k8s/setup-host.sh
+	@scripts/k8s/build-binaries.sh >/dev/null
+
+k8s-images: k8s-binaries build
+	@$(NODE) dist/test/k8s/cli.js images
+
+k8s-up: setup k8s-binaries build
+	@STORE=$(STORE) $(NODE) dist/test/k8s/cli.js up --store $(STORE)
+
+k8s-down:
+	@if [ -f dist/test/k8s/cli.js ]; then $(NODE) dist/test/k8s/cli.js down; else echo "build first (make build)"; fi
+
+test-k8s: setup k8s-binaries build
+	@STORE=$(STORE) $(NODE) scripts/run-tests.mjs k8s
 
 bench: setup build
 	@$(NODE) dist/bench/run.js $(BENCH)

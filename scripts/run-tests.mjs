@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs every compiled test file under dist/ with node's built-in test runner.
-// Usage: node scripts/run-tests.mjs [unit|integration|e2e|sim|all] [--filter substring]
+// Usage: node scripts/run-tests.mjs [unit|integration|e2e|sim|fault|k8s|all] [--filter substring]
 //   CONURE_DIST=/tmp/dist-x  read compiled files from there instead of dist/
 // Unit tests are src/**/*.test.js; slower suites live under test/<kind>/.
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -32,6 +32,7 @@ const roots = {
   integration: ['test/integration'],
   e2e: ['test/e2e'],
   fault: ['test/fault'],
+  k8s: ['test/k8s'],
   all: ['src', 'test/sim', 'test/integration', 'test/e2e', 'test/fault', 'bench'],
 }[kind]?.map((r) => join(dist, r));
 if (!roots) { console.error(`unknown test kind: ${kind}`); process.exit(2); }

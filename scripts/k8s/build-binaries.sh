@@ -11,6 +11,7 @@
 # k8s.io/kubernetes and replaces each staging module with its published v0.<minor>.<patch>.
 # Usage: scripts/k8s/build-binaries.sh   (prints the bin directory on its last line)
 set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 K8S_VERSION="${K8S_VERSION:-v1.32.13}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.11.4}"
 CACHE="${CONURE_CACHE:-/var/cache/conure}"
@@ -90,7 +91,6 @@ else
 fi
 
 # pause: the sandbox's init process. Sleeps until SIGTERM/SIGINT and reaps children.
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if [ ! -x "$bin/pause" ] || [ "$here/pause/main.go" -nt "$bin/pause" ]; then
   log "building pause"
   (cd "$here/pause" && GOFLAGS= go build -trimpath -ldflags "-s -w" -o "$bin/pause" .)
