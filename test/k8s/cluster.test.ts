@@ -155,6 +155,9 @@ spec:
     // Through the client Service by its DNS name, from another pod.
     const viaSvc = nodeIn('toolbox', `fetch('http://conure.${ns}.svc.cluster.local:8081/raft/config').then((r) => r.json()).then((j) => console.log(j.servers.length))`).trim();
     assert.equal(viaSvc, '3');
+    // The chart's own `helm test` pod: a put/get/del round trip and the member counts.
+    const ht = k.helm(['test', 'conuredb', '-n', ns, '--timeout', '5m']);
+    assert.match(ht.stdout, /Phase:\s+Succeeded/);
     k.helm(['uninstall', 'conuredb', '-n', ns, '--wait', '--timeout', '5m']);
     await until('the conuredb pods gone', 180_000, () => k.kubectl(['get', 'pods', '-n', ns, '-l', 'app.kubernetes.io/instance=conuredb', '-o', 'name'], { allowFail: true }).stdout.trim() === '');
   });

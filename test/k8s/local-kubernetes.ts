@@ -341,9 +341,10 @@ export async function teardown(runDir: string, log = defaultLog, keepRunDir = fa
     const deadline = Date.now() + 10_000;
     for (const n of names) {
       const pid = state.pids[n];
-      while (pid && alive(pid) && Date.now() < deadline) await sleep(100);
-      if (pid && alive(pid)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+      while (pid && alive(pid) && Date.now() < deadline) await sleep(50);
+      if (pid && alive(pid)) { log(`${n} ignored SIGTERM for 10s: SIGKILL`); try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     }
+    log(`stopped ${names.join(', ')} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
   };
   // 1. kubelet first (it would restart containers), then every container through containerd.
   await kill(['kubelet']);
@@ -401,6 +402,7 @@ export async function teardown(runDir: string, log = defaultLog, keepRunDir = fa
     for (const n of names) { try { if (readlinkSync(join(dir, n)).startsWith(runDir)) rmSync(join(dir, n)); } catch { /* not a link */ } }
   }
   try { if (readFileSync(CURRENT, 'utf8').trim() === runDir) rmSync(CURRENT); } catch { /* none */ }
+  log(`network, iptables and cgroups cleaned (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
   if (!keepRunDir) rmSync(runDir, { recursive: true, force: true, maxRetries: 3 });
   log(`teardown done in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
 }
