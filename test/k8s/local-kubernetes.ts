@@ -89,7 +89,12 @@ interface State {
   sysctls: Record<string, string>;
   iptables: boolean;
   containerdSock: string;
+  /** Host paths that components create outside the run directory, and whether each existed before. */
+  hostPaths: Record<string, boolean>;
 }
+
+/** Paths that kubelet, containerd's shims and libcni use regardless of their configured roots. */
+const HOST_PATHS = ['/var/lib/kubelet', '/var/lib/cni', '/run/containerd', '/var/log/containers', '/var/log/pods'];
 
 const defaultLog = (m: string): void => { process.stderr.write(`[k8s ${new Date().toISOString().slice(11, 19)}] ${m}\n`); };
 
@@ -110,8 +115,10 @@ function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/** True while `pid` runs; a zombie (exited, not yet reaped) counts as gone. */
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try { process.kill(pid, 0); } catch { return false; }
+  try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
 }
 
 /** Waits for `check` to return a truthy value, printing `what` every 10 s; bounded by `timeoutMs`. */
@@ -257,7 +264,10 @@ function setUpNetwork(state: State, log: (m: string) => void): void {
 function startProcess(state: State, runDir: string, name: string, cmd: string, args: string[], detached: boolean, env: NodeJS.ProcessEnv = process.env): number {
   const logFile = join(runDir, 'logs', `${name}.log`);
   const fd = openSync(logFile, 'a');
-  const p = spawn(cmd, args, { stdio: ['ignore', fd, fd], detached, env });
+  // Always a process group of its own: a Ctrl-C reaches only the harness, which then stops
+  // everything in order. `detached` (make k8s-up) only records that no one owns the run.
+  void detached;
+  const p = spawn(cmd, args, { stdio: ['ignore', fd, fd], detached: true, env });
   closeSync(fd);
   if (p.pid === undefined) throw new Error(`could not start ${name}`);
   p.unref();
@@ -331,8 +341,16 @@ async function startStore(state: State, runDir: string, store: Store, detached: 
 
 // ---------------------------------------------------------------- teardown
 
-/** Stops and removes everything a run recorded in <runDir>/state.json. Safe to call twice. */
-export async function teardown(runDir: string, log = defaultLog, keepRunDir = false): Promise<void> {
+const teardowns = new Map<string, Promise<void>>();
+
+/** Stops and removes everything a run recorded in <runDir>/state.json. Safe to call twice (and concurrently). */
+export function teardown(runDir: string, log = defaultLog, keepRunDir = false): Promise<void> {
+  let p = teardowns.get(runDir);
+  if (!p) { p = teardownOnce(runDir, log, keepRunDir); teardowns.set(runDir, p); }
+  return p;
+}
+
+async function teardownOnce(runDir: string, log: (m: string) => void, keepRunDir: boolean): Promise<void> {
   let state: State;
   try { state = JSON.parse(readFileSync(join(runDir, 'state.json'), 'utf8')) as State; } catch { log(`no state in ${runDir}`); return; }
   const t0 = Date.now();
@@ -346,27 +364,34 @@ export async function teardown(runDir: string, log = defaultLog, keepRunDir = fa
     }
     log(`stopped ${names.join(', ')} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
   };
-  // 1. kubelet first (it would restart containers), then every container through containerd.
+  // 1. kubelet first (it would restart containers); then every container process, found through
+  // the pods' cgroups (SIGKILL: they are disposable, and this takes no help from containerd),
+  // then the shims of this containerd (found by its socket path in their command line).
   await kill(['kubelet']);
-  const sock = state.containerdSock;
-  if (state.pids.containerd && alive(state.pids.containerd) && existsSync(sock)) {
-    const ctr = (args: string[]): RunResult => sh('ctr', ['-a', sock, '-n', 'k8s.io', ...args], { allowFail: true, timeoutMs: 30_000 });
-    const tasks = ctr(['tasks', 'ls', '-q']).stdout.split('\n').filter(Boolean);
-    for (const t of tasks) ctr(['tasks', 'kill', '-s', 'SIGKILL', t]);
-    await sleep(tasks.length > 0 ? 1000 : 0);
-    for (const t of tasks) ctr(['tasks', 'delete', '-f', t]);
-    const containers = ctr(['containers', 'ls', '-q']).stdout.split('\n').filter(Boolean);
-    for (const c of containers) ctr(['containers', 'delete', c]);
-    if (tasks.length > 0) log(`removed ${tasks.length} containers`);
+  const podProcesses = (): Set<number> => {
+    const found = new Set<number>();
+    const collect = (d: string): void => {
+      try { for (const l of readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n')) if (l) found.add(Number(l)); } catch { /* none */ }
+      try { for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) collect(join(d, e.name)); } catch { /* gone */ }
+    };
+    for (const ctl of ['pids', 'memory', 'cpu', 'freezer']) collect(`/sys/fs/cgroup/${ctl}/kubepods`);
+    return found;
+  };
+  for (let round = 0; round < 5; round++) {
+    const pids = podProcesses();
+    if (pids.size === 0) break;
+    for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    if (round === 0) log(`killed ${pids.size} container processes`);
+    await sleep(200);
   }
-  // 2. the shims of this containerd (found by its socket path in their command line), then the rest.
+  const sock = state.containerdSock;
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     let cmdline = '';
     try { cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { continue; }
     if (cmdline.includes('containerd-shim') && cmdline.includes(sock)) { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ } }
   }
   await kill(Object.keys(state.pids).filter((n) => n !== 'kubelet'));
-  // 3. mounts under the run directory, deepest first.
+  // 2. the other processes (above). 3. mounts under the run directory, deepest first.
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m): m is string => !!m && (m === runDir || m.startsWith(`${runDir}/`)));
   for (const m of mounts.sort((a, b) => b.length - a.length)) sh('umount', ['-l', m], { allowFail: true });
   if (mounts.length > 0) log(`unmounted ${mounts.length} mounts`);
@@ -401,6 +426,16 @@ export async function teardown(runDir: string, log = defaultLog, keepRunDir = fa
     try { names = readdirSync(dir); } catch { continue; }
     for (const n of names) { try { if (readlinkSync(join(dir, n)).startsWith(runDir)) rmSync(join(dir, n)); } catch { /* not a link */ } }
   }
+  // 6. what components left outside the run directory: libcni's cached results for our network,
+  // kubelet's device-plugin socket, the shims' directories; a path that did not exist before the run goes whole.
+  try {
+    for (const f of readdirSync('/var/lib/cni/results')) {
+      const m = /^conure-pods-([0-9a-f]+)-/.exec(f);
+      if (m) { rmSync(join('/var/lib/cni/results', f), { force: true }); rmSync(join('/var/lib/cni/results', `cni-loopback-${m[1]}-lo`), { force: true }); }
+    }
+  } catch { /* none */ }
+  rmSync('/var/lib/kubelet/device-plugins/kubelet.sock', { force: true });
+  for (const [p, existed] of Object.entries(state.hostPaths ?? {})) if (!existed) rmSync(p, { recursive: true, force: true });
   try { if (readFileSync(CURRENT, 'utf8').trim() === runDir) rmSync(CURRENT); } catch { /* none */ }
   log(`network, iptables and cgroups cleaned (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
   if (!keepRunDir) rmSync(runDir, { recursive: true, force: true, maxRetries: 3 });
@@ -441,12 +476,17 @@ export async function startLocalKubernetes(opts: StartOptions = {}): Promise<Loc
   if (detached) writeFileSync(join(runDir, 'detached'), '');
   let netnsBefore: string[] = [];
   try { netnsBefore = readdirSync('/var/run/netns'); } catch { /* none yet */ }
-  const state: State = { owner: process.pid, store, runDir, pids: {}, links: [], netnsBefore, sysctls: {}, iptables: false, containerdSock: join(runDir, 'containerd', 'containerd.sock') };
+  const state: State = { owner: process.pid, store, runDir, pids: {}, links: [], netnsBefore, sysctls: {}, iptables: false, containerdSock: join(runDir, 'containerd', 'containerd.sock'), hostPaths: Object.fromEntries(HOST_PATHS.map((p) => [p, existsSync(p)])) };
   writeState(state);
 
   const cleanupOnSignal = (sig: NodeJS.Signals): void => {
-    log(`${sig}: tearing the local Kubernetes down`);
-    void teardown(runDir, log).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    // The test runner above may be gone already: the teardown's lines also go to a file.
+    const file = join(CACHE, 'k8s', 'last-interrupted-teardown.log');
+    const both = (m: string): void => { log(m); try { writeFileSync(file, `${new Date().toISOString()} ${m}\n`, { flag: 'a' }); } catch { /* ignore */ } };
+    both(`${sig}: tearing the local Kubernetes in ${runDir} down`);
+    process.on('SIGINT', () => { /* already tearing down */ });
+    process.on('SIGTERM', () => { /* already tearing down */ });
+    void teardown(runDir, both).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };
   if (!detached) { process.once('SIGINT', cleanupOnSignal); process.once('SIGTERM', cleanupOnSignal); }
 
