@@ -11,7 +11,6 @@ NODE ?= node
 SEEDS ?= 100000
 PROFILE ?= short
 DATA_DIR ?= ./.conure
-STORE ?= etcd
 CONURE_CACHE ?= /var/cache/conure
 export CONURE_CACHE
 
@@ -59,11 +58,12 @@ k8s-images: k8s-binaries build
 	@$(NODE) dist/test/k8s/cli.js images
 
 k8s-up: setup k8s-binaries build
-	@STORE=$(STORE) $(NODE) dist/test/k8s/cli.js up --store $(STORE)
+	@$(NODE) dist/test/k8s/cli.js up --store $(or $(STORE),etcd)
 
 k8s-down:
 	@if [ -f dist/test/k8s/cli.js ]; then $(NODE) dist/test/k8s/cli.js down; else echo "build first (make build)"; fi
 
+# STORE=etcd|conuredb runs one store; unset, both (one cluster after the other).
 test-k8s: setup k8s-binaries build
 	@STORE=$(STORE) $(NODE) scripts/run-tests.mjs k8s
 

@@ -44,8 +44,10 @@ console.error(`running ${files.length} test files: ${files.map((f) => relative(d
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 // Files named *.serial.test.js judge latency (e.g. etcdctl check perf): they run afterwards,
 // one at a time, so CPU-heavy suites running in parallel cannot skew them.
-const serial = files.filter((f) => f.endsWith('.serial.test.js'));
-const parallel = files.filter((f) => !f.endsWith('.serial.test.js'));
+// test/k8s files each assemble the machine's one local Kubernetes: they are serial too.
+const isSerial = (f) => f.endsWith('.serial.test.js') || f.split(/[\\/]/).join('/').includes('/test/k8s/');
+const serial = files.filter(isSerial);
+const parallel = files.filter((f) => !isSerial(f));
 const tmp = mkdtempSync(join(tmpdir(), 'conure-tests-'));
 
 function runPhase(list, concurrency, name) {

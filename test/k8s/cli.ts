@@ -18,7 +18,7 @@ if (cmd === 'up') {
   console.log(`\nThe local Kubernetes is up (store ${k.store}, run directory ${k.runDir}).`);
   console.log(`Timings (s): ${JSON.stringify(k.timings)}`);
   console.log(`  export KUBECONFIG=${k.kubeconfig}`);
-  console.log(`  export PATH=${k.binDir}:$PATH   # kubectl ${''}`);
+  console.log(`  export PATH=${k.binDir}:$PATH   # kubectl and the other components, same version`);
   console.log('  make k8s-down                     # removes everything');
   process.exit(0);
 } else if (cmd === 'down') {

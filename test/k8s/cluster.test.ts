@@ -2,14 +2,15 @@
  * Smoke test of the local Kubernetes (test/k8s/local-kubernetes.ts): the node is Ready, a pod
  * of the locally built conure image runs node, a ClusterIP Service reaches a pod, cluster DNS
  * resolves a service name, and charts/conuredb installs (2 voters + 1 arbiter), forms a
- * 3-member raft configuration and uninstalls. STORE=etcd|conuredb picks the apiserver's store.
+ * 3-member raft configuration and uninstalls. STORE=etcd|conuredb picks the apiserver's store;
+ * without STORE the suite runs once per store, one cluster after the other.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { CONURE_IMAGE, NODE_NAME, REPO, startLocalKubernetes, type LocalKubernetes, type Store } from './local-kubernetes.js';
 
-const store = (process.env.STORE ?? 'etcd') as Store;
+const stores: Store[] = process.env.STORE ? [process.env.STORE as Store] : ['etcd', 'conuredb'];
 const ns = `conure-smoke-${Date.now().toString(36)}`;
 // localhost/conure/conuredb:dev -> registry localhost, repository conure/conuredb, tag dev
 const imageRegistry = CONURE_IMAGE.slice(0, CONURE_IMAGE.indexOf('/'));
@@ -49,7 +50,7 @@ function nodeIn(pod: string, script: string, container?: string): string {
   return k.kubectl(['exec', '-n', ns, pod, ...(container ? ['-c', container] : []), '--', 'node', '-e', script], { timeoutMs: 60_000 }).stdout;
 }
 
-describe(`local Kubernetes (store ${store})`, { timeout: 60 * 60_000 }, () => {
+for (const store of stores) describe(`local Kubernetes (store ${store})`, { timeout: 60 * 60_000 }, () => {
   before(async () => {
     k = await startLocalKubernetes({ store });
     k.kubectl(['create', 'namespace', ns]);
@@ -58,8 +59,9 @@ describe(`local Kubernetes (store ${store})`, { timeout: 60 * 60_000 }, () => {
 
   after(async () => {
     if (!k) return;
-    await k.stop();
-    note(`timings (s): ${JSON.stringify(k.timings)}`);
+    const kk = k;
+    await kk.stop();
+    note(`timings (s), store ${store}: ${JSON.stringify(kk.timings)}`);
   });
 
   it('has a Ready node', () => {

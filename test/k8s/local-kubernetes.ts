@@ -446,7 +446,7 @@ async function teardownOnce(runDir: string, log: (m: string) => void, keepRunDir
 
 export async function startLocalKubernetes(opts: StartOptions = {}): Promise<LocalKubernetes> {
   const log = opts.log ?? defaultLog;
-  const store: Store = opts.store ?? ((process.env.STORE as Store | undefined) ?? 'etcd');
+  const store: Store = opts.store ?? ((process.env.STORE as Store | undefined) || 'etcd');
   if (store !== 'etcd' && store !== 'conuredb') throw new Error(`STORE must be etcd or conuredb, not ${String(store)}`);
   const detached = opts.detached ?? false;
   const timings: Record<string, number> = {};
