@@ -50,21 +50,24 @@ test-e2e: setup build
 
 # The local Kubernetes (docs/kubernetes.md, "The local Kubernetes"). Binaries and images are
 # cached under $(CONURE_CACHE)/k8s, outside the repository.
-k8s-binaries:
+# Not `setup`: its `pkill -x etcd` would also stop a running cluster's etcd store. helm comes
+# from scripts/setup.sh only when it is missing.
+k8s-binaries: deps
 	@scripts/k8s/setup-host.sh
+	@[ -x "$$(go env GOPATH)/bin/helm" ] || command -v helm >/dev/null || scripts/setup.sh all
 	@scripts/k8s/build-binaries.sh >/dev/null
 
 k8s-images: k8s-binaries build
 	@$(NODE) dist/test/k8s/cli.js images
 
-k8s-up: setup k8s-binaries build
+k8s-up: k8s-binaries build
 	@$(NODE) dist/test/k8s/cli.js up --store $(or $(STORE),etcd)
 
 k8s-down:
 	@if [ -f dist/test/k8s/cli.js ]; then $(NODE) dist/test/k8s/cli.js down; else echo "build first (make build)"; fi
 
 # STORE=etcd|conuredb runs one store; unset, both (one cluster after the other).
-test-k8s: setup k8s-binaries build
+test-k8s: k8s-binaries build
 	@STORE=$(STORE) $(NODE) scripts/run-tests.mjs k8s
 
 bench: setup build

@@ -22,13 +22,16 @@ import { writeOciArchive } from './oci-image.js';
 export const PAUSE_IMAGE = 'localhost/conure/pause:3.10';
 export const CONURE_IMAGE = 'localhost/conure/conuredb:dev';
 
+/** Bumped when the conure image's recipe changes, so cached archives are rebuilt. */
+const IMAGE_RECIPE = 'conuredb-recipe-2';
+
 export interface BuiltImage { name: string; archive: string; cached: boolean }
 
 function log(msg: string): void { process.stderr.write(`[k8s-images ${new Date().toISOString().slice(11, 19)}] ${msg}\n`); }
 
 /** A digest of the paths' names, sizes and mtimes (recursively): cheap, and changes when they do. */
-function treeKey(paths: string[]): string {
-  const h = createHash('sha256');
+function treeKey(paths: string[], salt: string): string {
+  const h = createHash('sha256').update(`${salt}\n`);
   const walk = (p: string): void => {
     let st;
     try { st = lstatSync(p); } catch { h.update(`${p}:missing\n`); return; }
@@ -94,7 +97,18 @@ export function stageConureRootfs(repo: string, rootfs: string): void {
   if (!existsSync(join(dist, 'cli', 'conured.js'))) throw new Error(`${dist}/cli/conured.js is missing: run the build (npx tsc -p tsconfig.json) first`);
   cpSync(dist, join(rootfs, 'app/dist/src'), { recursive: true, filter: (s) => !s.endsWith('.map') && !s.endsWith('.test.js') });
   cpSync(join(repo, 'package.json'), join(rootfs, 'app/package.json'));
-  cpSync(realpathSync(join(repo, 'node_modules')), join(rootfs, 'app/node_modules'), { recursive: true, dereference: false, filter: (s) => !s.includes('/.cache') });
+  // Production dependencies only, as `npm prune --omit=dev` leaves them: a package the lockfile
+  // marks `dev` is skipped with everything under it.
+  const modules = realpathSync(join(repo, 'node_modules'));
+  const lock = JSON.parse(readFileSync(join(repo, 'package-lock.json'), 'utf8')) as { packages?: Record<string, { dev?: boolean }> };
+  cpSync(modules, join(rootfs, 'app/node_modules'), {
+    recursive: true, dereference: false,
+    filter: (src) => {
+      if (src.includes('/.cache')) return false;
+      const key = `node_modules${src.slice(modules.length)}`;
+      return lock.packages?.[key]?.dev !== true;
+    },
+  });
   for (const f of readdirSync(join(repo, 'src/api/etcd/proto'))) if (f.endsWith('.proto')) copyFileSync(join(repo, 'src/api/etcd/proto', f), join(rootfs, 'app/src/api/etcd/proto', f));
   for (const [name, js] of [['conurectl', 'conurectl.js'], ['conured', 'conured.js']] as const) {
     writeFileSync(join(rootfs, 'usr/local/bin', name), `#!/bin/sh\nexec node /app/dist/src/cli/${js} "$@"\n`, { mode: 0o755 });
@@ -110,7 +124,7 @@ function cacheDir(): string {
 export async function buildConureImage(repo: string): Promise<BuiltImage> {
   const dir = cacheDir();
   mkdirSync(dir, { recursive: true });
-  const key = treeKey([join(repo, 'dist', 'src'), join(repo, 'package.json'), join(repo, 'package-lock.json'), join(repo, 'src/api/etcd/proto'), realpathSync(process.execPath), join(realpathSync(join(repo, 'node_modules')), '.package-lock.json')]);
+  const key = treeKey([join(repo, 'dist', 'src'), join(repo, 'package.json'), join(repo, 'package-lock.json'), join(repo, 'src/api/etcd/proto'), realpathSync(process.execPath), join(realpathSync(join(repo, 'node_modules')), '.package-lock.json')], IMAGE_RECIPE);
   const archive = join(dir, `conuredb-${key}.oci.tar`);
   if (existsSync(archive)) { log(`conure image cached: ${archive}`); return { name: CONURE_IMAGE, archive, cached: true }; }
   const t0 = Date.now();
