@@ -25,6 +25,9 @@ if (cmd === 'up') {
   if (!existsSync(CURRENT)) { console.log('no local Kubernetes is up'); process.exit(0); }
   const runDir = readFileSync(CURRENT, 'utf8').trim();
   await teardown(runDir);
+} else if (cmd === 'down-run') {
+  // The reaper's call: one run directory, after its owner died.
+  await teardown(rest[0]!);
 } else if (cmd === 'images') {
   const bin = ensureBinaries();
   console.log((await buildPauseImage(join(bin, 'pause'))).archive);

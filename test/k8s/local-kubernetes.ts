@@ -390,7 +390,8 @@ async function teardownOnce(runDir: string, log: (m: string) => void, keepRunDir
     try { cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { continue; }
     if (cmdline.includes('containerd-shim') && cmdline.includes(sock)) { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ } }
   }
-  await kill(Object.keys(state.pids).filter((n) => n !== 'kubelet'));
+  // (the reaper may be this very process: `cli.js down` exec'd by it)
+  await kill(Object.keys(state.pids).filter((n) => n !== 'kubelet' && state.pids[n] !== process.pid));
   // 2. the other processes (above). 3. mounts under the run directory, deepest first.
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m): m is string => !!m && (m === runDir || m.startsWith(`${runDir}/`)));
   for (const m of mounts.sort((a, b) => b.length - a.length)) sh('umount', ['-l', m], { allowFail: true });
@@ -479,6 +480,15 @@ export async function startLocalKubernetes(opts: StartOptions = {}): Promise<Loc
   const state: State = { owner: process.pid, store, runDir, pids: {}, links: [], netnsBefore, sysctls: {}, iptables: false, containerdSock: join(runDir, 'containerd', 'containerd.sock'), hostPaths: Object.fromEntries(HOST_PATHS.map((p) => [p, existsSync(p)])) };
   writeState(state);
 
+  // A reaper outlives this process: when the owner dies without stop() (kill -9, a test runner
+  // killed under it), it runs `cli.js down` for this run directory within 2 s. After a normal
+  // stop() the run directory is gone and it does nothing. A later start kills it with the rest.
+  if (!detached) {
+    const cli = join(REPO, 'dist', 'test', 'k8s', 'cli.js');
+    const reaper = spawn('bash', ['-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 2; done; [ -f "$1/state.json" ] && exec "$2" "$3" down-run "$1" >>"$4" 2>&1`, 'reaper', runDir, process.execPath, cli, join(CACHE, 'k8s', 'last-reaper.log')], { stdio: 'ignore', detached: true });
+    reaper.unref();
+    if (reaper.pid) { state.pids.reaper = reaper.pid; writeState(state); }
+  }
   const cleanupOnSignal = (sig: NodeJS.Signals): void => {
     // The test runner above may be gone already: the teardown's lines also go to a file.
     const file = join(CACHE, 'k8s', 'last-interrupted-teardown.log');
