@@ -7,6 +7,8 @@
 #   make bench    benchmarks: prints tables and JSON, asserts nothing
 #   make sim      long raft simulation sweep: make sim SEEDS=100000
 #   make fault    fault-injection suite (PROFILE=short|long)
+#   make k8s-up   a local single-node Kubernetes left running (STORE=etcd|conuredb); make k8s-down removes it
+#   make test-k8s the local Kubernetes suite (test/k8s): builds binaries/images into $(CONURE_CACHE)
 SHELL := /bin/bash
 NODE ?= node
 SEEDS ?= 100000
@@ -15,8 +17,10 @@ DATA_DIR ?= ./.conure
 PLATFORM_DATA_DIR ?= ./.conure-platform
 PLATFORM_PORT ?= 8000
 PLATFORM_CLI = PLATFORM_DATA_DIR=$(PLATFORM_DATA_DIR) PORT=$(PLATFORM_PORT) $(NODE) dist/src/cli/conure-platform.js
+CONURE_CACHE ?= /var/cache/conure
+export CONURE_CACHE
 
-.PHONY: all setup deps build run status logs stop restart dev-cluster test test-unit test-sim test-integration test-e2e bench sim fault clean typecheck
+.PHONY: all setup deps build run status logs stop restart dev-cluster test test-unit test-sim test-integration test-e2e test-k8s k8s-binaries k8s-images k8s-up k8s-down bench sim fault clean typecheck
 
 all: build
 
@@ -51,7 +55,7 @@ restart: build
 dev-cluster: build
 	$(NODE) dist/src/cli/conurectl.js dev cluster --voters 2 --arbiter auto --base-port 8081 --data-dir $(DATA_DIR)
 
-test: setup build
+test: setup build k8s-binaries
 	@$(NODE) scripts/run-tests.mjs all
 
 test-unit: build
@@ -65,6 +69,28 @@ test-integration: build
 
 test-e2e: setup build
 	@$(NODE) scripts/run-tests.mjs e2e
+
+# The local Kubernetes (docs/kubernetes.md, "The local Kubernetes"). Binaries and images are
+# cached under $(CONURE_CACHE)/k8s, outside the repository.
+# Not `setup`: its `pkill -x etcd` would also stop a running cluster's etcd store. helm comes
+# from scripts/setup.sh only when it is missing.
+k8s-binaries: deps
+	@scripts/k8s/setup-host.sh
+	@[ -x "$$(go env GOPATH)/bin/helm" ] || command -v helm >/dev/null || scripts/setup.sh all
+	@scripts/k8s/build-binaries.sh >/dev/null
+
+k8s-images: k8s-binaries build
+	@$(NODE) dist/test/k8s/cli.js images
+
+k8s-up: k8s-binaries build
+	@$(NODE) dist/test/k8s/cli.js up --store $(or $(STORE),etcd)
+
+k8s-down:
+	@if [ -f dist/test/k8s/cli.js ]; then $(NODE) dist/test/k8s/cli.js down; else echo "build first (make build)"; fi
+
+# STORE=etcd|conuredb runs one store; unset, both (one cluster after the other).
+test-k8s: k8s-binaries build
+	@STORE=$(STORE) $(NODE) scripts/run-tests.mjs k8s
 
 bench: setup build
 	@$(NODE) dist/bench/run.js $(BENCH)

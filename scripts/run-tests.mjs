@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs every compiled test file under dist/ with node's built-in test runner.
-// Usage: node scripts/run-tests.mjs [unit|integration|e2e|sim|all] [--filter substring]
+// Usage: node scripts/run-tests.mjs [unit|integration|e2e|sim|fault|k8s|all] [--filter substring]
 //   CONURE_DIST=/tmp/dist-x  read compiled files from there instead of dist/
 // Unit tests are src/**/*.test.js; slower suites live under test/<kind>/.
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -32,7 +32,8 @@ const roots = {
   integration: ['test/integration'],
   e2e: ['test/e2e'],
   fault: ['test/fault'],
-  all: ['src', 'test/sim', 'test/integration', 'test/e2e', 'test/fault', 'bench'],
+  k8s: ['test/k8s'],
+  all: ['src', 'test/sim', 'test/integration', 'test/e2e', 'test/fault', 'test/k8s', 'bench'],
 }[kind]?.map((r) => join(dist, r));
 if (!roots) { console.error(`unknown test kind: ${kind}`); process.exit(2); }
 
@@ -43,8 +44,10 @@ console.error(`running ${files.length} test files: ${files.map((f) => relative(d
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 // Files named *.serial.test.js judge latency (e.g. etcdctl check perf): they run afterwards,
 // one at a time, so CPU-heavy suites running in parallel cannot skew them.
-const serial = files.filter((f) => f.endsWith('.serial.test.js'));
-const parallel = files.filter((f) => !f.endsWith('.serial.test.js'));
+// test/k8s files each assemble the machine's one local Kubernetes: they are serial too.
+const isSerial = (f) => f.endsWith('.serial.test.js') || f.split(/[\\/]/).join('/').includes('/test/k8s/');
+const serial = files.filter(isSerial);
+const parallel = files.filter((f) => !isSerial(f));
 const tmp = mkdtempSync(join(tmpdir(), 'conure-tests-'));
 
 function runPhase(list, concurrency, name) {

@@ -1,0 +1,3 @@
+module conure.local/pause
+
+go 1.23
