@@ -139,6 +139,16 @@ test('finding 9: a compressed flag without a negotiated grpc-encoding is refused
   assert.equal(await revision(), before, 'the compressed-flag frame wrote nothing');
   assert.equal((await call('KV', 'Range', { key: enc('cf') })).count, '0');
   assert.equal(await grpcStatus(0), String(status.OK), 'the same frame uncompressed is a Put');
+  // A negotiated compression still works: a gzip client's Puts and Ranges.
+  const KV = etcdProto().KV as ServiceClientConstructor;
+  const gzip = new KV(server.endpoint, credentials.createInsecure(), { 'grpc.default_compression_algorithm': 2 });
+  try {
+    const put = (req: Msg) => new Promise<Msg>((resolve, reject) => (gzip as unknown as Record<string, (r: Msg, cb: (e: ServiceError | null, r: Msg) => void) => void>).Put!.call(gzip, req, (e, r) => (e ? reject(e) : resolve(r))));
+    for (const n of [1, 3000, 30_000]) await put({ key: enc(`gz/${n}`), value: Buffer.alloc(n, 0x67) });
+    assert.equal((await call('KV', 'Range', { key: enc('gz/'), range_end: enc('gz0'), count_only: true })).count, '3');
+  } finally {
+    gzip.close();
+  }
 });
 
 test('finding 10: a Range response over the limit is ResourceExhausted with grpc-go\'s text; under it is whole', async () => {
