@@ -60,6 +60,16 @@ export function int64(v: unknown, field = 'value'): bigint {
 }
 
 /**
+ * An int64 field as the store's `Int64`: a number when it is a safe integer (every value the
+ * store can hold is), else the exact bigint, so the check that refuses it (future revision,
+ * lease not found) compares it exactly. Keeps ordinary commands as small msgpack numbers.
+ */
+export function int64Value(v: unknown, field: string): number | bigint {
+  const b = int64(v, field);
+  return b <= SAFE_MAX && b >= -SAFE_MAX ? Number(b) : b;
+}
+
+/**
  * An int64 field where only the range [-1, 2^53 - 1] can mean anything different: values above
  * are saturated to 2^53 - 1 and values below to -1. Exact for limits and min/max revision
  * filters, because no revision reaches 2^53 - 1 (etcd: more is "no limit", negative is "none").
@@ -96,7 +106,7 @@ export function decodeRange(m: Msg): RangeRequest {
     key: bytes(m.key),
     rangeEnd: bytes(m.range_end),
     limit: saturated(m.limit, 'limit'),
-    revision: int64(m.revision, 'revision'),
+    revision: int64Value(m.revision, 'revision'),
     sortOrder: enumName(m.sort_order, SORT_ORDERS).toLowerCase() as SortOrder,
     sortTarget: enumName(m.sort_target, SORT_TARGETS).toLowerCase() as SortTarget,
     serializable: bool(m.serializable),
@@ -113,7 +123,7 @@ export function decodePut(m: Msg): PutRequest {
   return {
     key: bytes(m.key),
     value: bytes(m.value),
-    lease: int64(m.lease, 'lease'),
+    lease: int64Value(m.lease, 'lease'),
     prevKv: bool(m.prev_kv),
     ignoreValue: bool(m.ignore_value),
     ignoreLease: bool(m.ignore_lease),
@@ -126,12 +136,12 @@ export function decodeDeleteRange(m: Msg): DeleteRangeRequest {
 
 function decodeCompare(m: Msg): Compare {
   const target = enumName(m.target, COMPARE_TARGETS).toLowerCase() as CompareTarget;
-  let operand: bigint | Uint8Array;
+  let operand: number | bigint | Uint8Array;
   switch (target) {
-    case 'version': operand = int64(m.version, 'version'); break;
-    case 'create': operand = int64(m.create_revision, 'create_revision'); break;
-    case 'mod': operand = int64(m.mod_revision, 'mod_revision'); break;
-    case 'lease': operand = int64(m.lease, 'lease'); break;
+    case 'version': operand = int64Value(m.version, 'version'); break;
+    case 'create': operand = int64Value(m.create_revision, 'create_revision'); break;
+    case 'mod': operand = int64Value(m.mod_revision, 'mod_revision'); break;
+    case 'lease': operand = int64Value(m.lease, 'lease'); break;
     default: operand = bytes(m.value);
   }
   return {
