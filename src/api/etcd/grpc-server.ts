@@ -31,6 +31,8 @@ export interface EtcdGrpcServer {
   listen(addr: string): Promise<number>;
   /** Stops accepting calls, ends open streams, and resolves once the server is shut down. */
   close(): Promise<void>;
+  /** Range response bytes built and not yet written, and Ranges waiting for the budget. */
+  rangeBudget(): { bytesInFlight: number; waiting: number };
 }
 
 /** etcd's gRPC receive limit: the request limit plus 512 KiB of framing overhead. */
@@ -264,6 +266,7 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
 
   let bound = false;
   return {
+    rangeBudget: () => ({ bytesInFlight: budget.bytesInFlight, waiting: budget.waiting }),
     listen(addr: string): Promise<number> {
       return new Promise((resolve, reject) => {
         server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {

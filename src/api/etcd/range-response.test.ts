@@ -64,3 +64,44 @@ test('RangeBudget: one build at a time, waits over the budget in order, a lone b
   assert.equal(b.bytesInFlight, 0);
   assert.equal(b.waiting, 0);
 });
+
+test('over gRPC: ten parallel large Ranges stay within the budget plus one response, and release it all', async () => {
+  const { startTestEtcdServer } = await import('./test-server.js');
+  const { credentials } = await import('@grpc/grpc-js');
+  const budgetBytes = 256 * 1024;
+  const server = await startTestEtcdServer({ limits: { rangeBytesInFlightMax: budgetBytes } });
+  const KV = etcdProto().KV as ServiceClientConstructor;
+  const clients = Array.from({ length: 10 }, () => new KV(server.endpoint, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  type Unary = (req: object, cb: (e: Error | null, r: Record<string, unknown>) => void) => void;
+  const call = (i: number, method: string, req: object) => new Promise<Record<string, unknown>>((resolve, reject) =>
+    (clients[i] as unknown as Record<string, Unary>)[method]!.call(clients[i], req, (e, r) => (e ? reject(e) : resolve(r))));
+  try {
+    const value = Buffer.alloc(1000, 0x61);
+    for (let i = 0; i < 400; i += 50) {
+      const success = Array.from({ length: 50 }, (_, j) => ({ request_put: { key: Buffer.from(`big/${String(i + j).padStart(4, '0')}`), value } }));
+      await call(0, 'Txn', { compare: [], success, failure: [] });
+    }
+    let peak = 0;
+    let waitedMax = 0;
+    // Sampled once per event-loop turn (setImmediate), so no state lasting a turn is missed.
+    let sampling = true;
+    const sample = (): void => {
+      const b = server.grpc.rangeBudget();
+      peak = Math.max(peak, b.bytesInFlight);
+      waitedMax = Math.max(waitedMax, b.waiting);
+      if (sampling) setImmediate(sample);
+    };
+    sample();
+    const results = await Promise.all(clients.map((_, i) => call(i, 'Range', { key: Buffer.from('big/'), range_end: Buffer.from('big0') })));
+    sampling = false;
+    const responseBytes = 400 * 1020; // ~ one response
+    assert.ok(results.every((r) => (r.kvs as unknown[]).length === 400));
+    assert.ok(peak <= budgetBytes + responseBytes + 4096, `peak ${peak} within budget + one response`);
+    assert.ok(waitedMax > 0, 'some Ranges waited for the budget');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(server.grpc.rangeBudget(), { bytesInFlight: 0, waiting: 0 }, 'everything released');
+  } finally {
+    for (const c of clients) c.close();
+    await server.close();
+  }
+});
