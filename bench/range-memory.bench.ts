@@ -26,10 +26,10 @@ function resetPeak(pid: number): void {
   writeFileSync(`/proc/${pid}/clear_refs`, '5');
 }
 
-function unary(client: Client, method: string, req: Msg, maxBytes = -1): Promise<Msg> {
+function unary(client: Client, method: string, req: Msg): Promise<Msg> {
   return new Promise((resolve, reject) => {
     (client as unknown as Record<string, Unary>)[method]!.call(client, req, (err, res) => (err ? reject(err) : resolve(res)));
-  }).then((r) => r as Msg, (e: unknown) => { if (maxBytes < 0) throw e; throw e; });
+  });
 }
 
 /** A budget small enough to bind ten ~13 MB responses: the third configuration. */
