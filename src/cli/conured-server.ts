@@ -36,6 +36,10 @@ export interface ConuredConfig {
   heartbeatMs: number;
   electionTimeoutMs: number;
   snapshotEntries: number;
+  /** Largest etcd Range response in bytes (`--range-response-bytes-max`; MvccLimits). */
+  rangeResponseBytesMax?: number;
+  /** Range response bytes built and not yet sent, over all calls (`--range-bytes-in-flight-max`). */
+  rangeBytesInFlightMax?: number;
   /** Raft addresses to dial instead of what these peers advertise. */
   peerAddresses: ReadonlyMap<string, string>;
   /** The cluster secret: peers authenticate on the raft port and on member-only HTTP endpoints. */
@@ -93,6 +97,10 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   // Arbiters hold no data: no etcd API, and /kv refuses with the leader's address.
   const etcd: EtcdApi | undefined = arbiter ? undefined : createEtcdApi({
     store, sm, replicator, log,
+    limits: {
+      ...(cfg.rangeResponseBytesMax !== undefined && { rangeResponseBytesMax: cfg.rangeResponseBytesMax }),
+      ...(cfg.rangeBytesInFlightMax !== undefined && { rangeBytesInFlightMax: cfg.rangeBytesInFlightMax }),
+    },
     clientUrl: `http://${hostOf(cfg.advertiseHttp)}:${cfg.client.port}`,
     forwardKeepAlive: (id) => forwardKeepAlive(replicator, id),
   });

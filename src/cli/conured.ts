@@ -10,6 +10,7 @@ import { PeerSecret } from '../node/peer-auth.js';
 import { createLogger } from '../util/log.js';
 import { advertised, parseBool, parseDurationMs, parseHostPort, parsePeerAddresses } from './options.js';
 import { startConured, type ConuredConfig } from './conured-server.js';
+import { DEFAULT_MVCC_LIMITS } from '../mvcc/mvcc-service.js';
 
 const SHUTDOWN_TIMEOUT_MS = 15_000;
 
@@ -32,6 +33,8 @@ const program = new Command('conured')
   .addOption(new Option('--heartbeat-interval <duration>', 'leader heartbeat interval (one raft tick)').default('100ms').env('CONURE_HEARTBEAT_INTERVAL'))
   .addOption(new Option('--election-timeout <duration>', 'time without a leader before an election').default('1s').env('CONURE_ELECTION_TIMEOUT'))
   .addOption(new Option('--snapshot-entries <n>', 'applied entries between snapshots (then the log is compacted)').default('10000').env('CONURE_SNAPSHOT_ENTRIES'))
+  .addOption(new Option('--range-response-bytes-max <bytes>', 'largest etcd Range response; larger ones fail with ResourceExhausted').default(String(DEFAULT_MVCC_LIMITS.rangeResponseBytesMax)).env('CONURE_RANGE_RESPONSE_BYTES_MAX'))
+  .addOption(new Option('--range-bytes-in-flight-max <bytes>', 'Range response bytes built and not yet sent, over all calls; more Ranges wait').default(String(DEFAULT_MVCC_LIMITS.rangeBytesInFlightMax)).env('CONURE_RANGE_BYTES_IN_FLIGHT_MAX'))
   .showHelpAfterError();
 
 program.parse();
@@ -44,6 +47,8 @@ function config(): ConuredConfig {
   const client = parseHostPort(String(o.clientAddr), '--client-addr');
   const joinRetries = wholeNumber(o.joinRetries, '--join-retries', 0);
   const snapshotEntries = wholeNumber(o.snapshotEntries, '--snapshot-entries', 1);
+  const rangeResponseBytesMax = wholeNumber(o.rangeResponseBytesMax, '--range-response-bytes-max', 1024);
+  const rangeBytesInFlightMax = wholeNumber(o.rangeBytesInFlightMax, '--range-bytes-in-flight-max', 1024);
   const heartbeatMs = parseDurationMs(String(o.heartbeatInterval));
   const electionTimeoutMs = parseDurationMs(String(o.electionTimeout));
   if (heartbeatMs < 1) throw new Error('--heartbeat-interval must be at least 1ms');
@@ -64,6 +69,8 @@ function config(): ConuredConfig {
     heartbeatMs,
     electionTimeoutMs,
     snapshotEntries,
+    rangeResponseBytesMax,
+    rangeBytesInFlightMax,
     peerAddresses: parsePeerAddresses(o.peerAddress as string | undefined),
     ...(o.peerSecretFile !== undefined && { peerSecret: PeerSecret.fromFile(String(o.peerSecretFile)) }),
     unsafeNoSync: process.env.CONURE_UNSAFE_NO_FSYNC === '1',
@@ -114,7 +121,7 @@ async function main(): Promise<void> {
 
 function wholeNumber(v: unknown, flag: string, min: number): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag}: ${JSON.stringify(v)} is not a whole number >= ${min}`);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${flag}: ${JSON.stringify(v)} is not a whole number >= ${min}`);
   return n;
 }
 

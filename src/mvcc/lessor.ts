@@ -2,7 +2,8 @@ import type { Replicator } from '../node/types.js';
 import { NotLeaderError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { MvccError } from './errors.js';
-import { encodeCommand, type MvccStateMachine } from './mvcc-state-machine.js';
+import { encodeCommand, leaseNumber, type MvccStateMachine } from './mvcc-state-machine.js';
+import type { Int64 } from './types.js';
 
 /** Milliseconds since an arbitrary origin; must not go backwards. Injected so tests control time. */
 export interface LeaseClock {
@@ -98,8 +99,12 @@ export class Lessor {
     return proposed;
   }
 
-  /** Renews lease `id` to its full TTL; returns the TTL in seconds. Leader only. */
-  keepAlive(id: number): number {
+  /**
+   * Renews lease `id` (an int64 from the wire: a bigint, or a number) to its full TTL; returns
+   * the TTL in seconds. Leader only. An id no lease can have (≤ 0, ≥ 2^53) is not found.
+   */
+  keepAlive(leaseId: Int64): number {
+    const id = leaseNumber(leaseId);
     const now = this.clock.nowMs();
     if (!this.observeLeadership(now)) {
       const s = this.opts.replicator.status();
@@ -107,17 +112,18 @@ export class Lessor {
     }
     const lease = this.opts.sm.lease(id);
     const at = this.expiry.get(id);
-    if (!lease || at === undefined || at <= now) throw new MvccError('lease_not_found', `lease ${id} not found`);
+    if (!lease || at === undefined || at <= now) throw new MvccError('lease_not_found', `lease ${leaseId} not found`);
     this.expiry.set(id, now + lease.ttlSeconds * 1000);
     return lease.ttlSeconds;
   }
 
   /** Remaining and granted TTL in seconds (remaining rounded up, ≥ 0), and the attached keys. */
-  timeToLive(id: number): { remainingSeconds: number; grantedSeconds: number; keys: Uint8Array[] } {
+  timeToLive(leaseId: Int64): { remainingSeconds: number; grantedSeconds: number; keys: Uint8Array[] } {
     this.observeLeadership(this.clock.nowMs());
+    const id = leaseNumber(leaseId);
     const lease = this.opts.sm.lease(id);
     const at = this.expiry.get(id);
-    if (!lease || at === undefined) throw new MvccError('lease_not_found', `lease ${id} not found`);
+    if (!lease || at === undefined) throw new MvccError('lease_not_found', `lease ${leaseId} not found`);
     const remainingSeconds = Math.max(0, Math.ceil((at - this.clock.nowMs()) / 1000));
     return { remainingSeconds, grantedSeconds: lease.ttlSeconds, keys: lease.keys };
   }

@@ -4,10 +4,10 @@ import type { StateStore } from '../storage/state-store.js';
 import { ConureError, NotLeaderError } from '../util/errors.js';
 import { MvccError } from './errors.js';
 import type { Lessor } from './lessor.js';
-import { encodeCommand, type MvccCommand, type MvccStateMachine } from './mvcc-state-machine.js';
+import { LEASE_TTL_MAX_SECONDS, encodeCommand, leaseNumber, type MvccCommand, type MvccStateMachine } from './mvcc-state-machine.js';
 import type {
-  AlarmKind, AlarmResult, CompactResult, DeleteRangeRequest, DeleteRangeResult, LeaseGrantResult, LeaseRevokeResult,
-  PutRequest, PutResult, RangeRequest, RangeResult, RequestOp, TxnRequest, TxnResult,
+  AlarmKind, AlarmResult, CompactResult, DeleteRangeRequest, DeleteRangeResult, Int64, LeaseGrantResult, LeaseRevokeResult,
+  KeyValue, PutRequest, PutResult, RangeRequest, RangeResult, RequestOp, TxnRequest, TxnResult,
 } from './types.js';
 
 /** Limits of the etcd-compatible API (etcd's defaults). */
@@ -16,11 +16,32 @@ export interface MvccLimits {
   requestBytesMax: number;
   /** Backend size above which the NOSPACE alarm is raised (etcd `--quota-backend-bytes`, 2 GiB). */
   quotaBytes: number;
+  /**
+   * Largest encoded Range response (conured `--range-response-bytes-max`). etcd 3.4 has no such
+   * limit below gRPC's send maximum (math.MaxInt32); past it grpc-go fails the call with
+   * ResourceExhausted "grpc: trying to send message larger than max (N vs. M)", and so does
+   * Conure past this smaller, memory-safe default of 256 MiB.
+   */
+  rangeResponseBytesMax: number;
+  /**
+   * Range response bytes encoded and not yet sent, over all calls (conured
+   * `--range-bytes-in-flight-max`, default 512 MiB). A Range arriving above it waits until enough
+   * has been sent; one Range always runs when nothing else is in flight.
+   */
+  rangeBytesInFlightMax: number;
+}
+
+/** Admission around a read (see `rangeEach`): `enter` resolves when it may start; `leave` ends it. */
+export interface RangeGate {
+  enter(): Promise<void>;
+  leave(): void;
 }
 
 export const DEFAULT_MVCC_LIMITS: MvccLimits = {
   requestBytesMax: 1.5 * 1024 * 1024,
   quotaBytes: 2 * 1024 ** 3,
+  rangeResponseBytesMax: 256 * 1024 * 1024,
+  rangeBytesInFlightMax: 512 * 1024 * 1024,
 };
 
 export interface MvccServiceOptions {
@@ -67,6 +88,23 @@ export class MvccService {
     return this.opts.sm.range(req);
   }
 
+  /** `range` streamed to `visit` (see MvccStateMachine.rangeEach), for encoding large results. */
+  /**
+   * `gate` (optional) is entered after the read barrier and left once the read is done, so a
+   * transport can bound how many bytes of responses are built at once (api/etcd RangeBudget).
+   */
+  async rangeEach(req: RangeRequest, visit: (kv: KeyValue) => void, gate?: RangeGate): Promise<Omit<RangeResult, 'kvs'>> {
+    if (!req.key || req.key.length === 0) throw new MvccError('empty_key', 'key is not provided');
+    if (!req.serializable) await this.opts.replicator.readBarrier();
+    if (!gate) return this.opts.sm.rangeEach(req, visit);
+    await gate.enter();
+    try {
+      return this.opts.sm.rangeEach(req, visit);
+    } finally {
+      gate.leave();
+    }
+  }
+
   async put(req: PutRequest): Promise<PutResult> {
     return (await this.propose({ t: 'put', r: req }, true)) as PutResult;
   }
@@ -83,30 +121,56 @@ export class MvccService {
     return (await this.propose({ t: 'txn', r: req }, hasPut(req))) as TxnResult;
   }
 
-  async compact(revision: number): Promise<CompactResult> {
-    return (await this.propose({ t: 'compact', rev: revision })) as CompactResult;
+  /**
+   * etcd's Compact: at or below the compacted revision (0 and negatives included) is
+   * `compacted`, above the current revision `future_revision` (both decided at apply). A revision
+   * beyond 2^53 can never be reached, so it is refused here, compared as a bigint, before any
+   * conversion.
+   */
+  async compact(revision: Int64): Promise<CompactResult> {
+    const asked = BigInt(revision);
+    if (asked > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new MvccError('future_revision', `cannot compact at ${asked}: the current revision is ${this.opts.sm.currentRevision()}`);
+    }
+    const rev = asked < 0n ? 0 : Number(asked);
+    return (await this.propose({ t: 'compact', rev })) as CompactResult;
   }
 
-  /** Grants a lease; `id` 0 lets the server choose a random positive id below 2^52. */
-  async leaseGrant(ttlSeconds: number, id: number): Promise<LeaseGrantResult> {
-    if (id !== 0 && (!Number.isSafeInteger(id) || id < 0)) throw new MvccError('invalid', `lease id ${id} must be a positive integer below 2^53`);
+  /**
+   * Grants a lease; `id` 0 lets the server choose a random positive id below 2^52. etcd's limits,
+   * checked as bigints before anything is converted: a TTL above 9,000,000,000 s is
+   * `lease_ttl_too_large` (etcd: OutOfRange "too large lease TTL"); a TTL below the minimum (or
+   * negative) is raised to it. A client-chosen id must be positive and below 2^53 (Conure keys
+   * leases by safe integers; etcd would take any positive int64): larger is `invalid`.
+   */
+  async leaseGrant(ttlSeconds: Int64, id: Int64): Promise<LeaseGrantResult> {
+    const ttlAsked = BigInt(ttlSeconds);
+    if (ttlAsked > BigInt(LEASE_TTL_MAX_SECONDS)) throw new MvccError('lease_ttl_too_large', `lease TTL ${ttlAsked} exceeds ${LEASE_TTL_MAX_SECONDS}`);
+    const ttl = ttlAsked < 0n ? 0 : Number(ttlAsked);
+    const idAsked = BigInt(id);
+    if (idAsked < 0n || idAsked > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new MvccError('invalid', `lease id ${idAsked} must be a positive integer below 2^53`);
+    }
     for (let attempt = 0; ; attempt++) {
-      const chosen = id !== 0 ? id : randomLeaseId();
+      const chosen = idAsked !== 0n ? Number(idAsked) : randomLeaseId();
       try {
-        return (await this.propose({ t: 'leaseGrant', id: chosen, ttl: ttlSeconds }, true)) as LeaseGrantResult;
+        return (await this.propose({ t: 'leaseGrant', id: chosen, ttl }, true)) as LeaseGrantResult;
       } catch (err) {
         // A random id that collided is retried; a client-chosen one is the client's problem.
-        if (id !== 0 || attempt >= 3 || !(err instanceof MvccError) || err.reason !== 'lease_exists') throw err;
+        if (idAsked !== 0n || attempt >= 3 || !(err instanceof MvccError) || err.reason !== 'lease_exists') throw err;
       }
     }
   }
 
-  async leaseRevoke(id: number): Promise<LeaseRevokeResult> {
-    return (await this.propose({ t: 'leaseRevoke', id })) as LeaseRevokeResult;
+  /** Revokes a lease; an id no granted lease can have (≤ 0, ≥ 2^53) is `lease_not_found` at once. */
+  async leaseRevoke(id: Int64): Promise<LeaseRevokeResult> {
+    const n = leaseNumber(id);
+    if (!(n > 0)) throw new MvccError('lease_not_found', `lease ${id} not found`);
+    return (await this.propose({ t: 'leaseRevoke', id: n })) as LeaseRevokeResult;
   }
 
   /** Renews a lease (on the leader, or forwarded to it); resolves with its TTL in seconds. */
-  async leaseKeepAlive(id: number): Promise<number> {
+  async leaseKeepAlive(id: Int64): Promise<number> {
     // A leader cut off from the others may not know it yet, while a new leader already counts
     // down from its election: renewing here would let the lease expire early there. Confirm
     // leadership with a quorum round first (etcd's ensureLeadership), then renew.
@@ -114,12 +178,16 @@ export class MvccService {
     try {
       return this.opts.lessor.keepAlive(id);
     } catch (err) {
-      if (err instanceof NotLeaderError && this.opts.forwardKeepAlive) return this.opts.forwardKeepAlive(id);
+      if (err instanceof NotLeaderError && this.opts.forwardKeepAlive) {
+        const n = leaseNumber(id);
+        if (!(n > 0)) throw new MvccError('lease_not_found', `lease ${id} not found`);
+        return this.opts.forwardKeepAlive(n);
+      }
       throw err;
     }
   }
 
-  async leaseTimeToLive(id: number): Promise<{ remainingSeconds: number; grantedSeconds: number; keys: Uint8Array[] }> {
+  async leaseTimeToLive(id: Int64): Promise<{ remainingSeconds: number; grantedSeconds: number; keys: Uint8Array[] }> {
     await this.opts.replicator.readBarrier();
     return this.opts.lessor.timeToLive(id);
   }

@@ -474,3 +474,32 @@ test('a follower forwards keep-alives to the leader when it can, and says not le
     await s.close();
   }
 });
+
+test('int64 arguments beyond 2^53 are checked as bigints, with etcd reasons (finding 8)', async () => {
+  const s = createStack();
+  const reason = (r: string) => (e: unknown) => e instanceof MvccError && e.reason === r;
+  try {
+    await s.svc.put({ key: enc('a'), value: enc('1') });
+    const huge = 2n ** 53n + 1n;
+    await assert.rejects(s.svc.range({ key: enc('a'), revision: huge }), reason('future_revision'));
+    await assert.rejects(s.svc.range({ key: enc('a'), revision: 2n ** 63n - 1n }), reason('future_revision'));
+    await assert.rejects(s.svc.compact(huge), reason('future_revision'));
+    await assert.rejects(s.svc.compact(-(2n ** 62n)), reason('compacted'));
+    assert.throws(() => s.sm.hashKv(huge), reason('future_revision'));
+    assert.equal((await s.svc.range({ key: enc('a'), revision: -(2n ** 62n) })).kvs.length, 1, 'negative: the current revision');
+    // The TTL bound is checked before conversion: 2^62 does not wrap to a 2 s lease.
+    await assert.rejects(s.svc.leaseGrant(2n ** 62n, 0n), reason('lease_ttl_too_large'));
+    await assert.rejects(s.svc.leaseGrant(9_000_000_001n, 0n), reason('lease_ttl_too_large'));
+    await assert.rejects(s.svc.leaseGrant(10n, 2n ** 63n - 1n), reason('invalid'));
+    assert.deepEqual(await s.svc.leaseLeases(), []);
+    await assert.rejects(s.svc.leaseRevoke(2n ** 63n - 1n), reason('lease_not_found'));
+    await assert.rejects(s.svc.leaseTimeToLive(2n ** 63n - 1n), reason('lease_not_found'));
+    await assert.rejects(s.svc.leaseKeepAlive(2n ** 63n - 1n), reason('lease_not_found'));
+    await assert.rejects(s.svc.put({ key: enc('a'), value: enc('2'), lease: 2n ** 63n - 1n }), reason('lease_not_found'));
+    // A put whose lease is a huge bigint, in the branch a txn does not take, changes nothing else.
+    const t = await s.svc.txn({ compare: [{ key: enc('a'), target: 'mod', result: 'less', operand: 2n ** 60n }], success: [{ put: { key: enc('b'), value: enc('x') } }], failure: [{ put: { key: enc('c'), value: enc('y'), lease: 2n ** 63n - 1n } }] });
+    assert.equal(t.succeeded, true, 'mod < 2^60, compared exactly');
+  } finally {
+    await s.close();
+  }
+});

@@ -11,7 +11,7 @@ import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 import type {
   Alarm, AlarmKind, AlarmResult, Compare, CompactResult, DeleteRangeRequest, DeleteRangeResult, KeyValue,
   LeaseGrantResult, LeaseRevokeResult, MvccEvent, PutRequest, PutResult, RangeRequest, RangeResult, RequestOp,
-  ResponseOp, TxnRequest, TxnResult,
+  ResponseOp, TxnRequest, TxnResult, Int64,
 } from './types.js';
 
 /** Bucket names in the StateStore. */
@@ -40,6 +40,7 @@ export type MvccCommand =
   | { t: 'deleteRange'; r: DeleteRangeRequest }
   | { t: 'txn'; r: TxnRequest }
   | { t: 'compact'; rev: number }
+  /** `id` a positive safe integer, `ttl` at most LEASE_TTL_MAX_SECONDS (checked by MvccService). */
   | { t: 'leaseGrant'; id: number; ttl: number }
   | { t: 'leaseRevoke'; id: number }
   | { t: 'alarm'; action: 'activate' | 'deactivate'; memberId: string; alarm: AlarmKind };
@@ -232,6 +233,16 @@ export class MvccStateMachine implements StateMachine {
     return this.rangeIn(req, undefined);
   }
 
+  /**
+   * Like `range`, but hands each key/value to `visit` in result order instead of collecting
+   * them, so a caller can encode a large result as it goes (memory ~ the encoded response). A
+   * sorted or filtered range still collects first (sorting needs every row). `visit` may throw
+   * (e.g. a response size limit) to stop the read. Same errors as `range`.
+   */
+  rangeEach(req: RangeRequest, visit: (kv: KeyValue) => void): Omit<RangeResult, 'kvs'> {
+    return this.rangeEachIn(req, undefined, visit);
+  }
+
   /** The key/value that `rev` wrote, or undefined for a tombstone or a compacted row. */
   kvAt(rev: Revision): KeyValue | undefined {
     const raw = this.store.get(BUCKETS.key, encodeRevision(rev.main, rev.sub));
@@ -318,8 +329,8 @@ export class MvccStateMachine implements StateMachine {
   leases(): number[] { return [...this.leaseMap.keys()].sort((a, b) => a - b); }
 
   /** A lease's granted TTL and attached keys, or undefined if it does not exist. */
-  lease(id: number): { ttlSeconds: number; keys: Uint8Array[] } | undefined {
-    const l = this.leaseMap.get(id);
+  lease(id: Int64): { ttlSeconds: number; keys: Uint8Array[] } | undefined {
+    const l = this.leaseEntry(id);
     if (!l) return undefined;
     return { ttlSeconds: l.ttlSeconds, keys: [...l.keys].sort().map(keyToBytes) };
   }
@@ -335,8 +346,11 @@ export class MvccStateMachine implements StateMachine {
    * etcd's HashKV: a CRC-32 over every stored row (key and value) with main revision in
    * `(compacted-history, rev]`; `rev` 0 means current. Equal stores give equal hashes.
    */
-  hashKv(rev: number): { hash: number; revision: number; compactRevision: number } {
-    const upto = rev === 0 ? this.rev : rev;
+  hashKv(revision: Int64): { hash: number; revision: number; compactRevision: number } {
+    const asked = BigInt(revision);
+    if (asked > BigInt(this.rev)) throw new MvccError('future_revision', `revision ${asked} is ahead of the current revision ${this.rev}`);
+    const rev = Number(asked);
+    const upto = rev <= 0 ? this.rev : rev;
     if (upto > this.rev) throw new MvccError('future_revision', `revision ${upto} is ahead of the current revision ${this.rev}`);
     if (upto < this.compactRev) throw new MvccError('compacted', `revision ${upto} has been compacted`, { compactRevision: this.compactRev });
     let hash = 0;
@@ -493,7 +507,7 @@ export class MvccStateMachine implements StateMachine {
     if (r.ignoreLease && r.lease) return new MvccError('lease_provided', 'lease is provided with ignore_lease');
     const k = bytesToKey(r.key);
     if ((r.ignoreValue || r.ignoreLease) && !this.index.get(k)?.live()) return new MvccError('key_not_found', 'key not found');
-    if (r.lease && !this.leaseMap.has(r.lease)) return new MvccError('lease_not_found', `lease ${r.lease} not found`);
+    if (r.lease && !this.leaseEntry(r.lease)) return new MvccError('lease_not_found', `lease ${r.lease} not found`);
     return undefined;
   }
 
@@ -571,8 +585,13 @@ export class MvccStateMachine implements StateMachine {
     return kvs.every((kv) => compareOne(c, kv));
   }
 
-  private checkRangeRevision(rev: number): MvccError | undefined {
-    if (rev > this.rev) return new MvccError('future_revision', `revision ${rev} is ahead of the current revision ${this.rev}`);
+  /**
+   * etcd's rangeKeys checks, compared as bigints before anything is converted: above the current
+   * revision is a future revision, ≤ 0 means the current one, below the compacted one is compacted.
+   */
+  private checkRangeRevision(revision: Int64): MvccError | undefined {
+    if (BigInt(revision) > BigInt(this.rev)) return new MvccError('future_revision', `revision ${revision} is ahead of the current revision ${this.rev}`);
+    const rev = Number(revision);
     if (rev > 0 && rev < this.compactRev) return new MvccError('compacted', `revision ${rev} has been compacted (compacted revision ${this.compactRev})`, { compactRevision: this.compactRev });
     return undefined;
   }
@@ -581,9 +600,17 @@ export class MvccStateMachine implements StateMachine {
 
   /** @internal */
   rangeIn(req: RangeRequest, pending: Map<string, Row> | undefined): RangeResult {
+    const kvs: KeyValue[] = [];
+    const r = this.rangeEachIn(req, pending, (kv) => { kvs.push(kv); });
+    return { ...r, kvs };
+  }
+
+  /** @internal */
+  rangeEachIn(req: RangeRequest, pending: Map<string, Row> | undefined, visit: (kv: KeyValue) => void): Omit<RangeResult, 'kvs'> {
     const revErr = this.checkRangeRevision(req.revision ?? 0);
     if (revErr) throw revErr;
-    const atRev = req.revision && req.revision > 0 ? req.revision : pending ? this.rev + 1 : this.rev;
+    const asked = Number(req.revision ?? 0); // fits: checkRangeRevision bounded it by this.rev
+    const atRev = asked > 0 ? asked : pending ? this.rev + 1 : this.rev;
     const bounds = resolveRange(req.key, req.rangeEnd);
     const sortOrder = req.sortOrder === 'none' || req.sortOrder === undefined
       ? (req.sortTarget && req.sortTarget !== 'key' ? 'ascend' : 'none')
@@ -592,10 +619,18 @@ export class MvccStateMachine implements StateMachine {
     const limit = req.limit && req.limit > 0 ? req.limit : 0;
     const revs = this.liveRevisions(bounds, atRev);
     const count = revs.length;
-    if (req.countOnly) return { revision: this.rev, kvs: [], more: false, count };
-    // Without sorting or filters only limit+1 rows are read.
-    const fetch = sortOrder === 'none' && !filtered && limit > 0 ? revs.slice(0, limit + 1) : revs;
-    let kvs = fetch.map((r) => this.kvFromRow(r, pending));
+    if (req.countOnly) return { revision: this.rev, more: false, count };
+    const out = (kv: KeyValue): void => {
+      if (req.keysOnly) kv.value = new Uint8Array(0);
+      visit(kv);
+    };
+    if (sortOrder === 'none' && !filtered) {
+      // Streamed: one row at a time, only `limit` of them.
+      const n = limit > 0 ? Math.min(limit, revs.length) : revs.length;
+      for (let i = 0; i < n; i++) out(this.kvFromRow(revs[i]!, pending));
+      return { revision: this.rev, more: n < revs.length, count };
+    }
+    let kvs = revs.map((r) => this.kvFromRow(r, pending));
     if (filtered) {
       kvs = kvs.filter((kv) =>
         (!req.minModRevision || kv.modRevision >= req.minModRevision) &&
@@ -609,8 +644,8 @@ export class MvccStateMachine implements StateMachine {
       kvs = kvs.slice(0, limit);
       more = true;
     }
-    if (req.keysOnly) for (const kv of kvs) kv.value = new Uint8Array(0);
-    return { revision: this.rev, kvs, more, count };
+    for (const kv of kvs) out(kv);
+    return { revision: this.rev, more, count };
   }
 
   /** @internal Revisions of the keys in `bounds` that exist at `atRev`, in key order. */
@@ -657,7 +692,7 @@ export class MvccStateMachine implements StateMachine {
   /** @internal */
   existing(k: string): KeyIndex | undefined { return this.index.get(k); }
   /** @internal */
-  leaseEntry(id: number): Lease | undefined { return this.leaseMap.get(id); }
+  leaseEntry(id: Int64): Lease | undefined { return typeof id === 'number' ? this.leaseMap.get(id) : this.leaseMap.get(leaseNumber(id)); }
   /** @internal */
   keysIn(bounds: KeyBounds): string[] { return [...this.keys.range(bounds)]; }
 }
@@ -686,7 +721,8 @@ class WriteTxn {
     const prevRev = ki?.live();
     const prevRow = prevRev ? this.sm.readRow(prevRev, this.pending) : undefined;
     const value = r.ignoreValue ? prevRow![1] : r.value ?? new Uint8Array(0);
-    const lease = r.ignoreLease ? prevRow![4] : r.lease ?? 0;
+    // checkPut found the lease, so a non-zero id is a granted (safe) one.
+    const lease = r.ignoreLease ? prevRow![4] : leaseNumber(r.lease ?? 0);
     const create = prevRow ? prevRow[2] : this.rev;
     const version = prevRow ? prevRow[3] + 1 : 1;
     const rev = { main: this.rev, sub: this.sub++ };
@@ -764,6 +800,15 @@ function rowToKv(row: Row, modRevision: number): KeyValue {
   return { key: row[0], createRevision: row[2], modRevision, version: row[3], value: row[1], lease: row[4] };
 }
 
+/**
+ * A lease id as the number the store keys leases by; an id that is no safe positive integer can
+ * name no granted lease, so it becomes NaN, which matches nothing.
+ */
+export function leaseNumber(id: Int64): number {
+  if (typeof id === 'number') return id;
+  return id > 0n && id <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(id) : id === 0n ? 0 : Number.NaN;
+}
+
 function compareOne(c: Compare, kv: KeyValue): boolean {
   let d: number;
   if (c.target === 'value') {
@@ -771,8 +816,10 @@ function compareOne(c: Compare, kv: KeyValue): boolean {
     d = Buffer.compare(kv.value, operand);
   } else {
     const v = c.target === 'version' ? kv.version : c.target === 'create' ? kv.createRevision : c.target === 'mod' ? kv.modRevision : kv.lease;
-    const operand = typeof c.operand === 'number' ? c.operand : 0;
-    d = v - operand;
+    // int64 operands compare exactly, as bigints (a mod revision < 2^60 is true, not -1's answer).
+    const operand = typeof c.operand === 'number' || typeof c.operand === 'bigint' ? BigInt(c.operand) : 0n;
+    const x = BigInt(v);
+    d = x === operand ? 0 : x > operand ? 1 : -1;
   }
   switch (c.result) {
     case 'equal': return d === 0;

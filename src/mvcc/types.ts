@@ -6,7 +6,16 @@
  * - `rangeEnd` empty: the single key `key`. `rangeEnd` = [0x00]: every key ≥ `key`.
  *   `key` = [0x00] and `rangeEnd` = [0x00]: every key. Otherwise `[key, rangeEnd)`.
  * - Revision 0 in a request means "the current revision".
- * - Lease ids are positive safe integers (≤ 2^53 − 1); 0 means "no lease".
+ * - Lease ids the store grants and keeps are positive safe integers (≤ 2^53 − 1); 0 means "no
+ *   lease". Requests carry int64 ids, revisions and TTLs from the wire as bigints (`Int64`), which
+ *   are compared as bigints and converted to numbers only once known to fit (api/etcd/codec.ts
+ *   parses them; a revision ≥ 2^53 is a future revision, a lease id ≥ 2^53 a lease not found).
+ */
+
+/** An int64 from a request: a bigint from the wire, or a safe integer from internal callers. */
+export type Int64 = number | bigint;
+
+/**
  */
 
 export interface KeyValue {
@@ -27,7 +36,8 @@ export interface RangeRequest {
   rangeEnd?: Uint8Array;
   /** At most this many kvs; 0 = no limit. */
   limit?: number;
-  revision?: number;
+  /** int64 from the wire; ≤ 0 is the current revision, above it a future revision (etcd). */
+  revision?: Int64;
   sortOrder?: SortOrder;
   sortTarget?: SortTarget;
   serializable?: boolean;
@@ -50,7 +60,8 @@ export interface RangeResult {
 export interface PutRequest {
   key: Uint8Array;
   value: Uint8Array;
-  lease?: number;
+  /** int64 from the wire; must name a granted lease (or 0). */
+  lease?: Int64;
   prevKv?: boolean;
   ignoreValue?: boolean;
   ignoreLease?: boolean;
@@ -81,8 +92,8 @@ export interface Compare {
   target: CompareTarget;
   key: Uint8Array;
   rangeEnd?: Uint8Array;
-  /** The operand: a number for version/create/mod/lease, bytes for value. */
-  operand: number | Uint8Array;
+  /** The operand: an integer for version/create/mod/lease (compared exactly), bytes for value. */
+  operand: Int64 | Uint8Array;
 }
 
 export type RequestOp =

@@ -52,6 +52,23 @@ describe('etcd API on a replicated cluster', { timeout: 180_000 }, () => {
       assert.match(await etcdctl(leader, 'lease', 'timetolive', lease, '--keys'), /attached keys\(\[leased\]\)/);
       const members = await etcdctl(follower, 'member', 'list');
       assert.equal(members.trim().split('\n').length, 3);
+
+      // Hostile int64s (docs/security.md, finding 8) through both members: etcd's errors, no change.
+      const fails = async (m: TestMember, ...args: string[]): Promise<string> => {
+        const r = await etcdctl(m, ...args).then(() => undefined, (e: { stderr?: string }) => e.stderr ?? String(e));
+        assert.ok(r !== undefined, `etcdctl ${args.join(' ')} should fail`);
+        return r;
+      };
+      const revBefore = /"revision":(\d+)/.exec(await etcdctl(leader, 'get', 'shared', '-w', 'json'))![1]!;
+      for (const m of [follower, leader]) {
+        assert.match(await fails(m, 'lease', 'grant', '9223372036854775807'), /etcdserver: too large lease TTL/);
+        assert.match(await fails(m, 'get', 'shared', '--rev=9007199254740993'), /etcdserver: mvcc: required revision is a future revision/);
+        assert.match(await fails(m, 'compaction', '9007199254740993'), /etcdserver: mvcc: required revision is a future revision/);
+      }
+      assert.match(await etcdctl(follower, 'lease', 'timetolive', '7fffffffffffffff'), /lease 7fffffffffffffff already expired/);
+      assert.equal(/"revision":(\d+)/.exec(await etcdctl(follower, 'get', 'shared', '-w', 'json'))![1], revBefore, 'nothing was written');
+      const written = /"mod_revision":(\d+)/.exec(await etcdctl(leader, 'get', 'shared', '-w', 'json'))![1]!;
+      assert.equal(await etcdctl(follower, 'get', 'via-follower', '--print-value-only', `--rev=${Number(written)}`), '', 'a read at the first write\'s revision still works: nothing was compacted');
     } finally { await c.stopAll(); }
   });
 

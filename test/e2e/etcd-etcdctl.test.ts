@@ -142,6 +142,18 @@ const SCRIPT: Step[] = [
   { args: ['get', 'k', '--rev=11'] },
   { args: ['get', 'k', '--rev=12'] },
   { args: ['get', 'k', '--rev=99'] },
+  // Hostile int64s (docs/security.md, finding 8): beyond 2^53 and at int64's edges.
+  { args: ['lease', 'grant', '9223372036854775807'] },
+  { args: ['lease', 'grant', '9000000001'] },
+  { args: ['get', 'foo', '--rev=9007199254740993'] },
+  { args: ['get', 'foo', '--rev=9223372036854775807'] },
+  { args: ['get', 'foo', '--rev=-5'] },
+  { args: ['compaction', '9007199254740993'] },
+  { args: ['compaction', '--', '-1'] },
+  { args: ['lease', 'timetolive', '7fffffffffffffff'] },
+  { args: ['lease', 'revoke', '7fffffffffffffff'] },
+  { args: ['lease', 'keep-alive', '--once', '7fffffffffffffff'] },
+  { args: ['txn'], stdin: 'mod("k") < "1152921504606846976"\n\nget k\n\n\n' },
   { args: ['put', 'k', '--ignore-value'] },
   { args: ['put', 'absent', '--ignore-value'] },
   { args: ['put', 'k', 'v3', '--ignore-lease'] },
@@ -194,6 +206,9 @@ test('etcdctl behaves the same against ConureDB and a real etcd', { skip, timeou
     assert.match(transcript, /watch: PUT\nfoo\nbar\n/);
     assert.match(transcript, /lease HEXID granted with TTL\(60s\)/);
     assert.match(transcript, /required revision has been compacted/);
+    assert.match(transcript, /lease grant 9223372036854775807\n\[exit 1\] \nError: failed to grant lease \(etcdserver: too large lease TTL\)/);
+    assert.match(transcript, /get foo --rev=9007199254740993\n\[exit 1\] \nError: etcdserver: mvcc: required revision is a future revision/);
+    assert.match(transcript, /compaction 9007199254740993\n\[exit 1\] \nError: etcdserver: mvcc: required revision is a future revision/);
     assert.match(transcript, /snapshot: exit 0 Snapshot saved at PATH file=true/);
     assert.equal(fromConure.length, fromEtcd.length);
     for (let i = 0; i < fromEtcd.length; i++) assert.equal(fromConure[i], fromEtcd[i], `step ${i}`);

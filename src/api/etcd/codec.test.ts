@@ -1,17 +1,28 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bytes, decodeRange, decodeTxn, encodeKv, int } from './codec.js';
+import { INT64_MAX, bytes, decodeRange, decodeTxn, encodeKv, int, int64, saturated } from './codec.js';
 import { toJson } from './gateway.js';
 import { grpcStatusOf, httpStatusOfGrpc } from './grpc-status.js';
 import { MvccError } from '../../mvcc/errors.js';
 import { NotLeaderError } from '../../util/errors.js';
 
-test('int64 fields: decimal strings and numbers; values beyond 2^53 map to -1', () => {
+test('int64 fields: parsed strictly to bigint, never through a float', () => {
+  assert.equal(int64('42'), 42n);
+  assert.equal(int64(7), 7n);
+  assert.equal(int64(undefined), 0n);
+  assert.equal(int64('9007199254740993'), 9007199254740993n);
+  assert.equal(int64('9223372036854775807'), INT64_MAX);
+  assert.equal(int64('-9223372036854775808'), -(2n ** 63n));
+  for (const bad of ['not a number', '9223372036854775808', '1e3', ' 12', '1.5', 2 ** 60, 0.5]) {
+    assert.throws(() => int64(bad), (e: unknown) => e instanceof MvccError && e.reason === 'invalid', String(bad));
+  }
+  assert.equal(saturated('9223372036854775807', 'limit'), Number.MAX_SAFE_INTEGER);
+  assert.equal(saturated('-5', 'limit'), -1);
   assert.equal(int('42'), 42);
-  assert.equal(int(7), 7);
-  assert.equal(int(undefined), 0);
-  assert.equal(int('9007199254740993'), -1);
-  assert.equal(int('not a number'), -1);
+  assert.throws(() => int('9007199254740993'));
+  // A range at revision 2^53 + 1 keeps it exactly, for the check against the current revision.
+  assert.equal(decodeRange({ key: 'YQ==', revision: '9007199254740993' }).revision, 9007199254740993n);
+  assert.equal(decodeRange({ key: 'YQ==', revision: '12' }).revision, 12, 'safe values stay numbers (small raft commands)');
 });
 
 test('bytes accept Buffers and base64 strings (gateway)', () => {

@@ -9,6 +9,7 @@ import type {
   RangeRequest, RangeResult, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, TxnResult,
 } from '../../mvcc/types.js';
 import type { WatchEvent } from '../../mvcc/watch-hub.js';
+import { MvccError } from '../../mvcc/errors.js';
 
 /** A decoded protobuf message: loose by nature, checked field by field here. */
 export type Msg = Record<string, unknown>;
@@ -29,20 +30,62 @@ export function bytes(v: unknown): Uint8Array {
   return EMPTY;
 }
 
+/** The int64 range, as bigints. */
+export const INT64_MAX = (1n << 63n) - 1n;
+export const INT64_MIN = -(1n << 63n);
+const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+const DECIMAL = /^-?[0-9]{1,20}$/;
+
 /**
- * An int64 field as a JavaScript number. Values beyond ±2^53 cannot be represented exactly;
- * they are mapped to -1, which no revision, TTL or lease id ever equals, so lookups fail cleanly
- * (a lease id the server never issued is "not found").
+ * An int64 field as a bigint, parsed strictly and never through a float: proto-loader gives
+ * int64 as a decimal string (`longs: String`); the JSON gateway may send a decimal string or a
+ * safe integer. Absent means 0. Anything else (not a decimal, outside int64, a fraction, a float
+ * beyond 2^53) is MvccError('invalid') — etcd's gateway refuses such JSON too.
  */
-export function int(v: unknown): number {
-  if (v === undefined || v === null || v === '') return 0;
-  if (typeof v === 'number') return Number.isSafeInteger(v) ? v : -1;
-  try {
-    const b = BigInt(v as string);
-    return b > BigInt(Number.MAX_SAFE_INTEGER) || b < -BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(b);
-  } catch {
-    return -1;
+export function int64(v: unknown, field = 'value'): bigint {
+  if (v === undefined || v === null || v === '') return 0n;
+  if (typeof v === 'bigint') {
+    if (v > INT64_MAX || v < INT64_MIN) throw new MvccError('invalid', `${field} ${v} is outside int64`);
+    return v;
   }
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new MvccError('invalid', `${field} ${v} is not an exact integer`);
+    return BigInt(v);
+  }
+  if (typeof v === 'string' && DECIMAL.test(v)) {
+    const b = BigInt(v);
+    if (b <= INT64_MAX && b >= INT64_MIN) return b;
+  }
+  throw new MvccError('invalid', `${field} ${JSON.stringify(String(v)).slice(0, 40)} is not an int64`);
+}
+
+/**
+ * An int64 field as the store's `Int64`: a number when it is a safe integer (every value the
+ * store can hold is), else the exact bigint, so the check that refuses it (future revision,
+ * lease not found) compares it exactly. Keeps ordinary commands as small msgpack numbers.
+ */
+export function int64Value(v: unknown, field: string): number | bigint {
+  const b = int64(v, field);
+  return b <= SAFE_MAX && b >= -SAFE_MAX ? Number(b) : b;
+}
+
+/**
+ * An int64 field where only the range [-1, 2^53 - 1] can mean anything different: values above
+ * are saturated to 2^53 - 1 and values below to -1. Exact for limits and min/max revision
+ * filters, because no revision reaches 2^53 - 1 (etcd: more is "no limit", negative is "none").
+ */
+export function saturated(v: unknown, field: string): number {
+  const b = int64(v, field);
+  if (b > SAFE_MAX) return Number.MAX_SAFE_INTEGER;
+  if (b < -1n) return -1;
+  return Number(b);
+}
+
+/** A safe non-negative int64 field (ids of watches and the like); beyond 2^53 is invalid. */
+export function int(v: unknown, field = 'value'): number {
+  const b = int64(v, field);
+  if (b > SAFE_MAX || b < -SAFE_MAX) throw new MvccError('invalid', `${field} ${b} is beyond 2^53`);
+  return Number(b);
 }
 
 function bool(v: unknown): boolean { return v === true; }
@@ -62,17 +105,17 @@ export function decodeRange(m: Msg): RangeRequest {
   return {
     key: bytes(m.key),
     rangeEnd: bytes(m.range_end),
-    limit: int(m.limit),
-    revision: int(m.revision),
+    limit: saturated(m.limit, 'limit'),
+    revision: int64Value(m.revision, 'revision'),
     sortOrder: enumName(m.sort_order, SORT_ORDERS).toLowerCase() as SortOrder,
     sortTarget: enumName(m.sort_target, SORT_TARGETS).toLowerCase() as SortTarget,
     serializable: bool(m.serializable),
     keysOnly: bool(m.keys_only),
     countOnly: bool(m.count_only),
-    minModRevision: int(m.min_mod_revision),
-    maxModRevision: int(m.max_mod_revision),
-    minCreateRevision: int(m.min_create_revision),
-    maxCreateRevision: int(m.max_create_revision),
+    minModRevision: saturated(m.min_mod_revision, 'min_mod_revision'),
+    maxModRevision: saturated(m.max_mod_revision, 'max_mod_revision'),
+    minCreateRevision: saturated(m.min_create_revision, 'min_create_revision'),
+    maxCreateRevision: saturated(m.max_create_revision, 'max_create_revision'),
   };
 }
 
@@ -80,7 +123,7 @@ export function decodePut(m: Msg): PutRequest {
   return {
     key: bytes(m.key),
     value: bytes(m.value),
-    lease: int(m.lease),
+    lease: int64Value(m.lease, 'lease'),
     prevKv: bool(m.prev_kv),
     ignoreValue: bool(m.ignore_value),
     ignoreLease: bool(m.ignore_lease),
@@ -93,12 +136,12 @@ export function decodeDeleteRange(m: Msg): DeleteRangeRequest {
 
 function decodeCompare(m: Msg): Compare {
   const target = enumName(m.target, COMPARE_TARGETS).toLowerCase() as CompareTarget;
-  let operand: number | Uint8Array;
+  let operand: number | bigint | Uint8Array;
   switch (target) {
-    case 'version': operand = int(m.version); break;
-    case 'create': operand = int(m.create_revision); break;
-    case 'mod': operand = int(m.mod_revision); break;
-    case 'lease': operand = int(m.lease); break;
+    case 'version': operand = int64Value(m.version, 'version'); break;
+    case 'create': operand = int64Value(m.create_revision, 'create_revision'); break;
+    case 'mod': operand = int64Value(m.mod_revision, 'mod_revision'); break;
+    case 'lease': operand = int64Value(m.lease, 'lease'); break;
     default: operand = bytes(m.value);
   }
   return {

@@ -107,3 +107,19 @@ test('gateway watch streams newline-delimited results', async () => {
   assert.equal(ev.kv!.key, b64('watched/1'));
   assert.equal('type' in ev, false, 'PUT is the default enum value and is omitted');
 });
+
+test('gateway int64s: exact decimal strings, etcd errors beyond 2^53, malformed numbers refused (finding 8)', async () => {
+  const ttl = await post('/v3/lease/grant', { TTL: '4611686018427387904' });
+  assert.deepEqual([ttl.status, ttl.json.message, ttl.json.code], [400, 'etcdserver: too large lease TTL', 11]);
+  const future = await post('/v3/kv/range', { key: b64('gw/a'), revision: '9007199254740993' });
+  assert.deepEqual([future.status, future.json.message, future.json.code], [400, 'etcdserver: mvcc: required revision is a future revision', 11]);
+  const compact = await post('/v3/kv/compaction', { revision: '9223372036854775807' });
+  assert.deepEqual([compact.status, compact.json.message], [400, 'etcdserver: mvcc: required revision is a future revision']);
+  const ttlOf = await post('/v3/lease/timetolive', { ID: '9223372036854775807' });
+  assert.deepEqual([ttlOf.status, ttlOf.json.ID, ttlOf.json.TTL], [200, '9223372036854775807', '-1']);
+  // A JSON number past 2^53 has already lost precision in JSON.parse: refused, never rounded.
+  for (const revision of [9007199254740993, '1e3', '9223372036854775808', 1.5]) {
+    const bad = await post('/v3/kv/range', { key: b64('gw/a'), revision });
+    assert.deepEqual([bad.status, bad.json.code], [400, 3], String(revision));
+  }
+});

@@ -1,14 +1,18 @@
 import {
-  Server, ServerCredentials, status, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream,
-  type ServiceClientConstructor, type UntypedServiceImplementation, type sendUnaryData,
+  ResponderBuilder, Server, ServerCredentials, ServerInterceptingCall, ServerListenerBuilder, status,
+  type ServerDuplexStream, type ServerInterceptor, type ServerUnaryCall, type ServerWritableStream,
+  type ServiceClientConstructor, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData,
 } from '@grpc/grpc-js';
 import { MvccError } from '../../mvcc/errors.js';
 import { createLogger, type Logger } from '../../util/log.js';
-import type { Msg } from './codec.js';
+import { decodeRange, type Msg } from './codec.js';
 import { grpcStatusOf, toServiceError } from './grpc-status.js';
+import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { authNotEnabled, leaseKeepAliveOnce, unaryOperations, type UnaryOperation } from './operations.js';
 import type { EtcdGrpcMetrics } from './metrics.js';
-import { etcdProto } from './proto.js';
+import { etcdPackageDefinition, etcdProto } from './proto.js';
+import { RangeBudget, RangeResponseBuilder } from './range-response.js';
+import { WireError, checkWire, compressedWithoutEncoding, wireSchemas } from './wire-check.js';
 import type { EtcdServices } from './services.js';
 import { DEFAULT_WATCH_STREAM_LIMITS, WatchStream, type WatchStreamLimits } from './watch-stream.js';
 
@@ -27,10 +31,63 @@ export interface EtcdGrpcServer {
   listen(addr: string): Promise<number>;
   /** Stops accepting calls, ends open streams, and resolves once the server is shut down. */
   close(): Promise<void>;
+  /** Range response bytes built and not yet written, and Ranges waiting for the budget. */
+  rangeBudget(): { bytesInFlight: number; waiting: number };
 }
 
 /** etcd's gRPC receive limit: the request limit plus 512 KiB of framing overhead. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+const RANGE_PATH = '/etcdserverpb.KV/Range';
+
+/**
+ * A request the strict decoder refused (wire-check.ts): the deserializer returns this in place
+ * of the message, because an exception thrown there becomes grpc-js's generic INTERNAL
+ * "Error deserializing request". Handlers answer it with its own status and change nothing.
+ */
+class RejectedRequest {
+  constructor(readonly code: status, readonly details: string) {}
+}
+
+function rejection(m: unknown): RejectedRequest | undefined {
+  return m instanceof RejectedRequest ? m : undefined;
+}
+
+function rejectedError(r: RejectedRequest): Partial<ServiceError> {
+  return { code: r.code, details: r.details, metadata: new Metadata(), name: 'Error', message: r.details };
+}
+
+/**
+ * The service definitions with strict request decoding: before proto-loader decodes a request,
+ * its bytes are checked against the message's descriptor (a wrong wire type is
+ * INVALID_ARGUMENT), and a frame with the compressed flag but no negotiated grpc-encoding is
+ * refused with grpc-go's INTERNAL "grpc: compressed flag set with identity or empty encoding".
+ * KV.Range responses may be pre-encoded Buffers (range-response.ts), passed through as they are.
+ */
+function strictService(def: ServiceDefinition, schemaOf: ReturnType<typeof wireSchemas>): ServiceDefinition {
+  const out: Record<string, ServiceDefinition[string]> = {};
+  for (const [method, m] of Object.entries(def)) {
+    const typeName = (m as unknown as { requestType: { type: { name: string } } }).requestType.type.name;
+    const schema = schemaOf(`etcdserverpb.${typeName}`);
+    const deserialize = m.requestDeserialize;
+    const serialize = m.responseSerialize;
+    out[method] = {
+      ...m,
+      requestDeserialize: (buf: Buffer) => {
+        if (compressedWithoutEncoding(buf)) return new RejectedRequest(status.INTERNAL, 'grpc: compressed flag set with identity or empty encoding');
+        try {
+          checkWire(buf, schema);
+        } catch (err) {
+          if (err instanceof WireError) return new RejectedRequest(status.INVALID_ARGUMENT, `grpc: failed to unmarshal the received message: ${err.message}`);
+          throw err;
+        }
+        return deserialize(buf);
+      },
+      ...(m.path === RANGE_PATH && { responseSerialize: (v: unknown) => (Buffer.isBuffer(v) ? v : serialize(v)) }),
+    };
+  }
+  return out as ServiceDefinition;
+}
 
 /**
  * The etcd v3 gRPC API (KV, Watch, Lease, Cluster, Maintenance, Auth) over EtcdServices.
@@ -46,18 +103,53 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   const watchLimits = { ...DEFAULT_WATCH_STREAM_LIMITS, ...opts.watch };
   const streamsMax = opts.streamsMax ?? 10_000;
   const streams = new Set<{ end(): void }>();
+  /**
+   * Range responses hold their bytes in the budget until grpc-js has written them (its
+   * sendStatus follows the message write) or the call is cancelled.
+   */
+  const rangeAccounting: ServerInterceptor = (method, call) => {
+    if (method.path !== RANGE_PATH) return new ServerInterceptingCall(call);
+    let held = 0;
+    let ended = false;
+    const release = (): void => {
+      ended = true;
+      budget.release(held);
+      held = 0;
+    };
+    return new ServerInterceptingCall(call, new ResponderBuilder()
+      .withStart((next) => next(new ServerListenerBuilder().withOnCancel(release).build()))
+      .withSendMessage((message, next) => {
+        if (Buffer.isBuffer(message)) held += message.length;
+        if (ended) release(); // cancelled before the answer was ready: nothing will be sent
+        next(message);
+      })
+      .withSendStatus((st, next) => {
+        release();
+        next(st);
+      })
+      .build());
+  };
   const server = new Server({
     'grpc.max_receive_message_length': svc.mvcc.limits.requestBytesMax + GRPC_OVERHEAD_BYTES,
     'grpc.max_send_message_length': -1,
     'grpc.keepalive_permit_without_calls': 1,
+    interceptors: [rangeAccounting],
   });
   const pkg = etcdProto();
+  const schemaOf = wireSchemas(etcdPackageDefinition());
   const service = (name: string) => (pkg[name] as ServiceClientConstructor).service;
+  const budget = new RangeBudget(svc.mvcc.limits.rangeBytesInFlightMax);
 
   /** Wraps a unary operation as a grpc-js handler; errors are mapped in grpc-status.ts. */
   const unary = (name: string, fn: UnaryOperation) =>
     (call: ServerUnaryCall<Msg, Msg>, cb: sendUnaryData<Msg>): void => {
       const started = performance.now();
+      const bad = rejection(call.request);
+      if (bad) {
+        opts.metrics?.record(name, bad.code, (performance.now() - started) / 1000);
+        cb(rejectedError(bad));
+        return;
+      }
       fn(call.request).then((res) => {
         opts.metrics?.record(name, status.OK, (performance.now() - started) / 1000);
         cb(null, res);
@@ -77,9 +169,35 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   }
   for (const method of Object.keys(service('Auth'))) if (!impls.Auth![method]) impls.Auth![method] = unary(`Auth.${method}`, authNotEnabled);
 
+  /**
+   * KV.Range, encoded row by row into protobuf bytes (range-response.ts) under the response size
+   * limit and the bytes-in-flight budget; the JSON gateway keeps the general path.
+   */
+  impls.KV!.Range = unary('KV.Range', async (m) => {
+    // Bytes enter the budget as they are encoded (so a Range woken next sees them); the
+    // interceptor releases them once sent. On failure nothing is sent: release here.
+    let accounted = 0;
+    const builder = new RangeResponseBuilder(svc.mvcc.limits.rangeResponseBytesMax, (n) => {
+      accounted += n;
+      budget.add(n);
+    });
+    try {
+      const r = await svc.mvcc.rangeEach(decodeRange(m), (kv) => builder.kv(kv), budget);
+      return builder.finish(svc.header(r.revision), r.more, r.count) as unknown as Msg;
+    } catch (err) {
+      budget.release(accounted);
+      throw err;
+    }
+  });
+
   impls.Lease!.LeaseKeepAlive = (call: ServerDuplexStream<Msg, Msg>) => {
     if (!admitStream(call)) return;
     call.on('data', (m: Msg) => {
+      const bad = rejection(m);
+      if (bad) {
+        call.emit('error', rejectedError(bad));
+        return;
+      }
       leaseKeepAliveOnce(svc, m).then((res) => call.write(res), (err: unknown) => endWithError(call, err));
     });
   };
@@ -90,7 +208,11 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
       send: (msg) => { call.write(msg); },
       queuedBytes: () => call.writableLength,
     }, (rev) => svc.header(rev), watchLimits);
-    call.on('data', (m: Msg) => ws.handle(m));
+    call.on('data', (m: Msg) => {
+      const bad = rejection(m);
+      if (bad) call.emit('error', rejectedError(bad));
+      else ws.handle(m);
+    });
     call.on('drain', () => ws.drained());
     const done = () => ws.close();
     call.on('end', done);
@@ -122,7 +244,7 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
     }
   };
 
-  for (const [name, impl] of Object.entries(impls)) server.addService(service(name), impl);
+  for (const [name, impl] of Object.entries(impls)) server.addService(strictService(service(name), schemaOf), impl);
 
   function admitStream(call: ServerDuplexStream<Msg, Msg>): boolean {
     if (streams.size >= streamsMax) {
@@ -144,6 +266,7 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
 
   let bound = false;
   return {
+    rangeBudget: () => ({ bytesInFlight: budget.bytesInFlight, waiting: budget.waiting }),
     listen(addr: string): Promise<number> {
       return new Promise((resolve, reject) => {
         server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {

@@ -1,6 +1,7 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { ETCD_ERROR_TEXT, MvccError, type MvccErrorReason } from '../../mvcc/errors.js';
 import { asConureError, type ErrorCode } from '../../util/errors.js';
+import { RangeTooLargeError } from './range-response.js';
 
 /**
  * The one place where errors become gRPC statuses. Codes and texts follow etcd's `rpctypes`,
@@ -58,6 +59,8 @@ export function grpcStatusOf(err: unknown): { code: status; details: string } {
     const details = err.reason === 'invalid' ? `etcdserver: ${err.message}` : ETCD_ERROR_TEXT[err.reason];
     return { code: BY_REASON[err.reason], details };
   }
+  // grpc-go's own text for a response over the send limit (no "etcdserver: " prefix).
+  if (err instanceof RangeTooLargeError) return { code: status.RESOURCE_EXHAUSTED, details: err.message };
   const e = asConureError(err);
   const [code, text] = BY_CODE[e.code];
   return { code, details: text ?? `etcdserver: ${e.message}` };

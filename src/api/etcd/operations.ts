@@ -1,9 +1,11 @@
 import { MvccError } from '../../mvcc/errors.js';
 import {
   decodeDeleteRange, decodePut, decodeRange, decodeTxn, encodeDeleteRangeResult, encodePutResult, encodeRangeResult,
-  encodeTxnResult, int, type Msg,
+  encodeTxnResult, int64, type Msg,
 } from './codec.js';
 import type { EtcdServices } from './services.js';
+import type { KeyValue } from '../../mvcc/types.js';
+import { RangeTooLargeError, kvEntryBytes } from './range-response.js';
 
 /** A unary etcd RPC: decode the message, call one service method, encode the response. */
 export type UnaryOperation = (req: Msg) => Promise<Msg>;
@@ -29,8 +31,16 @@ export function unaryOperations(svc: EtcdServices): Record<UnaryName, UnaryOpera
   const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
   return {
     'KV.Range': async (m) => {
-      const r = await svc.mvcc.range(decodeRange(m));
-      return encodeRangeResult(r, h(r.revision));
+      // The gateway's path (gRPC encodes Range itself, grpc-server.ts): the same response limit.
+      const max = svc.mvcc.limits.rangeResponseBytesMax;
+      const kvs: KeyValue[] = [];
+      let size = 0;
+      const r = await svc.mvcc.rangeEach(decodeRange(m), (kv) => {
+        size += kvEntryBytes(kv);
+        if (size <= max) kvs.push(kv);
+      });
+      if (size > max) throw new RangeTooLargeError(size, max);
+      return encodeRangeResult({ ...r, kvs }, h(r.revision));
     },
     'KV.Put': async (m) => {
       const r = await svc.mvcc.put(decodePut(m));
@@ -45,19 +55,19 @@ export function unaryOperations(svc: EtcdServices): Record<UnaryName, UnaryOpera
       return encodeTxnResult(r, h(r.revision));
     },
     'KV.Compact': async (m) => {
-      const r = await svc.mvcc.compact(int(m.revision));
+      const r = await svc.mvcc.compact(int64(m.revision, 'revision'));
       return { header: h(r.revision) };
     },
     'Lease.LeaseGrant': async (m) => {
-      const r = await svc.mvcc.leaseGrant(int(m.TTL), int(m.ID));
+      const r = await svc.mvcc.leaseGrant(int64(m.TTL, 'TTL'), int64(m.ID, 'ID'));
       return { header: h(r.revision), ID: String(r.id), TTL: String(r.ttlSeconds), error: '' };
     },
     'Lease.LeaseRevoke': async (m) => {
-      const r = await svc.mvcc.leaseRevoke(int(m.ID));
+      const r = await svc.mvcc.leaseRevoke(int64(m.ID, 'ID'));
       return { header: h(r.revision) };
     },
     'Lease.LeaseTimeToLive': async (m) => {
-      const id = int(m.ID);
+      const id = int64(m.ID, 'ID');
       try {
         const r = await svc.mvcc.leaseTimeToLive(id);
         return { header: h(), ID: String(id), TTL: String(r.remainingSeconds), grantedTTL: String(r.grantedSeconds), keys: m.keys === true ? r.keys : [] };
@@ -96,7 +106,7 @@ export function unaryOperations(svc: EtcdServices): Record<UnaryName, UnaryOpera
     },
     'Maintenance.Hash': async () => ({ header: h(), hash: svc.hash() }),
     'Maintenance.HashKV': async (m) => {
-      const r = svc.hashKv(int(m.revision));
+      const r = svc.hashKv(int64(m.revision, 'revision'));
       return { header: h(r.revision), hash: r.hash, compact_revision: String(r.compactRevision) };
     },
     'Maintenance.MoveLeader': async (m) => {
@@ -118,7 +128,7 @@ export const authNotEnabled: UnaryOperation = async () => {
  * as etcd does; other errors (not leader) are thrown and end the stream.
  */
 export async function leaseKeepAliveOnce(svc: EtcdServices, m: Msg): Promise<Msg> {
-  const id = int(m.ID);
+  const id = int64(m.ID, 'ID');
   try {
     const ttl = await svc.mvcc.leaseKeepAlive(id);
     return { header: svc.header(), ID: String(id), TTL: String(ttl) };

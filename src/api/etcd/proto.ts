@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition, type GrpcObject } from '@grpc/grpc-js';
-import { loadSync, type Options } from '@grpc/proto-loader';
+import { loadSync, type Options, type PackageDefinition } from '@grpc/proto-loader';
 import { ConureError } from '../../util/errors.js';
 
 const PROTO_SUBDIR = join('src', 'api', 'etcd', 'proto');
@@ -31,13 +31,16 @@ export function protoDir(): string {
 export const LOADER_OPTIONS: Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
 
 let cached: GrpcObject | undefined;
+let cachedDef: PackageDefinition | undefined;
+
+/** proto-loader's definition of rpc.proto (message descriptors, for wire-check.ts), loaded once. */
+export function etcdPackageDefinition(): PackageDefinition {
+  cachedDef ??= loadSync('rpc.proto', { ...LOADER_OPTIONS, includeDirs: [protoDir()] });
+  return cachedDef;
+}
 
 /** The `etcdserverpb` package (services and message types), loaded once. */
 export function etcdProto(): GrpcObject {
-  if (!cached) {
-    const dir = protoDir();
-    const def = loadSync('rpc.proto', { ...LOADER_OPTIONS, includeDirs: [dir] });
-    cached = loadPackageDefinition(def).etcdserverpb as GrpcObject;
-  }
+  cached ??= loadPackageDefinition(etcdPackageDefinition()).etcdserverpb as GrpcObject;
   return cached;
 }

@@ -140,7 +140,7 @@ export class EtcdServices {
     return h >>> 0;
   }
 
-  hashKv(revision: number): { hash: number; revision: number; compactRevision: number } {
+  hashKv(revision: bigint): { hash: number; revision: number; compactRevision: number } {
     return this.mvcc.sm.hashKv(revision);
   }
 

@@ -12,7 +12,7 @@ import { MvccStateMachine } from '../../mvcc/mvcc-state-machine.js';
 import type { Replicator } from '../../node/types.js';
 import type { MvccLimits } from '../../mvcc/mvcc-service.js';
 import { createEtcdApi, type EtcdApi } from './compose.js';
-import { createEtcdGrpcServer } from './grpc-server.js';
+import { createEtcdGrpcServer, type EtcdGrpcServer } from './grpc-server.js';
 import type { EtcdGrpcMetrics } from './metrics.js';
 
 export interface TestEtcdServer {
@@ -23,6 +23,7 @@ export interface TestEtcdServer {
   sm: MvccStateMachine;
   replicator: Replicator;
   dir: string;
+  grpc: EtcdGrpcServer;
   close(): Promise<void>;
 }
 
@@ -40,7 +41,7 @@ export async function startTestEtcdServer(opts: {
   const server = createEtcdGrpcServer({ services: api.services, ...(opts.metrics ? { metrics: opts.metrics } : {}) });
   const port = await server.listen('127.0.0.1:0');
   return {
-    port, endpoint: `127.0.0.1:${port}`, api, sm, replicator, dir,
+    port, endpoint: `127.0.0.1:${port}`, api, sm, replicator, dir, grpc: server,
     async close() {
       await server.close();
       api.close();

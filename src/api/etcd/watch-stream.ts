@@ -1,6 +1,6 @@
 import type { WatchDelivery, WatchHandle, WatchHub, WatchSink, WatchSpec } from '../../mvcc/watch-hub.js';
 import { MvccError } from '../../mvcc/errors.js';
-import { bytes, encodeEvent, eventBytes, int, type Header, type Msg } from './codec.js';
+import { bytes, encodeEvent, eventBytes, saturated, type Header, type Msg } from './codec.js';
 
 /** Limits of one Watch stream. */
 export interface WatchStreamLimits {
@@ -52,9 +52,13 @@ export class WatchStream {
   /** Handles one WatchRequest message. Never throws: failures are reported on the stream. */
   handle(req: Msg): void {
     if (this.closed) return;
-    if (req.create_request) this.create(req.create_request as Msg);
-    else if (req.cancel_request) this.cancel(int((req.cancel_request as Msg).watch_id));
-    else if (req.progress_request) this.progress();
+    try {
+      if (req.create_request) this.create(req.create_request as Msg);
+      else if (req.cancel_request) this.cancel(saturated((req.cancel_request as Msg).watch_id, 'watch_id'));
+      else if (req.progress_request) this.progress();
+    } catch {
+      // Only a gateway client can send a malformed int64 (gRPC's decoder yields decimals): ignored.
+    }
   }
 
   /** The transport drained: let backed-up watchers catch up. */
@@ -70,7 +74,7 @@ export class WatchStream {
   }
 
   private create(m: Msg): void {
-    const requested = int(m.watch_id);
+    const requested = saturated(m.watch_id, 'watch_id');
     let id: number;
     if (requested > 0) {
       id = requested;
@@ -86,7 +90,7 @@ export class WatchStream {
     const spec: WatchSpec = {
       key: bytes(m.key),
       rangeEnd: bytes(m.range_end),
-      startRevision: Math.max(0, int(m.start_revision)),
+      startRevision: Math.max(0, saturated(m.start_revision, 'start_revision')),
       prevKv: m.prev_kv === true,
       noPut: filters.includes('NOPUT') || filters.includes('0'),
       noDelete: filters.includes('NODELETE') || filters.includes('1'),
