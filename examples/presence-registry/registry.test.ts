@@ -1,0 +1,130 @@
+/**
+ * The presence registry on a real 3-member ConureDB: TTL expiry seen by watchers, a kill -9 of
+ * the leader loses no acknowledged registration and caches converge, and every gateway cache sees
+ * every change exactly once, in revision order. Also the id validation.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { EtcdClient } from '../../src/client/etcd-client.js';
+import { TestCluster } from '../../test/support/cluster.js';
+import { until } from '../../test/support/until.js';
+import { deviceKey, InvalidPresenceIdError, PresenceCache, PresenceRegistry, validateId, type PresenceChange } from './registry.js';
+
+describe('presence ids', () => {
+  it('rejects slashes, empty, control characters and oversized ids', () => {
+    for (const bad of ['', 'a/b', '/', 'x'.repeat(129), 'a\nb', '..', 5]) assert.throws(() => validateId('user', bad), InvalidPresenceIdError);
+    assert.equal(validateId('device', 'phone-1'), 'phone-1');
+    assert.equal(deviceKey('alice', 'phone'), '/registry/users/alice/phone');
+  });
+});
+
+describe('presence registry on a 3-member ConureDB', { timeout: 150_000 }, () => {
+  const c = new TestCluster();
+  let endpoints: string[] = [];
+  before(async () => {
+    const boot = await c.add({ id: 'p0', bootstrap: true });
+    const v1 = await c.add({ id: 'p1' });
+    const v2 = await c.add({ id: 'p2' });
+    v1.spec.join = [boot.url]; v2.spec.join = [boot.url, v1.url];
+    await boot.start(); await v1.start(); await v2.start();
+    await c.waitConfig((s) => s.filter((x) => x.suffrage === 'voter').length === 3, '3 voters');
+    await Promise.all(c.members.map((m) => m.waitReady()));
+    endpoints = c.members.map((m) => `127.0.0.1:${m.clientPort}`);
+  });
+  after(async () => { await c.stopAll(); });
+
+  it('registers multi-device users; a device that stops keeping alive disappears after its TTL and watchers see the delete', async () => {
+    const client = new EtcdClient({ endpoints });
+    const reg = new PresenceRegistry(client, { ttlSeconds: 2 });
+    const cache = new PresenceCache(client);
+    const changes: PresenceChange[] = [];
+    try {
+      await cache.start();
+      cache.on('change', (ch: PresenceChange) => changes.push(ch));
+      await reg.register('ttl-alice', 'phone', 'gw-a');
+      await reg.register('ttl-alice', 'laptop', 'gw-b');
+      assert.deepEqual((await reg.lookup('ttl-alice')).map((d) => `${d.deviceId}@${d.gateway}`).sort(), ['laptop@gw-b', 'phone@gw-a']);
+      await until('cache sees both devices', () => cache.lookup('ttl-alice').length === 2);
+      await reg.abandon('ttl-alice', 'phone'); // the phone's gateway stops keeping its lease alive
+      await until('the phone expires', async () => (await reg.lookup('ttl-alice')).length === 1, 15_000);
+      await until('the cache drops the phone', () => cache.lookup('ttl-alice').length === 1);
+      assert.deepEqual(cache.lookup('ttl-alice').map((d) => d.deviceId), ['laptop']);
+      assert.ok(changes.some((ch) => ch.type === 'delete' && ch.deviceId === 'phone'), 'watchers saw the delete');
+      // The laptop is kept alive well past its 2 s TTL (keep-alives every ~667 ms).
+      await new Promise((r) => setTimeout(r, 3500));
+      assert.deepEqual((await reg.lookup('ttl-alice')).map((d) => d.deviceId), ['laptop']);
+      assert.equal(await reg.unregister('ttl-alice', 'laptop'), true);
+      await until('unregister deletes at once; the cache follows', () => cache.lookup('ttl-alice').length === 0);
+    } finally { cache.close(); await reg.close(true); client.close(); }
+  });
+
+  it('kill -9 of the leader loses no acknowledged registration; caches see every change once, in order, and converge', async () => {
+    const writer = new EtcdClient({ endpoints });
+    const reg = new PresenceRegistry(writer, { ttlSeconds: 30 });
+    const caches = [0, 1, 2].map((i) => new PresenceCache(new EtcdClient({ endpoints: [...endpoints.slice(i), ...endpoints.slice(0, i)] })));
+    const seen: PresenceChange[][] = caches.map(() => []);
+    try {
+      await Promise.all(caches.map((cache) => cache.start()));
+      caches.forEach((cache, i) => cache.on('change', (ch: PresenceChange) => seen[i]!.push(ch)));
+      const acked: Array<{ user: string; device: string; revision: number }> = [];
+      let stop = false;
+      const load = (async () => {
+        for (let n = 0; !stop && n < 400; n++) {
+          const user = `kill-u${n % 20}`; const device = `d${n}`;
+          try { const r = await reg.register(user, device, `gw-${n % 3}`); acked.push({ user, device, revision: r.revision }); } catch { /* not acknowledged */ }
+        }
+      })();
+      await until('some registrations before the kill', () => acked.length >= 30);
+      const leader = await c.leader();
+      await leader.kill9();
+      await until('registrations after the kill', () => acked.length >= 80, 60_000);
+      stop = true; await load;
+      await leader.start(); await leader.waitReady();
+
+      // No acknowledged registration is lost.
+      for (const a of acked) {
+        const devices = await reg.lookup(a.user);
+        assert.ok(devices.some((d) => d.deviceId === a.device), `acknowledged ${a.user}/${a.device} missing`);
+      }
+      // Every cache converges to the store's contents.
+      const truth = async (): Promise<string> => JSON.stringify((await writer.range('/registry/users/kill-', { prefix: true })).kvs.map((kv) => `${kv.key}=${kv.value.toString()}`).sort());
+      const want = await truth();
+      const mine = (cache: PresenceCache): string => JSON.stringify(cache.snapshot().filter((d) => d.userId.startsWith('kill-')).map((d) => `/registry/users/${d.userId}/${d.deviceId}=${d.gateway}`).sort());
+      for (const cache of caches) await until('cache converges', () => mine(cache) === want, 30_000);
+      // Exactly once and in order: strictly increasing revisions, each acknowledged put seen once.
+      for (const [i, s] of seen.entries()) {
+        const revs = s.filter((ch) => ch.type !== 'reset').map((ch) => ch.revision);
+        for (let k = 1; k < revs.length; k++) assert.ok(revs[k]! > revs[k - 1]!, `cache ${i}: revision ${revs[k]} after ${revs[k - 1]}`);
+        const puts = s.filter((ch) => ch.type === 'put' && ch.userId.startsWith('kill-'));
+        const keys = puts.map((ch) => ch.type === 'put' ? `${ch.userId}/${ch.deviceId}` : '');
+        assert.equal(new Set(keys).size, keys.length, `cache ${i} saw a put twice`);
+        for (const a of acked) assert.ok(puts.some((ch) => ch.revision === a.revision), `cache ${i} never saw ${a.user}/${a.device}@${a.revision}`);
+      }
+    } finally { for (const cache of caches) cache.close(); await reg.close(true); writer.close(); }
+  });
+
+  it('re-lists after compaction and keeps the cache right', async () => {
+    const client = new EtcdClient({ endpoints });
+    const reg = new PresenceRegistry(client, { ttlSeconds: 30 });
+    const cache = new PresenceCache(client, '/registry/users/');
+    try {
+      await reg.register('comp-bob', 'tablet', 'gw-1');
+      // A cache that listed long ago: seed its revision, then compact past it before it watches.
+      await cache.start();
+      cache.close();
+      const stale = new PresenceCache(client);
+      await stale.start();
+      const startRev = stale.revision();
+      stale.close();
+      await reg.register('comp-bob', 'watch', 'gw-2');
+      const r = await reg.register('comp-bob', 'phone', 'gw-3');
+      await client.compact(r.revision);
+      // Resume a watcher from the compacted revision: it must re-list.
+      const resumed = new PresenceCache(client);
+      (resumed as unknown as { applied: number }).applied = startRev;
+      (resumed as unknown as { watch(): void }).watch();
+      await until('the resumed cache re-lists', () => resumed.relists >= 1 && resumed.lookup('comp-bob').length === 3);
+      resumed.close();
+    } finally { cache.close(); await reg.close(true); client.close(); }
+  });
+});
