@@ -11,15 +11,16 @@ ENDPOINTS="${ENDPOINTS:-127.0.0.1:2379}"
 NAMESPACE="${NAMESPACE:-default}"
 ETCDCTL="${ETCDCTL:-etcdctl}"
 TIMEOUT="${COMMAND_TIMEOUT:-10s}"
+DIAL="${DIAL_TIMEOUT:-5s}"
 export ETCDCTL_API=3
 KEY="/registry/cluster-test/$$-$(date +%s)"
 passed=0; failed=0
 
 ctl() {
   if [ -n "${KUBECTL_POD:-}" ]; then
-    kubectl exec -n "$NAMESPACE" "$KUBECTL_POD" -- env ETCDCTL_API=3 "$ETCDCTL" --endpoints="$ENDPOINTS" --command-timeout="$TIMEOUT" "$@"
+    kubectl exec -n "$NAMESPACE" "$KUBECTL_POD" -- env ETCDCTL_API=3 "$ETCDCTL" --endpoints="$ENDPOINTS" --dial-timeout="$DIAL" --command-timeout="$TIMEOUT" "$@"
   else
-    "$ETCDCTL" --endpoints="$ENDPOINTS" --command-timeout="$TIMEOUT" "$@"
+    "$ETCDCTL" --endpoints="$ENDPOINTS" --dial-timeout="$DIAL" --command-timeout="$TIMEOUT" "$@"
   fi
 }
 ctl_at() { local ep="$1"; shift; ENDPOINTS="$ep" ctl "$@"; }
@@ -34,7 +35,7 @@ IFS=',' read -r -a EPS <<< "$ENDPOINTS"
 
 c_health() {
   local ep
-  for ep in "${EPS[@]}"; do ctl_at "$ep" endpoint health | grep -q 'is healthy' || { echo "$ep unhealthy"; return 1; }; done
+  for ep in "${EPS[@]}"; do ctl_at "$ep" endpoint health 2>&1 | grep -q 'is healthy' || { echo "$ep unhealthy"; return 1; }; done
 }
 c_members() {
   local n; n="$(ctl member list | grep -c .)"
@@ -68,7 +69,7 @@ c_watch() {
   pid=$!
   local i
   for i in $(seq 1 40); do
-    ctl put "$KEY/watch" "event-$i" >/dev/null
+    ctl put "$KEY/watch" "event-$i" >/dev/null || break
     grep -q "event-" "$f" && break
     sleep 0.25
   done
