@@ -27,6 +27,8 @@ apt_install() {
 
 # 2. etcd's real tools: etcdctl (compatibility e2e) and etcd (reference peer for e2e and bench).
 command -v etcdctl >/dev/null || apt_install etcd-client
+# Debian's sqlite3 shell: the Time Service's backup command (VACUUM INTO) and its tests.
+command -v sqlite3 >/dev/null || apt_install sqlite3
 if ! command -v etcd >/dev/null && [ ! -x /usr/bin/etcd ]; then
   apt_install etcd-server
   # The Debian package starts a system etcd on :2379; we only want the binary. Only the daemon
