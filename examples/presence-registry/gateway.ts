@@ -11,6 +11,8 @@
  * Env: ETCD_ENDPOINTS (host:port,…; default 127.0.0.1:2379), GATEWAY_ID (default host:port),
  * PORT (default 8090), HOST (127.0.0.1), PRESENCE_TTL_SECONDS (90), DEVICES_MAX (100000).
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
 import { pino } from 'pino';
 import { EtcdClient } from '../../src/client/etcd-client.js';
@@ -61,7 +63,8 @@ function positiveInt(name: string, fallback: number): number {
   return n;
 }
 
-const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\/dist\//, '/dist/'));
+/** Run as a program (directly or through a bin symlink), not imported by a test. */
+const isMain = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
   const gw = await startGateway({
     endpoints: (process.env.ETCD_ENDPOINTS ?? '127.0.0.1:2379').split(',').map((s) => s.trim()).filter(Boolean),

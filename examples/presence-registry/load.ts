@@ -6,6 +6,8 @@
  *   ETCD_ENDPOINTS=127.0.0.1:2379 USERS=50 DEVICES=2 CHURN=3 CONCURRENCY=16 node dist/examples/presence-registry/load.js
  * Bounds: USERS ≤ 10000, DEVICES ≤ 10, CHURN ≤ 100, CONCURRENCY ≤ 256.
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { EtcdClient } from '../../src/client/etcd-client.js';
 import { PresenceRegistry } from './registry.js';
 
@@ -42,7 +44,8 @@ export async function runLoad(o: { endpoints: string[]; users: number; devices: 
   return { ops, errors, elapsedMs: Math.round(elapsedMs), opsPerSecond: Math.round((ops / elapsedMs) * 1000) };
 }
 
-const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\/dist\//, '/dist/'));
+/** Run as a program (directly or through a bin symlink), not imported by a test. */
+const isMain = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
   const r = await runLoad({
     endpoints: (process.env.ETCD_ENDPOINTS ?? '127.0.0.1:2379').split(','),

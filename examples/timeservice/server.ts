@@ -16,6 +16,8 @@
  * optional bearer auth on /api: OIDC_JWKS_URL, OIDC_ISSUER, OIDC_AUDIENCE.
  * SIGTERM/SIGINT: stop accepting, finish requests, checkpoint the WAL, exit 0.
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { dbConfigFromEnv, DuplicateLocationError, TimeDb, type DbConfig } from './db.js';
@@ -125,7 +127,8 @@ export async function buildService(o: ServiceOptions): Promise<{ app: FastifyIns
   return { app, db, registry };
 }
 
-const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\/dist\//, '/dist/'));
+/** Run as a program (directly or through a bin symlink), not imported by a test. */
+const isMain = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
   const port = Number(process.env.PORT ?? 8080);
   if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be 0..65535, got ${process.env.PORT}`);
