@@ -20,7 +20,7 @@ PLATFORM_CLI = PLATFORM_DATA_DIR=$(PLATFORM_DATA_DIR) PORT=$(PLATFORM_PORT) $(NO
 CONURE_CACHE ?= /var/cache/conure
 export CONURE_CACHE
 
-.PHONY: all setup deps build run status logs stop restart dev-cluster test test-unit test-sim test-integration test-e2e test-k8s k8s-binaries k8s-images k8s-up k8s-down bench sim fault clean typecheck
+.PHONY: all setup deps build run status logs stop restart dev-cluster test test-unit test-sim test-integration test-e2e test-examples test-k8s k8s-binaries k8s-images k8s-up k8s-down bench sim fault clean typecheck
 
 all: build
 
@@ -69,6 +69,10 @@ test-integration: build
 
 test-e2e: setup build
 	@$(NODE) scripts/run-tests.mjs e2e
+
+# examples/ (Presence registry, Time Service): real ConureDB/etcd clusters, sqlite3, helm, go.
+test-examples: setup build
+	@$(NODE) scripts/run-tests.mjs examples
 
 # The local Kubernetes (docs/kubernetes.md, "The local Kubernetes"). Binaries and images are
 # cached under $(CONURE_CACHE)/k8s, outside the repository.

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs every compiled test file under dist/ with node's built-in test runner.
-// Usage: node scripts/run-tests.mjs [unit|integration|e2e|sim|fault|k8s|all] [--filter substring]
+// Usage: node scripts/run-tests.mjs [unit|integration|e2e|sim|fault|k8s|examples|all] [--filter substring]
 //   CONURE_DIST=/tmp/dist-x  read compiled files from there instead of dist/
 // Unit tests are src/**/*.test.js; slower suites live under test/<kind>/.
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -33,7 +33,8 @@ const roots = {
   e2e: ['test/e2e'],
   fault: ['test/fault'],
   k8s: ['test/k8s'],
-  all: ['src', 'test/sim', 'test/integration', 'test/e2e', 'test/fault', 'test/k8s', 'bench'],
+  examples: ['examples'],
+  all: ['src', 'test/sim', 'test/integration', 'test/e2e', 'test/fault', 'test/k8s', 'bench', 'examples'],
 }[kind]?.map((r) => join(dist, r));
 if (!roots) { console.error(`unknown test kind: ${kind}`); process.exit(2); }
 
