@@ -48,6 +48,16 @@ export function dbConfigFromEnv(env: NodeJS.ProcessEnv = process.env): DbConfig 
 
 export interface Location { name: string; timezone: string; description: string; createdAt: string }
 
+/** What the HTTP layer needs from a store (SQLite here; ConureDB in conuredb-store.ts). */
+export interface LocationStore {
+  /** Throws DuplicateLocationError when the name is taken. Resolves once durable. */
+  createLocation(l: Omit<Location, 'createdAt'>): Promise<Location> | Location;
+  deleteLocation(name: string): Promise<boolean> | boolean;
+  getLocation(name: string): Promise<Location | undefined>;
+  listLocations(limit?: number): Promise<Location[]>;
+  close(): Promise<void>;
+}
+
 export class DuplicateLocationError extends Error {
   readonly code = 'ALREADY_EXISTS';
   constructor(name: string, options?: { cause?: unknown }) { super(`location ${JSON.stringify(name)} already exists`, options); this.name = 'DuplicateLocationError'; }
@@ -64,7 +74,7 @@ const MIGRATIONS: string[] = [
 
 interface Reader { worker: Worker; busy: boolean; pending: Map<number, { resolve(rows: unknown[]): void; reject(e: Error): void }> }
 
-export class TimeDb {
+export class TimeDb implements LocationStore {
   private readonly writer: Database.Database;
   private readonly readers: Reader[] = [];
   private readonly waiting: Array<(r: Reader) => void> = [];

@@ -10,6 +10,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import type { TimeDb } from './db.js';
 import { buildService, isIanaZone, type ServiceOptions } from './server.js';
 
 const dirs: string[] = [];
@@ -81,7 +82,8 @@ describe('time service', () => {
   });
 
   it('bounds the pool by DB_MAX_OPEN_CONNS and DB_MAX_IDLE_CONNS', async () => {
-    const { app, db } = await buildService(opts({}, { maxOpenConns: 3, maxIdleConns: 1 }));
+    const built = await buildService(opts({}, { maxOpenConns: 3, maxIdleConns: 1 }));
+    const { app } = built; const db = built.db as TimeDb;
     try {
       await Promise.all(Array.from({ length: 20 }, () => db.listLocations()));
       assert.ok(db.openConnections() <= 3, `open ${db.openConnections()}`);
@@ -92,7 +94,7 @@ describe('time service', () => {
     const single = await buildService(opts({}, { maxOpenConns: 1, maxIdleConns: 0 }));
     try {
       await single.db.listLocations();
-      assert.equal(single.db.openConnections(), 1, 'one connection: the writer serves reads');
+      assert.equal((single.db as TimeDb).openConnections(), 1, 'one connection: the writer serves reads');
     } finally { await single.app.close(); }
   });
 

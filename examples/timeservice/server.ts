@@ -12,7 +12,8 @@
  *   GET    /api/locations/{name}/time   the current time at that location
  *
  * Env: PORT (8080), HOST (0.0.0.0), DB_PATH, DB_WAL_MODE, DB_CACHE_SIZE_KB, DB_MAX_OPEN_CONNS,
- * DB_MAX_IDLE_CONNS (see db.ts), ALLOWED_ORIGINS (comma-separated; `*` for any), and for
+ * DB_MAX_IDLE_CONNS (see db.ts), DB_TYPE (sqlite | conuredb, with ETCD_ENDPOINTS and ETCD_PREFIX;
+ * see conuredb-store.ts), ALLOWED_ORIGINS (comma-separated; `*` for any), and for
  * optional bearer auth on /api: OIDC_JWKS_URL, OIDC_ISSUER, OIDC_AUDIENCE.
  * SIGTERM/SIGINT: stop accepting, finish requests, checkpoint the WAL, exit 0.
  */
@@ -20,7 +21,8 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
-import { dbConfigFromEnv, DuplicateLocationError, TimeDb, type DbConfig } from './db.js';
+import { conureStoreConfigFromEnv, ConureLocationStore, type ConureStoreConfig } from './conuredb-store.js';
+import { dbConfigFromEnv, DuplicateLocationError, TimeDb, type DbConfig, type LocationStore } from './db.js';
 import { AuthError, OidcVerifier, type OidcConfig } from './oidc.js';
 
 export const BODY_BYTES_MAX = 16 * 1024;
@@ -42,20 +44,23 @@ export function timeIn(tz: string, now = new Date()): { timezone: string; utc: s
   return { timezone: tz, utc: now.toISOString(), local: `${get('year')}-${get('month')}-${get('day')}T${get('hour')}:${get('minute')}:${get('second')}${offset === '+00:00' ? 'Z' : offset}`, offset, unix: Math.floor(now.getTime() / 1000) };
 }
 
-export interface ServiceOptions { db: DbConfig; allowedOrigins: string[]; oidc?: OidcConfig; logger?: boolean }
+export interface ServiceOptions { db: DbConfig; /** DB_TYPE=conuredb: store on ConureDB instead of SQLite. */ conuredb?: ConureStoreConfig; allowedOrigins: string[]; oidc?: OidcConfig; logger?: boolean }
 
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceOptions {
+  const type = env.DB_TYPE ?? 'sqlite';
+  if (type !== 'sqlite' && type !== 'conuredb') throw new Error(`DB_TYPE must be sqlite or conuredb, got ${type}`);
   return {
     db: dbConfigFromEnv(env),
+    ...(type === 'conuredb' ? { conuredb: conureStoreConfigFromEnv(env) } : {}),
     allowedOrigins: (env.ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     ...(env.OIDC_JWKS_URL ? { oidc: { jwksUrl: env.OIDC_JWKS_URL, ...(env.OIDC_ISSUER ? { issuer: env.OIDC_ISSUER } : {}), ...(env.OIDC_AUDIENCE ? { audience: env.OIDC_AUDIENCE } : {}) } } : {}),
     logger: true,
   };
 }
 
-export async function buildService(o: ServiceOptions): Promise<{ app: FastifyInstance; db: TimeDb; registry: Registry }> {
+export async function buildService(o: ServiceOptions): Promise<{ app: FastifyInstance; db: LocationStore; registry: Registry }> {
   const registry = new Registry();
-  const db = new TimeDb(o.db, registry);
+  const db: LocationStore = o.conuredb ? new ConureLocationStore(o.conuredb, registry) : new TimeDb(o.db, registry);
   const verifier = o.oidc ? new OidcVerifier(o.oidc) : undefined;
   const app = Fastify({ bodyLimit: BODY_BYTES_MAX, logger: o.logger ?? false, ajv: { customOptions: { removeAdditional: false, coerceTypes: false } } });
 
@@ -107,7 +112,7 @@ export async function buildService(o: ServiceOptions): Promise<{ app: FastifyIns
   }, async (req, reply) => {
     const { name, timezone, description = '' } = req.body;
     if (!isIanaZone(timezone)) return reply.code(400).send({ error: `unknown time zone ${JSON.stringify(timezone)}` });
-    return reply.code(201).send(db.createLocation({ name, timezone, description }));
+    return reply.code(201).send(await db.createLocation({ name, timezone, description }));
   });
   app.get('/api/locations', async () => ({ locations: await db.listLocations() }));
   app.get<{ Params: { name: string } }>('/api/locations/:name', { schema: { params: nameParam } }, async (req, reply) => {
@@ -115,7 +120,7 @@ export async function buildService(o: ServiceOptions): Promise<{ app: FastifyIns
     return loc ?? reply.code(404).send({ error: `no location ${JSON.stringify(req.params.name)}` });
   });
   app.delete<{ Params: { name: string } }>('/api/locations/:name', { schema: { params: nameParam } }, async (req, reply) => {
-    if (!db.deleteLocation(req.params.name)) return reply.code(404).send({ error: `no location ${JSON.stringify(req.params.name)}` });
+    if (!(await db.deleteLocation(req.params.name))) return reply.code(404).send({ error: `no location ${JSON.stringify(req.params.name)}` });
     return reply.code(204).send();
   });
   app.get<{ Params: { name: string } }>('/api/locations/:name/time', { schema: { params: nameParam } }, async (req, reply) => {
