@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EtcdClient } from '../../src/client/etcd-client.js';
-import { TestCluster } from '../../test/support/cluster.js';
+import { freePort, TestCluster } from '../../test/support/cluster.js';
 import { until } from '../../test/support/until.js';
 import { deviceKey, InvalidPresenceIdError, PresenceCache, PresenceRegistry, validateId, type PresenceChange } from './registry.js';
 
@@ -103,28 +103,45 @@ describe('presence registry on a 3-member ConureDB', { timeout: 150_000 }, () =>
     } finally { for (const cache of caches) cache.close(); await reg.close(true); writer.close(); }
   });
 
-  it('re-lists after compaction and keeps the cache right', async () => {
-    const client = new EtcdClient({ endpoints });
-    const reg = new PresenceRegistry(client, { ttlSeconds: 30 });
-    const cache = new PresenceCache(client, '/registry/users/');
+  it('resumes from the last seen revision after its member restarts, and re-lists when that revision was compacted', async () => {
+    const leader = await c.leader();
+    const follower = c.members.find((m) => m !== leader && m.running)!;
+    // Members bind their client port at random on each start: pin this one so a client that
+    // knows only it can reconnect after its restarts.
+    const pinned = ['--client-addr', `127.0.0.1:${await freePort()}`];
+    await follower.kill9(); await follower.start(pinned); await follower.waitReady();
+    const writer = new EtcdClient({ endpoints: c.members.filter((m) => m !== follower).map((m) => `127.0.0.1:${m.clientPort}`) });
+    const reg = new PresenceRegistry(writer, { ttlSeconds: 30 });
+    const watchClient = new EtcdClient({ endpoints: [`127.0.0.1:${follower.clientPort}`] }); // only the follower
+    const cache = new PresenceCache(watchClient);
+    const seen: PresenceChange[] = [];
+    const truth = async (): Promise<string> => JSON.stringify((await writer.range('/registry/users/res-', { prefix: true })).kvs.map((kv) => `${kv.key}=${kv.value.toString()}`).sort());
+    const mine = (): string => JSON.stringify(cache.snapshot().filter((d) => d.userId.startsWith('res-')).map((d) => `/registry/users/${d.userId}/${d.deviceId}=${d.gateway}`).sort());
     try {
-      await reg.register('comp-bob', 'tablet', 'gw-1');
-      // A cache that listed long ago: seed its revision, then compact past it before it watches.
+      await reg.register('res-carol', 'phone', 'gw-1');
       await cache.start();
-      cache.close();
-      const stale = new PresenceCache(client);
-      await stale.start();
-      const startRev = stale.revision();
-      stale.close();
-      await reg.register('comp-bob', 'watch', 'gw-2');
-      const r = await reg.register('comp-bob', 'phone', 'gw-3');
-      await client.compact(r.revision);
-      // Resume a watcher from the compacted revision: it must re-list.
-      const resumed = new PresenceCache(client);
-      (resumed as unknown as { applied: number }).applied = startRev;
-      (resumed as unknown as { watch(): void }).watch();
-      await until('the resumed cache re-lists', () => resumed.relists >= 1 && resumed.lookup('comp-bob').length === 3);
-      resumed.close();
-    } finally { cache.close(); await reg.close(true); client.close(); }
+      cache.on('change', (ch: PresenceChange) => seen.push(ch));
+      // 1. The watched member restarts; changes made meanwhile arrive after the resume, no re-list.
+      await follower.kill9();
+      await reg.register('res-carol', 'tablet', 'gw-2');
+      await reg.unregister('res-carol', 'phone');
+      await follower.start(pinned); await follower.waitReady();
+      const want1 = await truth();
+      await until('the resumed cache catches up', () => mine() === want1, 30_000);
+      assert.equal(cache.relists, 0, 'a resume within history needs no re-list');
+      assert.deepEqual(seen.filter((ch) => ch.type !== 'reset').map((ch) => `${ch.type}:${ch.userId}/${ch.deviceId}`), ['put:res-carol/tablet', 'delete:res-carol/phone']);
+      // 2. Down again; this time the history it needs is compacted away: it must re-list.
+      await follower.kill9();
+      await reg.register('res-dave', 'watch', 'gw-3');
+      const r = await reg.register('res-dave', 'laptop', 'gw-1');
+      await writer.compact(r.revision);
+      await follower.start(pinned); await follower.waitReady();
+      const want2 = await truth();
+      await until('the cache re-lists after compaction', () => cache.relists >= 1 && mine() === want2, 30_000);
+      assert.ok(seen.some((ch) => ch.type === 'reset'), 'subscribers are told to reset');
+      // And it keeps watching after the re-list.
+      await reg.register('res-dave', 'phone', 'gw-2');
+      await until('live again after the re-list', () => cache.lookup('res-dave').length === 3, 30_000);
+    } finally { cache.close(); await reg.close(true); watchClient.close(); writer.close(); }
   });
 });
