@@ -20,7 +20,6 @@ function bounded(name: string, fallback: number, max: number): number {
 export async function runLoad(o: { endpoints: string[]; users: number; devices: number; churn: number; concurrency: number; ttlSeconds?: number }): Promise<{ ops: number; errors: number; elapsedMs: number; opsPerSecond: number }> {
   const client = new EtcdClient({ endpoints: o.endpoints });
   const reg = new PresenceRegistry(client, { ttlSeconds: o.ttlSeconds ?? 90 });
-  const jobs: Array<() => Promise<unknown>> = [];
   const pairs: Array<[string, string]> = [];
   for (let u = 0; u < o.users; u++) for (let d = 0; d < o.devices; d++) pairs.push([`load-u${u}`, `d${d}`]);
   let ops = 0; let errors = 0;
@@ -37,7 +36,6 @@ export async function runLoad(o: { endpoints: string[]; users: number; devices: 
     await pool(pairs.map(([u, d]) => () => reg.register(u, d, `load-gw-${c}`)));
   }
   await pool(pairs.map(([u, d]) => () => reg.unregister(u, d)));
-  jobs.length = 0;
   const elapsedMs = performance.now() - t0;
   await reg.close(true);
   client.close();
