@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,7 @@ async function startEtcdCluster(): Promise<{ endpoints: string[]; close(): Promi
 
 describe('scripts/test-etcd-cluster.sh', { timeout: 240_000 }, () => {
   const cleanups: Array<() => Promise<void>> = [];
+  let conuredEndpoints: string[] = [];
   after(async () => { for (const c of cleanups) await c(); });
 
   it('passes all nine checks against a 3-member ConureDB', { skip: SKIP }, async () => {
@@ -75,7 +76,24 @@ describe('scripts/test-etcd-cluster.sh', { timeout: 240_000 }, () => {
     await boot.start(); await v1.start(); await v2.start();
     await c.waitConfig((s) => s.filter((x) => x.suffrage === 'voter').length === 3, '3 voters');
     await Promise.all(c.members.map((m) => m.waitReady()));
-    assertAllPass(await runScript(c.members.map((m) => `127.0.0.1:${m.clientPort}`)));
+    conuredEndpoints = c.members.map((m) => `127.0.0.1:${m.clientPort}`);
+    assertAllPass(await runScript(conuredEndpoints));
+  });
+
+  it('runs every etcdctl through `kubectl exec -n $NAMESPACE $KUBECTL_POD --` when KUBECTL_POD is set', { skip: SKIP }, async () => {
+    // A stand-in kubectl on PATH: records its arguments, then runs the command after `--` here,
+    // as `kubectl exec` would run it in the pod. Endpoints are the ConureDB cluster's above.
+    const dir = mkdtempSync(join(tmpdir(), 'fake-kubectl-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const log = join(dir, 'calls.log');
+    writeFileSync(join(dir, 'kubectl'), `#!/usr/bin/env bash\necho "$*" >> ${JSON.stringify(log)}\nwhile [ "$1" != "--" ]; do shift; done; shift\nexec "$@"\n`);
+    chmodSync(join(dir, 'kubectl'), 0o755);
+    const r = await runScript(conuredEndpoints, { KUBECTL_POD: 'conure-bootstrap-0', NAMESPACE: 'chat', PATH: `${dir}:${process.env.PATH}` });
+    assertAllPass(r);
+    assert.match(r.out, /pod=chat\/conure-bootstrap-0/);
+    const calls = readFileSync(log, 'utf8').trim().split('\n');
+    assert.ok(calls.length >= 9, `${calls.length} kubectl calls`);
+    for (const call of calls) assert.match(call, /^exec -n chat conure-bootstrap-0 -- env ETCDCTL_API=3 etcdctl --endpoints=/);
   });
 
   it('passes all nine checks against a 3-member etcd 3.4', { skip: SKIP }, async () => {
