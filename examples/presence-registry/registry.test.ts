@@ -135,6 +135,15 @@ describe('presence registry on a 3-member ConureDB', { timeout: 150_000 }, () =>
       await reg.register('res-dave', 'watch', 'gw-3');
       const r = await reg.register('res-dave', 'laptop', 'gw-1');
       await writer.compact(r.revision);
+      // Let the member apply the compaction before the cache can reach it (else, still holding
+      // the history, it would rightly serve a plain resume): up on a scratch port first until its
+      // own (serializable) reads show the compaction, then back on the port the cache knows.
+      await follower.start(); await follower.waitReady();
+      const direct = new EtcdClient({ endpoints: [`127.0.0.1:${follower.clientPort}`] });
+      try {
+        await until('the member applied the compaction', () => direct.range('/registry/users/', { prefix: true, revision: r.revision - 1, serializable: true }).then(() => false, () => true), 30_000);
+      } finally { direct.close(); }
+      await follower.kill9();
       await follower.start(pinned); await follower.waitReady();
       const want2 = await truth();
       await until('the cache re-lists after compaction', () => cache.relists >= 1 && mine() === want2, 30_000);
