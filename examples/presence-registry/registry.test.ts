@@ -35,7 +35,7 @@ describe('presence registry on a 3-member ConureDB', { timeout: 150_000 }, () =>
 
   it('registers multi-device users; a device that stops keeping alive disappears after its TTL and watchers see the delete', async () => {
     const client = new EtcdClient({ endpoints });
-    const reg = new PresenceRegistry(client, { ttlSeconds: 2 });
+    const reg = new PresenceRegistry(client, { ttlSeconds: 3, keepAliveIntervalMs: 500 });
     const cache = new PresenceCache(client);
     const changes: PresenceChange[] = [];
     try {
@@ -50,8 +50,8 @@ describe('presence registry on a 3-member ConureDB', { timeout: 150_000 }, () =>
       await until('the cache drops the phone', () => cache.lookup('ttl-alice').length === 1);
       assert.deepEqual(cache.lookup('ttl-alice').map((d) => d.deviceId), ['laptop']);
       assert.ok(changes.some((ch) => ch.type === 'delete' && ch.deviceId === 'phone'), 'watchers saw the delete');
-      // The laptop is kept alive well past its 2 s TTL (keep-alives every ~667 ms).
-      await new Promise((r) => setTimeout(r, 3500));
+      // The laptop is kept alive well past its 3 s TTL (keep-alives every 500 ms).
+      await new Promise((r) => setTimeout(r, 4500));
       assert.deepEqual((await reg.lookup('ttl-alice')).map((d) => d.deviceId), ['laptop']);
       assert.equal(await reg.unregister('ttl-alice', 'laptop'), true);
       await until('unregister deletes at once; the cache follows', () => cache.lookup('ttl-alice').length === 0);
