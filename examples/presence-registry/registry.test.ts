@@ -10,6 +10,12 @@ import { freePort, TestCluster } from '../../test/support/cluster.js';
 import { until } from '../../test/support/until.js';
 import { deviceKey, InvalidPresenceIdError, PresenceCache, PresenceRegistry, validateId, type PresenceChange } from './registry.js';
 
+/** SIGTERM every member, then SIGKILL any that has not exited within 15 s (a member that cannot hand over must not outlive the test). */
+async function stopCluster(c: TestCluster): Promise<void> {
+  await Promise.race([c.stopAll(), new Promise((r) => setTimeout(r, 15_000))]);
+  await Promise.all(c.members.map((m) => (m.running ? m.kill9() : undefined)));
+}
+
 describe('presence ids', () => {
   it('rejects slashes, empty, control characters and oversized ids', () => {
     for (const bad of ['', 'a/b', '/', 'x'.repeat(129), 'a\nb', '..', 5]) assert.throws(() => validateId('user', bad), InvalidPresenceIdError);
@@ -31,7 +37,7 @@ describe('presence registry on a 3-member ConureDB', { timeout: 150_000 }, () =>
     await Promise.all(c.members.map((m) => m.waitReady()));
     endpoints = c.members.map((m) => `127.0.0.1:${m.clientPort}`);
   });
-  after(async () => { await c.stopAll(); });
+  after(async () => { await stopCluster(c); });
 
   it('registers multi-device users; a device that stops keeping alive disappears after its TTL and watchers see the delete', async () => {
     const client = new EtcdClient({ endpoints });

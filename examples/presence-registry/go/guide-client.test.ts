@@ -17,10 +17,16 @@ const run = promisify(execFile);
 const SRC = fileURLToPath(new URL('../../../../examples/presence-registry/go', import.meta.url));
 const HAVE_GO = spawnSync('go', ['version']).status === 0;
 
+/** SIGTERM every member, then SIGKILL any that has not exited within 15 s (a member that cannot hand over must not outlive the test). */
+async function stopCluster(c: TestCluster): Promise<void> {
+  await Promise.race([c.stopAll(), new Promise((r) => setTimeout(r, 15_000))]);
+  await Promise.all(c.members.map((m) => (m.running ? m.kill9() : undefined)));
+}
+
 describe('the guide\'s Go client against ConureDB', { timeout: 400_000 }, () => {
   const tmp = mkdtempSync(join(tmpdir(), 'presence-go-'));
   const c = new TestCluster();
-  after(async () => { await c.stopAll(); rmSync(tmp, { recursive: true, force: true }); });
+  after(async () => { await stopCluster(c); rmSync(tmp, { recursive: true, force: true }); });
 
   it('connects with three endpoints and registers, looks up and revokes', { skip: !HAVE_GO && !process.env.CI && 'go is not installed' }, async () => {
     const bin = join(tmp, 'presence-go');

@@ -61,6 +61,12 @@ async function startEtcdCluster(): Promise<{ endpoints: string[]; close(): Promi
   };
 }
 
+/** SIGTERM every member, then SIGKILL any that has not exited within 15 s (a member that cannot hand over must not outlive the test). */
+async function stopCluster(c: TestCluster): Promise<void> {
+  await Promise.race([c.stopAll(), new Promise((r) => setTimeout(r, 15_000))]);
+  await Promise.all(c.members.map((m) => (m.running ? m.kill9() : undefined)));
+}
+
 describe('scripts/test-etcd-cluster.sh', { timeout: 240_000 }, () => {
   const cleanups: Array<() => Promise<void>> = [];
   let conuredEndpoints: string[] = [];
@@ -68,7 +74,7 @@ describe('scripts/test-etcd-cluster.sh', { timeout: 240_000 }, () => {
 
   it('passes all nine checks against a 3-member ConureDB', { skip: SKIP }, async () => {
     const c = new TestCluster();
-    cleanups.push(() => c.stopAll());
+    cleanups.push(() => stopCluster(c));
     const boot = await c.add({ id: 's0', bootstrap: true });
     const v1 = await c.add({ id: 's1' });
     const v2 = await c.add({ id: 's2' });
