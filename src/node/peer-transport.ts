@@ -73,6 +73,10 @@ export interface PeerTransportOptions {
   inboundBufferedBytesMax?: number;
   redialMinMs?: number;
   redialMaxMs?: number;
+  /** A dial that has not connected within this many ms is abandoned and re-dialled (default
+   * 3000). Without it a dial to an address nobody answers (a restarted pod's old IP, still in a
+   * DNS cache) waits for the kernel's SYN retries, about 2 minutes, while the peer is up elsewhere. */
+  connectTimeoutMs?: number;
 }
 
 export interface TransportStats {
@@ -385,7 +389,10 @@ class PeerConnection {
     this.socket = socket;
     this.mac = undefined;
     socket.setNoDelay(true);
+    const connectTimer = setTimeout(() => socket.destroy(), o.connectTimeoutMs ?? 3000);
+    socket.once('close', () => clearTimeout(connectTimer));
     socket.on('connect', () => {
+      clearTimeout(connectTimer);
       if (!o.secret) { this.opened(); return; }
       // Prove we know the secret, and check the listener does, before anything else is sent.
       const hs = new ClientHandshake(o.secret, o.id, this.id);

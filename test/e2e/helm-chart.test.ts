@@ -300,6 +300,16 @@ test('recovery.bootstrapRejoin: the bootstrap pod joins through the client servi
   for (const name of ['conure', 'conure-arbiter']) assert.deepEqual(one(objs, 'StatefulSet', name), one(plain, 'StatefulSet', name));
 });
 
+test('a scale leaves the bootstrap StatefulSet unchanged, so helm upgrade never restarts the bootstrap pod', { skip }, () => {
+  const sts = (replicas: number): unknown => one(parseManifests(template(['--set', `voters.replicas=${replicas}`]).stdout), 'StatefulSet', 'conure-bootstrap');
+  const base = sts(2);
+  for (const n of [1, 3, 4, 5, 15]) assert.deepEqual(sts(n), base, `voters.replicas=${n}`);
+  const wait = envOf((base as { spec: StsSpec }).spec.template.spec.initContainers!.find((x) => x.name === 'wait-for-cluster')!);
+  assert.equal(wait.WAIT_MODE, 'bootstrap');
+  assert.equal(wait.MEMBER_URL_TEMPLATE, 'http://%s.conure-hs.default.svc.cluster.local:8081');
+  assert.equal(wait.OTHER_STATEFULSETS, 'conure conure-arbiter');
+});
+
 test('values.schema.json rejects bad types and values', { skip }, () => {
   const bad: [string, RegExp][] = [
     ['voters.replicas=abc', /voters.replicas: Invalid type. Expected: integer/],

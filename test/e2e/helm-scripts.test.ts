@@ -377,6 +377,11 @@ test('wait-for: bootstrap refuses an empty disk while a member lives; joiners wa
     assert.equal(fresh.code, 0, fresh.stderr);
     const noOthers = await runScript(t.waitFor, { ...t.waitForPeer, WAIT_MODE: 'bootstrap', WAIT_URL: '', CONURE_DATA_DIR: data });
     assert.equal(noOthers.code, 0, noOthers.stderr);
+    // As the chart runs it: the other members' URLs from the topology ConfigMap's replica counts
+    // (t.dir holds conure.replicas=2, conure-arbiter.replicas=0) and the URL template.
+    const planned = await runScript(t.waitFor, { ...t.waitForPeer, WAIT_MODE: 'bootstrap', WAIT_URL: '', MEMBER_URL_TEMPLATE: `${fake.url}/m/%s`, OTHER_STATEFULSETS: 'conure conure-arbiter', TOPOLOGY_DIR: t.dir, CONURE_DATA_DIR: data });
+    assert.equal(planned.code, 1, planned.stderr);
+    assert.match(planned.stderr, /REFUSING to bootstrap: .* member http:\/\/127\.0\.0\.1:\d+\/m\/conure-0 is alive/);
     mkdirSync(join(data, 'raft'));
     const restart = await runScript(t.waitFor, { ...t.waitForPeer, WAIT_MODE: 'bootstrap', WAIT_URL: `${fake.url}/m/conure-0`, CONURE_DATA_DIR: data });
     assert.equal(restart.code, 0, 'a member with data starts without waiting');

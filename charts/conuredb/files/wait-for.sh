@@ -13,7 +13,10 @@
 #              anything) first removes that stale entry, so it rejoins as a fresh learner and
 #              is promoted once caught up, instead of voting with an empty log.
 #   bootstrap  (bootstrap pod) refuse to start when the data directory is empty but any other
-#              member already answers /health at one of the space-separated $WAIT_URL: a live
+#              member already answers /health at one of the space-separated $WAIT_URL, or at
+#              the URL of a pod of $OTHER_STATEFULSETS (printf $MEMBER_URL_TEMPLATE <sts>-<i>,
+#              i below $TOPOLOGY_DIR/<sts>.replicas: the ConfigMap, so that a scale does not
+#              change, and so restart, the bootstrap pod): a live
 #              member means the cluster exists, and bootstrapping again would split it in two.
 #              Recover with `helm upgrade --set recovery.bootstrapRejoin=true` (docs/kubernetes.md,
 #              "Replacing the bootstrap member").
@@ -41,6 +44,17 @@ fi
 
 case "$mode" in
   bootstrap)
+    if [ -n "${MEMBER_URL_TEMPLATE:-}" ]; then
+      for sts in ${OTHER_STATEFULSETS:-}; do
+        n=$(cat "${TOPOLOGY_DIR:-/etc/conure/topology}/$sts.replicas" 2>/dev/null || echo 0)
+        i=0
+        while [ "$i" -lt "$n" ]; do
+          # shellcheck disable=SC2059
+          url="$url $(printf "$MEMBER_URL_TEMPLATE" "$sts-$i")"
+          i=$((i + 1))
+        done
+      done
+    fi
     for u in $url; do
       if answers "$u/health"; then
         log "REFUSING to bootstrap: $data_dir is empty but member $u is alive, so the cluster exists."
