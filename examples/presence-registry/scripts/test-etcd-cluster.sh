@@ -23,6 +23,15 @@ ctl() {
     "$ETCDCTL" --endpoints="$ENDPOINTS" --dial-timeout="$DIAL" --command-timeout="$TIMEOUT" "$@"
   fi
 }
+# The same as ctl, but the etcdctl (or kubectl) process replaces the calling (sub)shell: run in the
+# background, `$!` is then its pid and killing it stops the watcher instead of orphaning it.
+ctl_exec() {
+  if [ -n "${KUBECTL_POD:-}" ]; then
+    exec kubectl exec -n "$NAMESPACE" "$KUBECTL_POD" -- env ETCDCTL_API=3 "$ETCDCTL" --endpoints="$ENDPOINTS" --dial-timeout="$DIAL" --command-timeout="$TIMEOUT" "$@"
+  else
+    exec "$ETCDCTL" --endpoints="$ENDPOINTS" --dial-timeout="$DIAL" --command-timeout="$TIMEOUT" "$@"
+  fi
+}
 ctl_at() { local ep="$1"; shift; ENDPOINTS="$ep" ctl "$@"; }
 check() { # check <n> <name> <command…>
   local n="$1" name="$2"; shift 2
@@ -65,7 +74,7 @@ c_lease() {
 c_watch() {
   local out pid f
   f="$(mktemp)"
-  ctl watch "$KEY/watch" >"$f" 2>&1 &
+  ctl_exec watch "$KEY/watch" >"$f" 2>&1 &
   pid=$!
   local i
   for i in $(seq 1 40); do
