@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { createLogger } from '../util/log.js';
 import { ConfigError, loadConfig, startPlatform, type PlatformConfig } from '../platform/platform.js';
+import { startEmbeddedStore } from './platform-store.js';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 const SELF = fileURLToPath(import.meta.url);
@@ -55,7 +56,7 @@ async function serve(flags: Flags): Promise<void> {
   };
   let running;
   try {
-    running = await startPlatform(cfg, log, fatal);
+    running = await startPlatform(cfg, log, fatal, startEmbeddedStore);
   } catch (err) {
     process.stderr.write(`conure-platform: cannot start: ${(err as Error).message}\n`);
     process.exit(err instanceof ConfigError ? 2 : 1);

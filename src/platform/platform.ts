@@ -4,7 +4,7 @@
  *
  * ```
  *  startPlatform(cfg)
- *    store    PLATFORM_STORE_ENDPOINTS, or startConured(…) under <dataDir>/store (127.0.0.1, bootstrap)
+ *    store    PLATFORM_STORE_ENDPOINTS, or the embedded store the caller starts (EmbeddedStoreStarter)
  *    driver   LocalDriver(<dataDir>, StorePortAllocator)   (kubernetes: refused, not built yet)
  *    pool     WorkerPool(NUM_OPERATION_WORKERS, PlatformExecutor)
  *    election LeaderElection(LEADER_LEASE_SECONDS)  → Reconciler(RECONCILE_INTERVAL)
@@ -18,12 +18,10 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { EtcdClient } from '../client/etcd-client.js';
-import { startConured, type RunningConured } from '../cli/conured-server.js';
 import type { Logger } from '../util/log.js';
 import { createPlatformApi, PlatformMetrics } from './api/index.js';
 import { LocalDriver } from './drivers/local/index.js';
@@ -137,47 +135,13 @@ function adminTokenOf(cfg: PlatformConfig): { token: string; file?: string } {
   return { token, file };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); });
-  });
-}
+/**
+ * Starts the embedded single-member store when no PLATFORM_STORE_ENDPOINTS are given. Supplied
+ * by the caller (the CLI, which composes a ConureDB member), so this layer never imports one.
+ */
+export type EmbeddedStoreStarter = (cfg: PlatformConfig, log: Logger, onFatal: (err: unknown) => void) => Promise<{ endpoint: string; close(): Promise<void> }>;
 
-function canListen(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.once('error', () => res(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
-  });
-}
-
-/** Starts the embedded single-member store under <dataDir>/store; its ports are kept in ports.json. */
-async function startEmbeddedStore(cfg: PlatformConfig, log: Logger, onFatal: (err: unknown) => void): Promise<{ store: RunningConured; endpoint: string }> {
-  const dir = join(cfg.dataDir, 'store');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'ports.json');
-  let ports: { http: number; raft: number; client: number } | undefined;
-  try { ports = JSON.parse(readFileSync(file, 'utf8')) as typeof ports; } catch { /* first start */ }
-  if (!ports || !(await canListen(ports.http)) || !(await canListen(ports.raft)) || !(await canListen(ports.client))) {
-    ports = { http: await freePort(), raft: await freePort(), client: await freePort() };
-    writeFileSync(file, `${JSON.stringify(ports)}\n`);
-  }
-  const store = await startConured({
-    nodeId: 'platform-store', dataDir: join(dir, 'data'),
-    http: { host: '127.0.0.1', port: ports.http }, raft: { host: '127.0.0.1', port: ports.raft }, client: { host: '127.0.0.1', port: ports.client },
-    advertiseHttp: `127.0.0.1:${ports.http}`, advertiseRaft: `127.0.0.1:${ports.raft}`,
-    bootstrap: true, join: [], joinBackoffMs: 1000, joinRetries: 0, role: 'voter',
-    heartbeatMs: 100, electionTimeoutMs: 1000, snapshotEntries: 10_000, peerAddresses: new Map(),
-    unsafeNoSync: false, unsafeStaleReads: false, unsafeEarlyAck: false,
-  }, log.child({ component: 'store' }), onFatal);
-  const endpoint = `127.0.0.1:${store.clientPort}`;
-  log.info({ endpoint, data_dir: dir }, 'embedded_store_started');
-  return { store, endpoint };
-}
-
-export async function startPlatform(cfg: PlatformConfig, log: Logger, onFatal: (err: unknown) => void): Promise<RunningPlatform> {
+export async function startPlatform(cfg: PlatformConfig, log: Logger, onFatal: (err: unknown) => void, embeddedStore?: EmbeddedStoreStarter): Promise<RunningPlatform> {
   if (cfg.driver === 'kubernetes') throw new ConfigError('PLATFORM_DRIVER=kubernetes is not built yet; use PLATFORM_DRIVER=local');
   mkdirSync(cfg.dataDir, { recursive: true });
   const admin = adminTokenOf(cfg);
@@ -186,8 +150,9 @@ export async function startPlatform(cfg: PlatformConfig, log: Logger, onFatal: (
   try {
     let endpoints = cfg.storeEndpoints;
     if (endpoints.length === 0) {
-      const embedded = await startEmbeddedStore(cfg, log, onFatal);
-      cleanups.push(() => embedded.store.close());
+      if (!embeddedStore) throw new ConfigError('no PLATFORM_STORE_ENDPOINTS given and no embedded store to start');
+      const embedded = await embeddedStore(cfg, log, onFatal);
+      cleanups.push(() => embedded.close());
       endpoints = [embedded.endpoint];
     }
     const client = new EtcdClient({ endpoints, callTimeoutMs: 3000 });
