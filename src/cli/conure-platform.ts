@@ -22,6 +22,7 @@ import { Command, Option } from 'commander';
 import { createLogger } from '../util/log.js';
 import { ConfigError, loadConfig, startPlatform, type PlatformConfig } from '../platform/platform.js';
 import { startEmbeddedStore } from './platform-store.js';
+import { exitOnSignals } from './shutdown.js';
 
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 const SELF = fileURLToPath(import.meta.url);
@@ -61,16 +62,7 @@ async function serve(flags: Flags): Promise<void> {
     process.stderr.write(`conure-platform: cannot start: ${(err as Error).message}\n`);
     process.exit(err instanceof ConfigError ? 2 : 1);
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutdown_requested');
-    setTimeout(() => { log.error('shutdown timed out; exiting'); process.exit(1); }, SHUTDOWN_TIMEOUT_MS).unref();
-    running.close().then(() => { log.info({}, 'platform_stopped'); process.exit(0); }, (err) => { log.error({ err }, 'shutdown_failed'); process.exit(1); });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  exitOnSignals(log, running, SHUTDOWN_TIMEOUT_MS, 'platform_stopped');
 }
 
 // ---- daemon -------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import { createLogger } from '../util/log.js';
 import { advertised, parseBool, parseDurationMs, parseHostPort, parsePeerAddresses } from './options.js';
 import { startConured, type ConuredConfig } from './conured-server.js';
 import { DEFAULT_MVCC_LIMITS } from '../mvcc/mvcc-service.js';
+import { exitOnSignals } from './shutdown.js';
 
 const SHUTDOWN_TIMEOUT_MS = 15_000;
 
@@ -107,16 +108,7 @@ async function main(): Promise<void> {
     console.error(`conured: cannot start: ${err.message}`);
     process.exit(1);
   });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutdown_requested');
-    setTimeout(() => { log.error('shutdown timed out; exiting'); process.exit(1); }, SHUTDOWN_TIMEOUT_MS).unref();
-    running.close().then(() => process.exit(0), (err) => { log.error({ err }, 'shutdown_failed'); process.exit(1); });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  exitOnSignals(log, running, SHUTDOWN_TIMEOUT_MS);
 }
 
 function wholeNumber(v: unknown, flag: string, min: number): number {
