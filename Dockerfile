@@ -7,6 +7,13 @@
 # stage holds only node, the compiled src/ tree and production node_modules, and runs as the
 # unprivileged `node` user (uid/gid 1000, matching the chart's security defaults).
 ARG NODE_IMAGE=node:20-slim
+ARG GO_IMAGE=golang:1.24
+# The same helm scripts/setup.sh pins: the platform's kubernetes driver renders the charts with it.
+ARG HELM_VERSION=v3.16.4
+
+FROM ${GO_IMAGE} AS helm
+ARG HELM_VERSION
+RUN CGO_ENABLED=0 GOBIN=/out go install helm.sh/helm/v3/cmd/helm@${HELM_VERSION}
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
@@ -26,6 +33,10 @@ WORKDIR /app
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
+# conure-platform with PLATFORM_DRIVER=kubernetes: `helm template` on these charts.
+COPY --from=helm /out/helm /usr/local/bin/helm
+COPY charts/conuredb ./charts/conuredb
+COPY charts/fluxiondb ./charts/fluxiondb
 RUN printf '#!/bin/sh\nexec node /app/dist/src/cli/conurectl.js "$@"\n' > /usr/local/bin/conurectl \
  && printf '#!/bin/sh\nexec node /app/dist/src/cli/conured.js "$@"\n' > /usr/local/bin/conured \
  && chmod 0755 /usr/local/bin/conurectl /usr/local/bin/conured \

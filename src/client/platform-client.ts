@@ -130,7 +130,8 @@ export class PlatformClient {
   // ---- the Fluxion guide ----
   /** Provision(userId, ramSize, apiKey): the tenant's Fluxion database (admin token, or the tenant's own). */
   provision(req: { userId: string; ramSize: string; apiKey: string }): Promise<Accepted> {
-    return this.createDatabase({ engine: 'fluxion', tenant: req.userId, ram: req.ramSize, apiKey: req.apiKey });
+    // Named after the user: on Kubernetes the release is then the guide's db-<user>.
+    return this.createDatabase({ engine: 'fluxion', tenant: req.userId, name: req.userId, ram: req.ramSize, apiKey: req.apiKey });
   }
 
   /** UpdateRAM(userId, ramSize): resizes the tenant's Fluxion database (found by tenant). */

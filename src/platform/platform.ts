@@ -5,7 +5,7 @@
  * ```
  *  startPlatform(cfg)
  *    store    PLATFORM_STORE_ENDPOINTS, or the embedded store the caller starts (EmbeddedStoreStarter)
- *    driver   LocalDriver(<dataDir>, StorePortAllocator)   (kubernetes: refused, not built yet)
+ *    driver   LocalDriver(<dataDir>, StorePortAllocator), or KubernetesDriver (helm template + server-side apply)
  *    pool     WorkerPool(NUM_OPERATION_WORKERS, PlatformExecutor)
  *    election LeaderElection(LEADER_LEASE_SECONDS)  → Reconciler(RECONCILE_INTERVAL)
  *    status   StatusSync(STATUS_SYNC_INTERVAL)
@@ -18,13 +18,15 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { EtcdClient } from '../client/etcd-client.js';
 import type { Logger } from '../util/log.js';
 import { createPlatformApi, PlatformMetrics } from './api/index.js';
 import { LocalDriver } from './drivers/local/index.js';
+import { DEFAULT_TENANT_QUOTA, HelmRenderer, KubeApi, KubernetesDriver, parseImage, type ImageRef } from './drivers/kubernetes/index.js';
 import { LeaderElection } from './election/index.js';
 import { PlatformExecutor } from './executor/index.js';
 import { OperationService, WorkerPool } from './operations/index.js';
@@ -32,7 +34,7 @@ import { Reconciler } from './reconciler/index.js';
 import { DatabaseCache, PlatformService } from './service/index.js';
 import { StatusSync } from './status/index.js';
 import { PlatformStore, StorePortAllocator } from './store/index.js';
-import type { OperationRecord } from './types.js';
+import type { Driver, OperationRecord } from './types.js';
 
 export class ConfigError extends Error {}
 
@@ -62,6 +64,25 @@ export interface PlatformConfig {
   /** Finished operations are kept this long, hours. */
   operationRetentionHours: number;
   bodyLimitBytes: number;
+  /** The kubernetes driver's settings (driver === 'kubernetes'). */
+  kubernetes?: KubernetesConfig;
+}
+
+/** PLATFORM_K8S_* and friends; see docs/platform.md, "The kubernetes driver". */
+export interface KubernetesConfig {
+  /** KUBECONFIG; undefined: ~/.kube/config, else the pod's service account. */
+  kubeconfig?: string;
+  /** PLATFORM_K8S_IMAGE: the image every instance runs. */
+  image: ImageRef;
+  /** PLATFORM_HELM: the helm binary that renders the charts. */
+  helm: string;
+  /** PLATFORM_CHARTS_DIR: the folder with conuredb/ and fluxiondb/. */
+  chartsDir: string;
+  /** PLATFORM_K8S_NAMESPACE: the platform's own namespace (admitted by tenant NetworkPolicies). */
+  platformNamespace?: string;
+  clusterDomain: string;
+  quota: Record<string, string>;
+  extraValues: { fluxion?: Record<string, unknown>; conuredb?: Record<string, unknown> };
 }
 
 export type Env = Record<string, string | undefined>;
@@ -104,7 +125,54 @@ export function loadConfig(env: Env, flags: Partial<Record<'port' | 'storeEndpoi
     queueOperationsMax: int('OPERATION_QUEUE_MAX', env.OPERATION_QUEUE_MAX, 1000, 1, 1_000_000),
     operationRetentionHours: int('OPERATION_RETENTION_HOURS', env.OPERATION_RETENTION_HOURS, 168, 1, 87_600),
     bodyLimitBytes: int('API_BODY_LIMIT_BYTES', env.API_BODY_LIMIT_BYTES, 64 * 1024, 1024, 16 * 2 ** 20),
+    ...(driver === 'kubernetes' ? { kubernetes: loadKubernetesConfig(env) } : {}),
   };
+}
+
+const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+const DEFAULT_CHARTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'charts');
+
+function loadKubernetesConfig(env: Env): KubernetesConfig {
+  const json = (name: string): Record<string, unknown> | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return undefined;
+    let v: unknown;
+    try { v = JSON.parse(raw); } catch (err) { throw new ConfigError(`${name} must be a JSON object: ${(err as Error).message}`); }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${name} must be a JSON object`);
+    return v as Record<string, unknown>;
+  };
+  let image: ImageRef;
+  try { image = parseImage(env.PLATFORM_K8S_IMAGE || 'docker.io/conure/conuredb:0.1.0', env.PLATFORM_K8S_IMAGE_PULL_POLICY || 'IfNotPresent'); } catch (err) { throw new ConfigError(`PLATFORM_K8S_IMAGE: ${(err as Error).message}`); }
+  const quota = json('PLATFORM_K8S_TENANT_QUOTA') ?? { ...DEFAULT_TENANT_QUOTA };
+  for (const [k, v] of Object.entries(quota)) if (typeof v !== 'string' || !/^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$/.test(v)) throw new ConfigError(`PLATFORM_K8S_TENANT_QUOTA: ${k} must be a quantity string; got ${JSON.stringify(v)}`);
+  const chartsDir = resolve(env.PLATFORM_CHARTS_DIR || DEFAULT_CHARTS_DIR);
+  for (const c of ['conuredb', 'fluxiondb']) if (!existsSync(join(chartsDir, c, 'Chart.yaml'))) throw new ConfigError(`PLATFORM_CHARTS_DIR: ${join(chartsDir, c, 'Chart.yaml')} is missing`);
+  const platformNamespace = env.PLATFORM_K8S_NAMESPACE || (existsSync(SERVICE_ACCOUNT_NAMESPACE) ? readFileSync(SERVICE_ACCOUNT_NAMESPACE, 'utf8').trim() : undefined);
+  const fluxion = json('PLATFORM_K8S_FLUXION_VALUES');
+  const conuredb = json('PLATFORM_K8S_CONUREDB_VALUES');
+  return {
+    ...(env.KUBECONFIG ? { kubeconfig: env.KUBECONFIG } : {}),
+    image, helm: env.PLATFORM_HELM || 'helm', chartsDir,
+    ...(platformNamespace ? { platformNamespace } : {}),
+    clusterDomain: env.PLATFORM_K8S_CLUSTER_DOMAIN || 'cluster.local',
+    quota: quota as Record<string, string>,
+    extraValues: { ...(fluxion ? { fluxion } : {}), ...(conuredb ? { conuredb } : {}) },
+  };
+}
+
+/** The driver the configuration names. */
+function createDriver(cfg: PlatformConfig, ports: StorePortAllocator, log: Logger): Driver {
+  if (cfg.driver === 'local') return new LocalDriver({ dataDir: cfg.dataDir, ports, logger: log.child({ component: 'local-driver' }) });
+  const k = cfg.kubernetes!;
+  let kube: KubeApi;
+  try { kube = new KubeApi(k.kubeconfig); } catch (err) { throw new ConfigError(`PLATFORM_DRIVER=kubernetes: ${(err as Error).message}`); }
+  log.info({ server: kube.server, image: `${k.image.registry}/${k.image.repository}:${k.image.tag}`, charts: k.chartsDir }, 'kubernetes_driver_configured');
+  return new KubernetesDriver({
+    kube, renderer: new HelmRenderer({ helm: k.helm, chartsDir: k.chartsDir, workDir: join(cfg.dataDir, 'render') }),
+    image: k.image, quota: k.quota, extraValues: k.extraValues, clusterDomain: k.clusterDomain,
+    ...(k.platformNamespace ? { platformNamespace: k.platformNamespace } : {}),
+    logger: log.child({ component: 'kubernetes-driver' }),
+  });
 }
 
 export interface RunningPlatform {
@@ -142,7 +210,6 @@ function adminTokenOf(cfg: PlatformConfig): { token: string; file?: string } {
 export type EmbeddedStoreStarter = (cfg: PlatformConfig, log: Logger, onFatal: (err: unknown) => void) => Promise<{ endpoint: string; close(): Promise<void> }>;
 
 export async function startPlatform(cfg: PlatformConfig, log: Logger, onFatal: (err: unknown) => void, embeddedStore?: EmbeddedStoreStarter): Promise<RunningPlatform> {
-  if (cfg.driver === 'kubernetes') throw new ConfigError('PLATFORM_DRIVER=kubernetes is not built yet; use PLATFORM_DRIVER=local');
   mkdirSync(cfg.dataDir, { recursive: true });
   const admin = adminTokenOf(cfg);
   const cleanups: Array<() => Promise<void>> = [];
@@ -159,10 +226,10 @@ export async function startPlatform(cfg: PlatformConfig, log: Logger, onFatal: (
     cleanups.push(async () => client.close());
     const store = new PlatformStore(client);
     const ports = new StorePortAllocator({ store, portLow: cfg.portLow, portHigh: cfg.portHigh });
-    const driver = new LocalDriver({ dataDir: cfg.dataDir, ports, logger: log.child({ component: 'local-driver' }) });
+    const driver = createDriver(cfg, ports, log);
     cleanups.push(() => driver.close());
     const operations = new OperationService({ store, queueOperationsMax: cfg.queueOperationsMax });
-    const executor = new PlatformExecutor({ store, driver, ports, waitReadyTimeoutMs: cfg.waitReadySeconds * 1000, log: log.child({ component: 'executor' }) });
+    const executor = new PlatformExecutor({ store, driver, ...(driver.name === 'local' ? { ports } : {}), waitReadyTimeoutMs: cfg.waitReadySeconds * 1000, log: log.child({ component: 'executor' }) });
     const pool = new WorkerPool({ store, executor, workers: cfg.workers, leaseTtlSeconds: cfg.operationLeaseSeconds, instanceId: cfg.instanceId, log: log.child({ component: 'operations' }) });
     const election = new LeaderElection({ client, key: store.keys.leader(), instanceId: cfg.instanceId, ttlSeconds: cfg.leaderLeaseSeconds, log: log.child({ component: 'election' }) });
     const reconciler = new Reconciler({ store, driver, operations, election, intervalSeconds: cfg.reconcileIntervalSeconds, operationRetentionMs: cfg.operationRetentionHours * 3_600_000, log: log.child({ component: 'reconciler' }) });

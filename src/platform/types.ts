@@ -166,6 +166,8 @@ export interface InstanceObservation {
   endpoints: Record<string, string>;
   /** Per-member process/pod state for ConureDB; one entry for Fluxion. */
   members: Array<{ id: string; role: 'voter' | 'arbiter'; running: boolean; http?: string }>;
+  /** ConureDB: the member-name prefix when it is not the planner's default `conure` (kubernetes: the database's name). */
+  fullname?: string;
   detail?: string;
 }
 

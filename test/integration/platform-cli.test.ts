@@ -36,7 +36,12 @@ test('bad configuration exits 2 with a message', async () => {
     [{ NUM_OPERATION_WORKERS: 'many' }, /NUM_OPERATION_WORKERS must be a whole number/],
     [{ PORT: '70000' }, /PORT must be a whole number from 0 to 65535/],
     [{ PLATFORM_DRIVER: 'docker' }, /PLATFORM_DRIVER must be local or kubernetes/],
-    [{ PLATFORM_DRIVER: 'kubernetes' }, /kubernetes is not built yet/],
+    // The kubernetes driver: no cluster configured at all (KUBECONFIG unset, no ~/.kube/config, not in a pod), and bad settings.
+    [{ PLATFORM_DRIVER: 'kubernetes', KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', HOME: join(dir, 'no-home') }, /no Kubernetes configuration: set KUBECONFIG/],
+    [{ PLATFORM_DRIVER: 'kubernetes', PLATFORM_K8S_IMAGE: 'Not An Image' }, /PLATFORM_K8S_IMAGE: image "Not An Image" must be \[registry\/\]repository:tag/],
+    [{ PLATFORM_DRIVER: 'kubernetes', PLATFORM_K8S_FLUXION_VALUES: '[1]' }, /PLATFORM_K8S_FLUXION_VALUES must be a JSON object/],
+    [{ PLATFORM_DRIVER: 'kubernetes', PLATFORM_K8S_TENANT_QUOTA: '{"pods":4}' }, /PLATFORM_K8S_TENANT_QUOTA: pods must be a quantity string/],
+    [{ PLATFORM_DRIVER: 'kubernetes', PLATFORM_CHARTS_DIR: join(dir, 'nowhere') }, /PLATFORM_CHARTS_DIR: .*conuredb\/Chart.yaml is missing/],
     [{ PLATFORM_ADMIN_TOKEN: 'short' }, /at least 16 characters/],
   ] as Array<[Record<string, string>, RegExp]>) {
     const r = await run(CONURE_PLATFORM, ['serve'], { ...env, PLATFORM_DATA_DIR: join(dir, 'bad') });

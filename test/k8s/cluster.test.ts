@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { CONURE_IMAGE, NODE_NAME, REPO, startLocalKubernetes, type LocalKubernetes, type Store } from './local-kubernetes.js';
+import { platformSuite } from './platform-suite.js';
 
 const stores: Store[] = process.env.STORE ? [process.env.STORE as Store] : ['etcd', 'conuredb'];
 const ns = `conure-smoke-${Date.now().toString(36)}`;
@@ -366,4 +367,7 @@ spec:
     for (let i = 0; ; i++) { try { back = await readBack(); break; } catch (e) { if (i >= 20) throw e; await sleep(1000); } }
     assert.deepEqual(back, docs.map((d) => [{ ts: d.ts, data: d.data }]), 'the data after the storage upgrade attempt');
   });
+
+  // The platform's kubernetes driver, once: on the last store's cluster (so STORE=x runs it too).
+  if (store === stores[stores.length - 1]) platformSuite(() => k);
 });

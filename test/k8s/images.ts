@@ -7,7 +7,9 @@
  *                                   scripts need sh, ls, grep, sleep, ...), /app/{package.json,
  *                                   node_modules, dist/src, src/api/etcd/proto}, and the
  *                                   Dockerfile's conured/conurectl wrappers, user, env and
- *                                   entrypoint (`node /app/dist/src/cli/conured.js`).
+ *                                   entrypoint (`node /app/dist/src/cli/conured.js`); and, for
+ *                                   the platform's kubernetes driver, /usr/local/bin/helm and
+ *                                   /app/charts/{conuredb,fluxiondb}.
  *
  * The Dockerfile stays the production recipe; this image runs the same entry points. Archives
  * are cached under <cache>/images/ by a key of their inputs (sizes and mtimes), so a warm run
@@ -23,7 +25,7 @@ export const PAUSE_IMAGE = 'localhost/conure/pause:3.10';
 export const CONURE_IMAGE = 'localhost/conure/conuredb:dev';
 
 /** Bumped when the conure image's recipe changes, so cached archives are rebuilt. */
-const IMAGE_RECIPE = 'conuredb-recipe-2';
+const IMAGE_RECIPE = 'conuredb-recipe-3';
 
 export interface BuiltImage { name: string; archive: string; cached: boolean }
 
@@ -113,7 +115,21 @@ export function stageConureRootfs(repo: string, rootfs: string): void {
   for (const [name, js] of [['conurectl', 'conurectl.js'], ['conured', 'conured.js']] as const) {
     writeFileSync(join(rootfs, 'usr/local/bin', name), `#!/bin/sh\nexec node /app/dist/src/cli/${js} "$@"\n`, { mode: 0o755 });
   }
+  // The kubernetes driver renders the charts with helm (src/platform/drivers/kubernetes/helm.ts).
+  const helm = helmBinary();
+  copyFileSync(helm, join(rootfs, 'usr/local/bin/helm'));
+  chmodSync(join(rootfs, 'usr/local/bin/helm'), 0o755);
+  for (const lib of sharedLibraries(helm)) if (!existsSync(join(rootfs, lib))) copyFileAt(rootfs, lib);
+  for (const c of ['conuredb', 'fluxiondb']) cpSync(join(repo, 'charts', c), join(rootfs, 'app/charts', c), { recursive: true });
   chownSync(join(rootfs, 'var/lib/conure'), 1000, 1000);
+}
+
+/** helm as `make k8s-binaries` installs it ($(go env GOPATH)/bin), or on PATH. */
+export function helmBinary(): string {
+  const candidates = [join(process.env.HOME ?? '/root', 'go/bin/helm'), '/root/go/bin/helm'];
+  try { candidates.unshift(join(execFileSync('go', ['env', 'GOPATH'], { encoding: 'utf8' }).trim(), 'bin/helm')); } catch { /* no go */ }
+  for (const c of candidates) if (existsSync(c)) return realpathSync(c);
+  try { return realpathSync(execFileSync('sh', ['-c', 'command -v helm'], { encoding: 'utf8' }).trim()); } catch { throw new Error('helm is needed in the image: run scripts/setup.sh (it installs helm into $(go env GOPATH)/bin)'); }
 }
 
 function cacheDir(): string {
@@ -124,7 +140,7 @@ function cacheDir(): string {
 export async function buildConureImage(repo: string): Promise<BuiltImage> {
   const dir = cacheDir();
   mkdirSync(dir, { recursive: true });
-  const key = treeKey([join(repo, 'dist', 'src'), join(repo, 'package.json'), join(repo, 'package-lock.json'), join(repo, 'src/api/etcd/proto'), realpathSync(process.execPath), join(realpathSync(join(repo, 'node_modules')), '.package-lock.json')], IMAGE_RECIPE);
+  const key = treeKey([join(repo, 'dist', 'src'), join(repo, 'package.json'), join(repo, 'package-lock.json'), join(repo, 'src/api/etcd/proto'), join(repo, 'charts/conuredb'), join(repo, 'charts/fluxiondb'), helmBinary(), realpathSync(process.execPath), join(realpathSync(join(repo, 'node_modules')), '.package-lock.json')], IMAGE_RECIPE);
   const archive = join(dir, `conuredb-${key}.oci.tar`);
   if (existsSync(archive)) { log(`conure image cached: ${archive}`); return { name: CONURE_IMAGE, archive, cached: true }; }
   const t0 = Date.now();

@@ -686,7 +686,7 @@ conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeou
     await waitFor('the default service account', 60_000, () => kubectl(['get', 'serviceaccount', 'default', '-n', 'default'], { allowFail: true }).code === 0, log);
 
     // Storage: a default class bound to static hostPath volumes under the run directory.
-    const volumes = opts.volumes ?? 12;
+    const volumes = opts.volumes ?? 24; // Retain: a released volume is never reused, and the suite claims about 15
     const docs = [`apiVersion: storage.k8s.io/v1
 kind: StorageClass
 metadata:

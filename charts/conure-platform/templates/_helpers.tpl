@@ -101,3 +101,17 @@ http://{{ include "platform.storeFullname" . }}.{{ .Release.Namespace }}.svc.{{ 
 {{- fail "auth.adminToken must be at least 16 characters" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The image tenant instances run (PLATFORM_K8S_IMAGE): instances.image, else the platform's own image. */}}
+{{- define "platform.instanceImage" -}}
+{{- $i := .Values.instances.image -}}
+{{- if $i.repository -}}
+{{- $repo := $i.repository -}}
+{{- if $i.registry }}{{ $repo = printf "%s/%s" $i.registry $repo }}{{ end -}}
+{{ $repo }}:{{ default .Chart.AppVersion $i.tag }}
+{{- else -}}
+{{- $repo := .Values.image.repository -}}
+{{- if .Values.image.registry }}{{ $repo = printf "%s/%s" .Values.image.registry $repo }}{{ end -}}
+{{ $repo }}:{{ default .Chart.AppVersion .Values.image.tag }}
+{{- end -}}
+{{- end -}}

@@ -64,9 +64,9 @@ export function applyConureDbPatch(current: ConureDbSpec, body: unknown): Conure
   return next;
 }
 
-/** The cluster a spec implies (members, quorum, PDB), with the platform's fixed fullname. */
-export function conureDbTopology(spec: Pick<ConureDbSpec, 'voters' | 'arbiter'>): Topology {
-  return planTopology({ votersReplicas: spec.voters, arbiterMode: spec.arbiter, fullname: CONUREDB_FULLNAME });
+/** The cluster a spec implies (members, quorum, PDB); member ids start with `fullname` (default the local driver's `conure`). */
+export function conureDbTopology(spec: Pick<ConureDbSpec, 'voters' | 'arbiter'>, fullname = CONUREDB_FULLNAME): Topology {
+  return planTopology({ votersReplicas: spec.voters, arbiterMode: spec.arbiter, fullname });
 }
 
 function validateVoters(v: unknown): number {

@@ -24,7 +24,7 @@ import { asConureError } from '../../util/errors.js';
 import { createLogger, type Logger } from '../../util/log.js';
 import { conureDbTopology } from '../engines/index.js';
 import { PlatformStore, StoreConflictError, type LockRecord, type Versioned } from '../store/index.js';
-import type { DatabaseRecord, DatabaseStatus, Driver, MemberStatus, OperationRecord, Phase } from '../types.js';
+import type { DatabaseRecord, DatabaseStatus, Driver, InstanceObservation, MemberStatus, OperationRecord, Phase } from '../types.js';
 
 export interface StatusSyncOptions {
   store: PlatformStore;
@@ -124,7 +124,7 @@ export class StatusSync {
     let serving: ProbeResult;
     if (!obs.exists) serving = { phase: 'NotReady', message: obs.detail ?? 'the instance does not exist' };
     else if (db.spec.engine === 'fluxion') serving = await this.probeFluxion(obs.endpoints.http);
-    else serving = await this.probeConureDb(db, obs.members);
+    else serving = await this.probeConureDb(db, obs.members, obs.fullname);
     if (serving.phase === 'Ready' || serving.phase === 'Critical') return serving;
     if (db.observedGeneration === 0 && (inFlight || !last || last.state === 'queued' || last.state === 'running')) return { ...serving, phase: 'Provisioning' };
     if (!inFlight && last?.state === 'failed') return { ...serving, phase: 'Failed', message: `${last.type} ${last.id} failed: ${last.error?.message ?? ''}; ${serving.message}` };
@@ -137,9 +137,9 @@ export class StatusSync {
     return r.ok ? { phase: 'Ready', message: '' } : { phase: 'NotReady', message: `${http}/health: ${r.detail}` };
   }
 
-  private async probeConureDb(db: DatabaseRecord, members: Array<{ id: string; role: 'voter' | 'arbiter'; running: boolean; http?: string }>): Promise<ProbeResult> {
+  private async probeConureDb(db: DatabaseRecord, members: InstanceObservation['members'], fullname?: string): Promise<ProbeResult> {
     const spec = db.spec as Extract<DatabaseRecord['spec'], { engine: 'conuredb' }>;
-    const topo = conureDbTopology(spec);
+    const topo = conureDbTopology(spec, fullname);
     const statuses: MemberStatus[] = await Promise.all(topo.members.map(async (pm) => {
       const m = members.find((x) => x.id === pm.id);
       if (!m?.http || !m.running) return { id: pm.id, role: pm.role, healthy: false, detail: m ? 'process not running' : 'not created' };

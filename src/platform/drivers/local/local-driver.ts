@@ -45,6 +45,7 @@ import { conuredArgs, type LocalMember } from '../../../planner/conured-args.js'
 import { ConureHttpClient } from '../../../client/http-client.js';
 import { planScaleDown } from '../../../planner/topology.js';
 import { ClosedError, ConureError, InvalidArgumentError } from '../../../util/errors.js';
+import { KeyedLock } from '../../../util/keyed-lock.js';
 import { createLogger, type Logger } from '../../../util/log.js';
 import { conureDbTopology, memberPortOwner, portRequests, validateFluxionApiKey, CONUREDB_PORTS_PER_MEMBER } from '../../engines/index.js';
 import type {
@@ -114,7 +115,7 @@ export class LocalDriver implements Driver {
   private readonly stopGraceMs: number;
   private readonly scaleTimeoutMs: number;
   private readonly toolTimeoutMs: number;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private closed = false;
 
   constructor(opts: LocalDriverOptions) {
@@ -290,7 +291,7 @@ export class LocalDriver implements Driver {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.allSettled([...this.locks.values()]);
+    await this.locks.idle();
   }
 
   // ---- Fluxion --------------------------------------------------------------------------------
@@ -580,15 +581,7 @@ export class LocalDriver implements Driver {
   private async locked<T>(db: DatabaseRecord, fn: () => Promise<T>): Promise<T> {
     this.open();
     checkId(db.id, 'database id');
-    const prev = this.locks.get(db.id) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.locks.set(db.id, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(db.id) === tail) this.locks.delete(db.id);
-    }
+    return this.locks.run(db.id, fn);
   }
 
   private open(): void {
