@@ -3,7 +3,10 @@ import {
   type ServerDuplexStream, type ServerInterceptor, type ServerUnaryCall, type ServerWritableStream,
   type ServiceClientConstructor, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData,
 } from '@grpc/grpc-js';
+import { createServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { MvccError } from '../../mvcc/errors.js';
+import { InvalidArgumentError } from '../../util/errors.js';
+import { splitHostPort } from '../../util/host-port.js';
 import { createLogger, type Logger } from '../../util/log.js';
 import { decodeRange, type Msg } from './codec.js';
 import { grpcStatusOf, toServiceError } from './grpc-status.js';
@@ -12,6 +15,7 @@ import { authNotEnabled, leaseKeepAliveOnce, unaryOperations, type UnaryOperatio
 import type { EtcdGrpcMetrics } from './metrics.js';
 import { etcdPackageDefinition, etcdProto } from './proto.js';
 import { RangeBudget, RangeResponseBuilder } from './range-response.js';
+import { acceptSchemeAuthority } from './scheme-authority.js';
 import { WireError, checkWire, compressedWithoutEncoding, wireSchemas } from './wire-check.js';
 import type { EtcdServices } from './services.js';
 import { DEFAULT_WATCH_STREAM_LIMITS, WatchStream, type WatchStreamLimits } from './watch-stream.js';
@@ -264,17 +268,24 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
     return true;
   }
 
-  let bound = false;
+  let listener: NetServer | undefined;
   return {
     rangeBudget: () => ({ bytesInFlight: budget.bytesInFlight, waiting: budget.waiting }),
     listen(addr: string): Promise<number> {
+      const hp = splitHostPort(addr);
+      if (!hp) return Promise.reject(new InvalidArgumentError(`${JSON.stringify(addr)} is not host:port`));
+      // Connections are accepted here and injected into grpc-js, so that a request whose
+      // :authority carries a scheme can be repaired first (scheme-authority.ts).
+      const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+      const tcp = createServer((socket) => {
+        void acceptSchemeAuthority(socket).then((c) => injector.injectConnection(c));
+      });
       return new Promise((resolve, reject) => {
-        server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {
-          if (err) {
-            reject(err);
-            return;
-          }
-          bound = true;
+        tcp.once('error', reject);
+        tcp.listen(hp.port, hp.host || '0.0.0.0', () => {
+          tcp.off('error', reject);
+          listener = tcp;
+          const port = (tcp.address() as AddressInfo).port;
           log.info({ addr, port }, 'etcd gRPC API listening');
           resolve(port);
         });
@@ -283,7 +294,8 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
     close(): Promise<void> {
       for (const s of streams) s.end();
       streams.clear();
-      if (!bound) return Promise.resolve();
+      if (!listener) return Promise.resolve();
+      listener.close();
       return new Promise((resolve) => {
         const timer = setTimeout(() => server.forceShutdown(), 2000);
         timer.unref();
