@@ -101,7 +101,6 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       ...(cfg.rangeResponseBytesMax !== undefined && { rangeResponseBytesMax: cfg.rangeResponseBytesMax }),
       ...(cfg.rangeBytesInFlightMax !== undefined && { rangeBytesInFlightMax: cfg.rangeBytesInFlightMax }),
     },
-    clientUrl: `http://${hostOf(cfg.advertiseHttp)}:${cfg.client.port}`,
     forwardKeepAlive: (id) => forwardKeepAlive(replicator, id),
   });
   const kv: KvService = etcd
@@ -125,6 +124,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     if (etcd) {
       grpc = createEtcdGrpcServer({ services: etcd.services, log, metrics: new EtcdGrpcMetrics(metrics.registry) });
       clientPort = await grpc.listen(`${cfg.client.host}:${cfg.client.port}`);
+      etcd.services.clientUrl = `http://${hostOf(cfg.advertiseHttp)}:${clientPort}`;
     }
     await app.listen({ host: cfg.http.host, port: cfg.http.port });
   } catch (err) {
@@ -143,6 +143,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   if (cfg.join.some((seed) => !isSelf(seed, cfg.advertiseHttp))) {
     joinCluster({
       id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, seeds: cfg.join, fresh: fresh && !bootstrap,
+      ...(etcd?.services.clientUrl && { clientUrl: etcd.services.clientUrl }),
       backoffMs: cfg.joinBackoffMs, retries: cfg.joinRetries, logger: log, signal: joining.signal,
       ...(cfg.peerSecret && { token: cfg.peerSecret.httpToken }),
     }).catch((err: Error) => { if (!joining.signal.aborted) onFatal(err); });

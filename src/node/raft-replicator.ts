@@ -77,7 +77,8 @@ export interface RaftReplicatorOptions {
   onFatal?: (err: unknown) => void;
 }
 
-interface MemberAddress { raft: string; http: string; intent: Suffrage }
+/** A member's addresses, carried in conf change contexts; `client` (its etcd client URL) may be absent. */
+interface MemberAddress { raft: string; http: string; client?: string; intent: Suffrage }
 /** What `GET /raft/snapshot` serves: the applied state at `index`, and the member addresses. */
 interface SnapshotDoc { index: number; state: Uint8Array; registry: Record<string, MemberAddress> }
 interface Waiter { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
@@ -247,7 +248,7 @@ export class RaftReplicator implements Replicator {
     const m = this.raw.membership;
     const row = (id: string, suffrage: Suffrage): Member => {
       const a = this.addressOf(id);
-      return { id, address: a?.raft ?? '', ...(a?.http && { httpAddress: a.http }), suffrage };
+      return { id, address: a?.raft ?? '', ...(a?.http && { httpAddress: a.http }), ...(a?.client && { clientUrl: a.client }), suffrage };
     };
     return [...m.voters.map((id) => row(id, 'voter')), ...m.learners.map((id) => row(id, 'learner')), ...m.arbiters.map((id) => row(id, 'arbiter'))]
       .sort((a, b) => a.id.localeCompare(b.id));
@@ -287,7 +288,7 @@ export class RaftReplicator implements Replicator {
    * checked before anything is proposed, and addresses are learnt only from appended entries:
    * a refused request changes nothing, here or elsewhere.
    */
-  async addMember(m: { id: string; address: string; httpAddress?: string; suffrage: Suffrage; fresh?: boolean }): Promise<void> {
+  async addMember(m: { id: string; address: string; httpAddress?: string; clientUrl?: string; suffrage: Suffrage; fresh?: boolean }): Promise<void> {
     this.requireLeader();
     const current = this.raw.membership;
     const existing = suffrageOf(current, m.id);
@@ -296,7 +297,8 @@ export class RaftReplicator implements Replicator {
       throw new InvalidArgumentError(`${m.id} is a member as ${existing}; it cannot join as ${m.suffrage} (remove it first)`);
     }
     const known = this.registry.get(m.id);
-    const address: MemberAddress = { raft: m.address, http: m.httpAddress ?? known?.http ?? '', intent: m.suffrage };
+    const client = m.clientUrl ?? known?.client;
+    const address: MemberAddress = { raft: m.address, http: m.httpAddress ?? known?.http ?? '', ...(client && { client }), intent: m.suffrage };
     const context = pack(address);
     const add: ConfChange = { type: wantsArbiter ? 'addArbiter' : 'addLearner', nodeId: m.id, context };
     if (existing === undefined) { await this.confChange(add); return; }
@@ -329,7 +331,7 @@ export class RaftReplicator implements Replicator {
     this.requireLeader();
     if (!this.raw.membership.learners.includes(id)) throw new InvalidArgumentError(`${id} is not a learner`);
     const a = this.registry.get(id);
-    await this.confChange({ type: 'addVoter', nodeId: id, context: pack({ raft: a?.raft ?? '', http: a?.http ?? '', intent: 'voter' } satisfies MemberAddress) });
+    await this.confChange({ type: 'addVoter', nodeId: id, context: pack({ raft: a?.raft ?? '', http: a?.http ?? '', ...(a?.client && { client: a.client }), intent: 'voter' } satisfies MemberAddress) });
   }
 
   /**

@@ -55,6 +55,8 @@ export interface Member {
   address: string;
   /** The advertised HTTP address (host:port), when known. */
   httpAddress?: string;
+  /** The etcd client URL (`http://host:port`) the member published when it joined, if any. */
+  clientUrl?: string;
   suffrage: Suffrage;
 }
 
@@ -100,7 +102,7 @@ export interface Replicator {
    * member lost its disk: an existing entry for it is removed and it re-enters as a learner,
    * since a voter that forgot its vote could otherwise vote twice in one term.
    */
-  addMember(m: { id: string; address: string; httpAddress?: string; suffrage: Suffrage; fresh?: boolean }): Promise<void>;
+  addMember(m: { id: string; address: string; httpAddress?: string; clientUrl?: string; suffrage: Suffrage; fresh?: boolean }): Promise<void>;
   removeMember(id: string): Promise<void>;
   promoteMember(id: string): Promise<void>;
   transferLeadership(toId?: string): Promise<void>;
