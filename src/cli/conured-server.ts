@@ -178,7 +178,7 @@ function hostOf(hostPort: string): string {
  */
 async function forwardKeepAlive(replicator: RaftReplicator, id: number): Promise<number> {
   const leaderHttp = replicator.status().leaderHttp;
-  if (!leaderHttp) throw new UnavailableError('no leader is known to renew the lease with; retry shortly', 1);
+  if (!leaderHttp) throw new UnavailableError('no leader is known to renew the lease with; retry shortly', 1, { reason: 'no_leader' });
   let res: Response;
   let text: string;
   try {
