@@ -89,6 +89,8 @@ const PROPOSAL_BYTES_MAX = 4 * 1024 * 1024;
 const SNAPSHOT_FETCH_TIMEOUT_MS = 60_000;
 /** Wait between attempts while another membership change is uncommitted. */
 const CONF_RETRY_MS = 100;
+/** Most proposals and reads held while no leader is known; beyond it, "too many requests". */
+const AWAITING_LEADER_MAX = 10_000;
 
 export class RaftReplicator implements Replicator {
   private readonly log: LmdbRaftLog;
@@ -103,6 +105,8 @@ export class RaftReplicator implements Replicator {
   private readonly reads = new Map<string, Waiter>();
   private readonly readyReads: ReadWaiter[] = [];
   private readonly confWaiters: Array<{ match: (cc: ConfChange) => boolean; w: Waiter }> = [];
+  /** Proposals and reads raft dropped for want of a leader: tried again once one is known. */
+  private readonly awaitingLeader = new Set<() => void>();
   private seq = 0;
   private readSeq = 0;
   /** Random per process: proposal and read ids from an earlier run never match this one's. */
@@ -171,7 +175,7 @@ export class RaftReplicator implements Replicator {
     });
     const r = new RaftReplicator(opts, { log, raw, storage });
     await r.transport.start();
-    r.ticker = setInterval(() => { r.raw.tick(); r.kick(); }, r.tickMs);
+    r.ticker = setInterval(() => { r.raw.tick(); r.retryAwaitingLeader(); r.kick(); }, r.tickMs);
     r.promoter = setInterval(() => r.promoteCaughtUpLearners(), Math.max(200, r.tickMs * 5));
     opts.logger?.info({ node_id: opts.id, role: opts.role, bootstrapped: empty && opts.bootstrap, last_index: log.lastIndex(), applied: applied ?? 0 }, 'raft_started');
     // A sole voter need not wait out an election timeout: nobody else can be elected.
@@ -191,18 +195,15 @@ export class RaftReplicator implements Replicator {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.proposals.delete(seq);
-        reject(new UnavailableError('the write was not confirmed in time; its outcome is unknown (leader change or partition)', 1));
+        submitted.cancel();
+        reject(new UnavailableError('the write was not confirmed in time; its outcome is unknown (leader change or partition)', 1, { reason: 'timeout' }));
       }, this.requestTimeoutMs);
       this.proposals.set(seq, { resolve, reject, timer });
-      try {
-        this.raw.propose(data);
-      } catch (err) {
+      const submitted = this.submit(() => this.raw.propose(data), (err) => {
         clearTimeout(timer);
         this.proposals.delete(seq);
-        reject(asClientError(err));
-        return;
-      }
-      this.kick();
+        reject(err);
+      });
     });
   }
 
@@ -216,18 +217,15 @@ export class RaftReplicator implements Replicator {
         this.reads.delete(key);
         const i = this.readyReads.findIndex((w) => w.timer === timer);
         if (i >= 0) this.readyReads.splice(i, 1);
-        reject(new UnavailableError('the read barrier was not confirmed in time (no leader or partition)', 1));
+        submitted.cancel();
+        reject(new UnavailableError('the read barrier was not confirmed in time (no leader or partition)', 1, { reason: 'timeout' }));
       }, this.requestTimeoutMs);
       this.reads.set(key, { resolve: () => resolve(), reject, timer });
-      try {
-        this.raw.readIndex(new TextEncoder().encode(key));
-      } catch (err) {
+      const submitted = this.submit(() => this.raw.readIndex(new TextEncoder().encode(key)), (err) => {
         clearTimeout(timer);
         this.reads.delete(key);
-        reject(asClientError(err));
-        return;
-      }
-      this.kick();
+        reject(err);
+      });
     });
   }
 
@@ -367,7 +365,7 @@ export class RaftReplicator implements Replicator {
     for (const w of this.reads.values()) { clearTimeout(w.timer); w.reject(err); }
     for (const w of this.readyReads) { clearTimeout(w.timer); w.reject(err); }
     for (const c of this.confWaiters) { clearTimeout(c.w.timer); c.w.reject(err); }
-    this.proposals.clear(); this.reads.clear(); this.readyReads.length = 0; this.confWaiters.length = 0;
+    this.proposals.clear(); this.reads.clear(); this.readyReads.length = 0; this.confWaiters.length = 0; this.awaitingLeader.clear();
     await this.transport.close();
     await this.log.close();
   }
@@ -384,6 +382,35 @@ export class RaftReplicator implements Replicator {
   httpAddressOf(id: string): string | undefined { return this.addressOf(id)?.http || undefined; }
 
   // ------------------------------------------------------------------ internals
+
+  /**
+   * Hands a proposal or read to raft. One that raft drops because no leader is known (an
+   * election, a partition) or leadership is moving is held and handed again once a leader is
+   * known, as etcd holds it; the caller's request timeout bounds the wait. Other refusals go to
+   * `fail` at once. `cancel` forgets a held one (its timeout fired).
+   */
+  private submit(send: () => void, fail: (err: unknown) => void): { cancel(): void } {
+    const attempt = (): void => {
+      this.awaitingLeader.delete(attempt);
+      try {
+        send();
+      } catch (err) {
+        if (!(err instanceof ProposalDroppedError && (err.reason === 'no-leader' || err.reason === 'transferring'))) fail(asClientError(err));
+        else if (this.awaitingLeader.size >= AWAITING_LEADER_MAX) fail(new UnavailableError('too many requests are waiting for a leader', 1, { reason: 'too_many_requests' }));
+        else this.awaitingLeader.add(attempt);
+        return;
+      }
+      this.kick();
+    };
+    attempt();
+    return { cancel: () => this.awaitingLeader.delete(attempt) };
+  }
+
+  /** Hands held proposals and reads to raft again, now that a leader may be known. */
+  private retryAwaitingLeader(): void {
+    if (this.awaitingLeader.size === 0 || this.raw.leaderId === '') return;
+    for (const attempt of [...this.awaitingLeader]) attempt();
+  }
 
   private checkOpen(): void {
     if (this.closed) throw new ClosedError('replicator');
@@ -545,6 +572,7 @@ export class RaftReplicator implements Replicator {
     if (rd.softState) {
       this.opts.logger?.info({ node_id: this.opts.id, role: rd.softState.role, leader: rd.softState.lead, term: this.raw.term }, 'raft_role_changed');
       if (rd.softState.lead === '') this.failReadsAwaitingLeader();
+      else this.retryAwaitingLeader();
     }
     // 2. Then tell the others.
     for (const m of rd.messages) this.send(m);
@@ -662,7 +690,7 @@ export class RaftReplicator implements Replicator {
     // Read requests in flight to a leader that is gone are dropped by raft; fail them fast.
     for (const [key, w] of this.reads) {
       clearTimeout(w.timer);
-      w.reject(new UnavailableError('leadership changed before the read was confirmed; retry', 1));
+      w.reject(new UnavailableError('leadership changed before the read was confirmed; retry', 1, { reason: 'leader_changed' }));
       this.reads.delete(key);
     }
   }
@@ -712,8 +740,9 @@ export async function writeBootstrapState(log: LmdbRaftLog, id: string, advertis
 }
 
 function asClientError(err: unknown): unknown {
-  if (err instanceof ProposalDroppedError) return new UnavailableError(`${err.message}; retry shortly`, 1, { cause: err });
-  return err;
+  if (!(err instanceof ProposalDroppedError)) return err;
+  const reason = err.reason === 'uncommitted-limit' || err.reason === 'read-queue-full' ? 'too_many_requests' : err.reason === 'no-leader' ? 'no_leader' : undefined;
+  return new UnavailableError(`${err.message}; retry shortly`, 1, { cause: err, ...(reason && { reason }) });
 }
 
 function arbiterRefusal(st: NodeStatus): UnavailableError {

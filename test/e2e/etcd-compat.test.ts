@@ -8,6 +8,9 @@ import { execFile, execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { TestCluster, type TestMember } from '../support/cluster.js';
+import { HAVE_ETCD, startEtcd } from '../support/etcd-process.js';
+import { buildGoModule, goAvailable } from '../support/go-module.js';
+import { sleep, until } from '../support/until.js';
 
 const run = promisify(execFile);
 const haveEtcdctl = (() => { try { execFileSync('etcdctl', ['version']); return true; } catch { return false; } })();
@@ -63,5 +66,40 @@ describe('etcd compatibility (issue 19) on a 3-member cluster', { skip, timeout:
     }
     const status = (await etcdctl(url(one), 'endpoint', 'status', '--cluster')).trim().split('\n');
     assert.deepEqual(status.map((l) => l.split(', ')[0]).sort(), members.map(url).sort());
+  });
+
+  it('finding 4: Go clientv3 maps every error back to its rpctypes error, exactly as against etcd 3.4', { skip: !(goAvailable() && HAVE_ETCD) && !process.env.CI && 'go or etcd is not installed' }, async () => {
+    const probe = buildGoModule('test/e2e/clientv3-errors', 'clientv3-errors');
+    const lines = async (endpoints: string) => (await run(probe, [endpoints], { timeout: 60_000 })).stdout.trim().split('\n');
+    const conure = await lines(members.map((m) => `127.0.0.1:${m.clientPort}`).join(','));
+    const etcd = await startEtcd();
+    try {
+      assert.deepEqual(conure, await lines(etcd.endpoint));
+    } finally { await etcd.close(); }
+    assert.equal(conure.length, 10);
+    for (const l of conure) assert.equal((JSON.parse(l) as { match: boolean }).match, true, l);
+  });
+
+  it('finding 5: with no leader a put is held until one is elected, not refused at once', async () => {
+    const leader = await c.leader();
+    const kept = members.find((m) => m !== leader)!;
+    const paused = members.filter((m) => m !== kept);
+    for (const m of paused) m.proc!.kill('SIGSTOP');
+    try {
+      // The kept member, alone, loses its leader once the election timeout passes.
+      await until('the kept member to know no leader', async () => {
+        const s = await (await fetch(`${kept.url}/status`)).json() as { leader: string };
+        return s.leader === '';
+      }, 15_000);
+      // It used to fail at once ("proposal dropped: no-leader"); now it waits for a leader.
+      const put = etcdctl(url(kept), '--command-timeout=20s', 'put', 'held', 'yes');
+      put.catch(() => undefined);
+      await sleep(1500);
+      for (const m of paused) m.proc!.kill('SIGCONT');
+      assert.equal(await put, 'OK\n');
+    } finally {
+      for (const m of paused) m.proc!.kill('SIGCONT');
+    }
+    assert.equal(await etcdctl(url(kept), 'get', 'held', '--print-value-only'), 'yes\n');
   });
 });
