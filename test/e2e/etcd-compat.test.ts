@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { credentials, type ClientDuplexStream, type ServiceClientConstructor } from '@grpc/grpc-js';
+import { etcdProto } from '../../src/api/etcd/proto.js';
 import { TestCluster, type TestMember } from '../support/cluster.js';
 import { HAVE_ETCD, startEtcd } from '../support/etcd-process.js';
 import { buildGoModule, goAvailable } from '../support/go-module.js';
@@ -22,6 +24,25 @@ async function etcdctl(endpoints: string, ...args: string[]): Promise<string> {
 }
 
 const url = (m: TestMember) => `http://127.0.0.1:${m.clientPort}`;
+
+/**
+ * A raw @grpc/grpc-js LeaseKeepAlive stream over the proto files: one request, then the client
+ * half-closes. Resolves with the replies and how the stream ended.
+ */
+function halfClosedKeepAlive(endpoint: string, id: string): Promise<{ replies: Array<{ ID: string; TTL: string }>; ended: string }> {
+  const Lease = etcdProto().Lease as ServiceClientConstructor;
+  const client = new Lease(endpoint, credentials.createInsecure());
+  return new Promise((resolve) => {
+    const replies: Array<{ ID: string; TTL: string }> = [];
+    const stream = (client as unknown as { LeaseKeepAlive(): ClientDuplexStream<object, { ID: string; TTL: string }> }).LeaseKeepAlive();
+    const done = (ended: string) => { client.close(); resolve({ replies, ended }); };
+    stream.on('data', (r) => replies.push({ ID: r.ID, TTL: r.TTL }));
+    stream.on('status', (st: { code: number }) => done(`status ${st.code}`));
+    stream.on('error', () => { /* reported through 'status' */ });
+    stream.write({ ID: id });
+    stream.end();
+  });
+}
 
 describe('etcd compatibility (issue 19) on a 3-member cluster', { skip, timeout: 240_000 }, () => {
   const c = new TestCluster();
@@ -101,5 +122,27 @@ describe('etcd compatibility (issue 19) on a 3-member cluster', { skip, timeout:
       for (const m of paused) m.proc!.kill('SIGCONT');
     }
     assert.equal(await etcdctl(url(kept), 'get', 'held', '--print-value-only'), 'yes\n');
+  });
+
+  it('finding 1: a half-closed LeaseKeepAlive stream gets its reply (with the TTL) before it ends, as from etcd 3.4', async () => {
+    const leader = await c.leader();
+    const follower = members.find((m) => m !== leader)!;
+    const lease = /lease ([0-9a-f]+) granted/.exec(await etcdctl(url(leader), 'lease', 'grant', '60'))![1]!;
+    const id = BigInt(`0x${lease}`).toString();
+    for (const m of [leader, follower]) { // the follower forwards the keep-alive to the leader
+      const r = await halfClosedKeepAlive(`127.0.0.1:${m.clientPort}`, id);
+      assert.equal(r.ended, 'status 0', m.spec.id);
+      assert.equal(r.replies.length, 1, `${m.spec.id}: one reply before the end`);
+      assert.equal(r.replies[0]!.ID, id);
+      assert.ok(Number(r.replies[0]!.TTL) > 50, `TTL ${r.replies[0]!.TTL}`);
+    }
+    if (!HAVE_ETCD) return;
+    const etcd = await startEtcd();
+    try {
+      const etcdLease = /lease ([0-9a-f]+) granted/.exec(await etcdctl(etcd.endpoint, 'lease', 'grant', '60'))![1]!;
+      const r = await halfClosedKeepAlive(etcd.endpoint, BigInt(`0x${etcdLease}`).toString());
+      assert.equal(r.ended, 'status 0');
+      assert.equal(r.replies.length, 1, 'etcd answers too');
+    } finally { await etcd.close(); }
   });
 });

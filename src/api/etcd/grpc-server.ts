@@ -43,6 +43,8 @@ export interface EtcdGrpcServer {
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
 const RANGE_PATH = '/etcdserverpb.KV/Range';
+/** Keep-alive requests of one stream waiting for their answer before the stream is paused. */
+const KEEPALIVES_QUEUED_MAX = 64;
 
 /**
  * A request the strict decoder refused (wire-check.ts): the deserializer returns this in place
@@ -194,15 +196,30 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
     }
   });
 
+  /**
+   * Keep-alives are answered one at a time, in order, as etcd's receive loop does; a client that
+   * half-closes gets the answers to everything it sent before the stream ends (etcd answers, then
+   * sees EOF). At most KEEPALIVES_QUEUED_MAX wait: beyond that the stream is paused (HTTP/2 flow
+   * control pushes back on the client).
+   */
   impls.Lease!.LeaseKeepAlive = (call: ServerDuplexStream<Msg, Msg>) => {
-    if (!admitStream(call)) return;
+    let queued = 0;
+    let chain = Promise.resolve();
+    let failed = false;
+    if (!admitStream(call, () => { void chain.then(() => { if (!failed) call.end(); }); })) return;
     call.on('data', (m: Msg) => {
       const bad = rejection(m);
       if (bad) {
         call.emit('error', rejectedError(bad));
         return;
       }
-      leaseKeepAliveOnce(svc, m).then((res) => call.write(res), (err: unknown) => endWithError(call, err));
+      if (++queued >= KEEPALIVES_QUEUED_MAX) call.pause();
+      chain = chain.then(() => leaseKeepAliveOnce(svc, m).then((res) => { if (!failed) call.write(res); }, (err: unknown) => {
+        failed = true;
+        endWithError(call, err);
+      })).finally(() => {
+        if (queued-- === KEEPALIVES_QUEUED_MAX) call.resume();
+      });
     });
   };
 
@@ -250,7 +267,8 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
 
   for (const [name, impl] of Object.entries(impls)) server.addService(strictService(service(name), schemaOf), impl);
 
-  function admitStream(call: ServerDuplexStream<Msg, Msg>): boolean {
+  /** Counts the stream against `streamsMax`; `onHalfClose` runs when the client ends its side (default: end ours). */
+  function admitStream(call: ServerDuplexStream<Msg, Msg>, onHalfClose: () => void = () => { call.end(); }): boolean {
     if (streams.size >= streamsMax) {
       endWithError(call, new MvccError('invalid', `too many streams (limit ${streamsMax})`));
       return false;
@@ -263,7 +281,7 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
     call.on('error', drop);
     call.on('end', () => {
       drop();
-      call.end();
+      onHalfClose();
     });
     return true;
   }
