@@ -12,7 +12,7 @@ import { RaftReplicator } from '../node/raft-replicator.js';
 import { createEtcdApi, type EtcdApi } from '../api/etcd/compose.js';
 import { registerEtcdGateway } from '../api/etcd/gateway.js';
 import { createEtcdGrpcServer, type EtcdGrpcServer } from '../api/etcd/grpc-server.js';
-import { EtcdGrpcMetrics, etcdGauges } from '../api/etcd/metrics.js';
+import { EtcdGrpcMetrics, EtcdServerMetrics, etcdGauges } from '../api/etcd/metrics.js';
 import { MvccStateMachine } from '../mvcc/mvcc-state-machine.js';
 import { ConureError, UnavailableError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -71,7 +71,9 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   // Arbiters keep no state machine: an in-memory store that is never written stands in.
   // The raft log is durable and replays what the state store lost; the store is fsynced before
   // the log may be compacted behind it (RaftReplicator.maybeSnapshot).
-  const store = arbiter ? new MemoryStateStore() : new LmdbStateStore({ dir: cfg.dataDir, fsyncOnCommit: false, unsafeNoSync: cfg.unsafeNoSync });
+  // etcd's server metrics, fed from here on; registered on /metrics below.
+  const etcdMetrics = new EtcdServerMetrics();
+  const store = arbiter ? new MemoryStateStore() : new LmdbStateStore({ dir: cfg.dataDir, fsyncOnCommit: false, unsafeNoSync: cfg.unsafeNoSync, onCommitSeconds: etcdMetrics.backendCommitSeconds });
   const sm = new MvccStateMachine(store, { minLeaseTtlSeconds: Math.ceil((1.5 * cfg.electionTimeoutMs) / 1000) });
   const fresh = !raftLogExists(cfg.dataDir);
   let bootstrap = cfg.bootstrap;
@@ -86,7 +88,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       advertiseRaft: cfg.advertiseRaft, advertiseHttp: cfg.advertiseHttp,
       stateMachine: sm, bootstrap,
       tickMs: cfg.heartbeatMs, electionTimeoutTicks: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatMs)),
-      snapshotEntries: cfg.snapshotEntries, logger: log, onFatal, peerAddresses: cfg.peerAddresses,
+      snapshotEntries: cfg.snapshotEntries, logger: log, onFatal, peerAddresses: cfg.peerAddresses, observer: etcdMetrics,
       ...(cfg.peerSecret && { peerSecret: cfg.peerSecret }),
       unsafeNoSync: cfg.unsafeNoSync, unsafeStaleReads: cfg.unsafeStaleReads, unsafeEarlyAck: cfg.unsafeEarlyAck,
     });
@@ -115,6 +117,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     conure_raft_commit_index: { help: 'Raft commit index known to this member', read: () => replicator.stats().commit_index },
     conure_raft_log_size_bytes: { help: 'Bytes used by the raft log on disk', read: () => Number(replicator.stats().log_size_bytes ?? 0) },
   });
+  etcdMetrics.register(metrics.registry, { replicator, store });
   const app: FastifyInstance = createHttpApi({ kv, replicator, membership: new MembershipService(replicator), metrics, snapshots: replicator, logger: log,
     ...(cfg.peerSecret && { peerAuth: cfg.peerSecret }) });
   if (etcd) registerEtcdGateway(app, etcd.services);

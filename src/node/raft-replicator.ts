@@ -42,7 +42,7 @@ import { LmdbRaftStorage } from './lmdb-raft-storage.js';
 import type { PeerSecret } from './peer-auth.js';
 import { PeerTransport, type PeerAdvertise } from './peer-transport.js';
 import { validatePeerMessage } from './peer-validation.js';
-import type { Member, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from './types.js';
+import type { Member, MemberObserver, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from './types.js';
 
 export interface RaftReplicatorOptions {
   id: string;
@@ -75,6 +75,8 @@ export interface RaftReplicatorOptions {
   unsafeStaleReads?: boolean;
   /** Called when the member cannot continue (storage failure): the process should exit. */
   onFatal?: (err: unknown) => void;
+  /** Receives raft log fsync times and heartbeat round trips (metrics). */
+  observer?: MemberObserver;
 }
 
 /** A member's addresses, carried in conf change contexts; `client` (its etcd client URL) may be absent. */
@@ -107,6 +109,12 @@ export class RaftReplicator implements Replicator {
   private readonly confWaiters: Array<{ match: (cc: ConfChange) => boolean; w: Waiter }> = [];
   /** Proposals and reads raft dropped for want of a leader: tried again once one is known. */
   private readonly awaitingLeader = new Set<() => void>();
+  /** The last heartbeat sent to each peer not yet answered: its stamp and when it left. */
+  private readonly heartbeatsOut = new Map<string, { stamp: number; at: number }>();
+  /** etcd's counters: leader changes seen (to a known leader), proposals that failed. */
+  private leaderChangesSeen = 0;
+  private proposalsFailed = 0;
+  private lastLeader = '';
   private seq = 0;
   private readSeq = 0;
   /** Random per process: proposal and read ids from an earlier run never match this one's. */
@@ -195,6 +203,7 @@ export class RaftReplicator implements Replicator {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.proposals.delete(seq);
+        this.proposalsFailed++;
         submitted.cancel();
         reject(new UnavailableError('the write was not confirmed in time; its outcome is unknown (leader change or partition)', 1, { reason: 'timeout' }));
       }, this.requestTimeoutMs);
@@ -202,6 +211,7 @@ export class RaftReplicator implements Replicator {
       const submitted = this.submit(() => this.raw.propose(data), (err) => {
         clearTimeout(timer);
         this.proposals.delete(seq);
+        this.proposalsFailed++;
         reject(err);
       });
     });
@@ -265,6 +275,9 @@ export class RaftReplicator implements Replicator {
       last_log_term: s.lastTerm,
       num_peers: Math.max(0, this.members().length - 1),
       last_contact_ms: s.role === 'leader' ? 0 : this.lastLeaderContactMs ? Date.now() - this.lastLeaderContactMs : null,
+      leader_changes_seen: this.leaderChangesSeen,
+      proposals_pending: this.proposals.size,
+      proposals_failed: this.proposalsFailed,
       id: this.opts.id,
       role: this.opts.role,
       suffrage: suffrage ?? 'none',
@@ -501,6 +514,13 @@ export class RaftReplicator implements Replicator {
       else if (!known.http && fromAdvertise.http) this.registry.set(from, { ...known, http: fromAdvertise.http });
     }
     if (m.from === this.raw.leaderId || m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap') this.lastLeaderContactMs = Date.now();
+    if (m.type === 'heartbeatResp') {
+      const out = this.heartbeatsOut.get(m.from);
+      if (out?.stamp === m.index) {
+        this.heartbeatsOut.delete(m.from);
+        this.opts.observer?.peerRoundTripSeconds(m.from, (performance.now() - out.at) / 1000);
+      }
+    }
     if (m.type === 'snap' && m.snapshot && this.opts.role !== 'arbiter') {
       void this.receiveSnapshot(m);
       return;
@@ -567,12 +587,19 @@ export class RaftReplicator implements Replicator {
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
       this.learnAddresses(rd.entries); // the configuration is in force from append, so its addresses are too
       await this.storage.persist(rd.hardState ?? undefined, rd.entries, rd.snapshot ?? undefined);
-      if (rd.mustSync) await this.storage.sync();
+      if (rd.mustSync) {
+        const started = performance.now();
+        await this.storage.sync();
+        this.opts.observer?.walFsyncSeconds((performance.now() - started) / 1000);
+      }
     }
     if (rd.softState) {
       this.opts.logger?.info({ node_id: this.opts.id, role: rd.softState.role, leader: rd.softState.lead, term: this.raw.term }, 'raft_role_changed');
       if (rd.softState.lead === '') this.failReadsAwaitingLeader();
       else this.retryAwaitingLeader();
+      // As etcd: a change to a known leader from another one, or from none.
+      if (rd.softState.lead !== '' && rd.softState.lead !== this.lastLeader) this.leaderChangesSeen++;
+      this.lastLeader = rd.softState.lead;
     }
     // 2. Then tell the others.
     for (const m of rd.messages) this.send(m);
@@ -616,6 +643,11 @@ export class RaftReplicator implements Replicator {
       this.transport.send(m.to, addr, { ...m, snapshot: m.snapshot ? { meta: m.snapshot.meta, data: new Uint8Array(0) } : null });
       this.raw.reportSnapshot(m.to, true);
       return;
+    }
+    if (m.type === 'heartbeat' && this.opts.observer) {
+      // One measured at a time per peer; one unanswered for a second (lost) gives way.
+      const out = this.heartbeatsOut.get(m.to);
+      if (!out || performance.now() - out.at > 1000) this.heartbeatsOut.set(m.to, { stamp: m.index, at: performance.now() });
     }
     this.transport.send(m.to, addr, m);
   }

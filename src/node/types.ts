@@ -60,6 +60,17 @@ export interface Member {
   suffrage: Suffrage;
 }
 
+/**
+ * Where a member reports timings it measures (the etcd-compatible metrics, api/etcd/metrics.ts).
+ * Calls are synchronous and cheap; an observer must not throw.
+ */
+export interface MemberObserver {
+  /** One fsync of the raft log (etcd's WAL fsync). */
+  walFsyncSeconds(seconds: number): void;
+  /** A heartbeat's round trip to the member `to` (etcd's peer round-trip time). */
+  peerRoundTripSeconds(to: string, seconds: number): void;
+}
+
 export interface NodeStatus {
   id: string;
   isLeader: boolean;

@@ -145,4 +145,39 @@ describe('etcd compatibility (issue 19) on a 3-member cluster', { skip, timeout:
       assert.equal(r.replies.length, 1, 'etcd answers too');
     } finally { await etcd.close(); }
   });
+
+  it('finding 10: /metrics has etcd\'s metric names and labels; leader changes are counted', async () => {
+    const names = [
+      'etcd_server_has_leader', 'etcd_server_leader_changes_seen_total', 'etcd_server_proposals_committed_total',
+      'etcd_server_proposals_applied_total', 'etcd_server_proposals_pending', 'etcd_server_proposals_failed_total',
+      'etcd_disk_wal_fsync_duration_seconds_bucket', 'etcd_disk_backend_commit_duration_seconds_bucket',
+      'etcd_mvcc_db_total_size_in_bytes', 'etcd_network_peer_round_trip_time_seconds_bucket', 'grpc_server_handled_total',
+    ];
+    const scrape = async (u: string) => (await (await fetch(`${u}/metrics`)).text()).split('\n').filter((l) => l && !l.startsWith('#'));
+    const value = (lines: string[], name: string) => Number(lines.find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
+    const leader = await c.leader();
+    await etcdctl(url(leader), 'put', 'metrics', 'x');
+    const lines = await scrape(leader.url);
+    for (const n of names) assert.ok(lines.some((l) => l.startsWith(n)), `${n} on ConureDB`);
+    assert.equal(value(lines, 'etcd_server_has_leader'), 1);
+    assert.ok(value(lines, 'etcd_server_proposals_committed_total') > 0);
+    assert.ok(lines.some((l) => /^grpc_server_handled_total\{grpc_type="unary",grpc_service="etcdserverpb\.KV",grpc_method="Put",grpc_code="OK"\} \d+/.test(l)), 'handled Put, labelled as go-grpc-prometheus does');
+    assert.ok(lines.some((l) => /^etcd_network_peer_round_trip_time_seconds_bucket\{le="[^"]+",To="[0-9a-f]+"\}/.test(l)), 'peer RTT by To (a member id in hex)');
+    if (HAVE_ETCD) { // the same names on a real etcd 3.4
+      const etcd = await startEtcd();
+      try {
+        await etcdctl(etcd.endpoint, 'put', 'metrics', 'x');
+        const theirs = await scrape(`http://${etcd.endpoint}`);
+        for (const n of names.filter((x) => !x.startsWith('etcd_network'))) assert.ok(theirs.some((l) => l.startsWith(n)), `${n} on etcd`);
+        assert.ok(theirs.some((l) => /^grpc_server_handled_total\{grpc_code="OK",grpc_method="Put",grpc_service="etcdserverpb\.KV",grpc_type="unary"\}/.test(l)));
+      } finally { await etcd.close(); }
+    }
+    // A leader change (move-leader) is seen by a member that stays a follower.
+    const target = members.find((m) => m !== leader)!;
+    const watcher = members.find((m) => m !== leader && m !== target)!;
+    const before = value(await scrape(watcher.url), 'etcd_server_leader_changes_seen_total');
+    const targetId = /"member_id":(\d+)/.exec(await etcdctl(url(target), 'endpoint', 'status', '-w', 'json'))![1]!;
+    await etcdctl(members.map(url).join(','), 'move-leader', BigInt(targetId).toString(16));
+    await until('the follower to count the leader change', async () => value(await scrape(watcher.url), 'etcd_server_leader_changes_seen_total') > before);
+  });
 });

@@ -206,7 +206,7 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
     let queued = 0;
     let chain = Promise.resolve();
     let failed = false;
-    if (!admitStream(call, () => { void chain.then(() => { if (!failed) call.end(); }); })) return;
+    if (!admitStream(call, 'Lease.LeaseKeepAlive', () => { void chain.then(() => { if (!failed) call.end(); }); })) return;
     call.on('data', (m: Msg) => {
       const bad = rejection(m);
       if (bad) {
@@ -224,7 +224,7 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   };
 
   impls.Watch!.Watch = (call: ServerDuplexStream<Msg, Msg>) => {
-    if (!admitStream(call)) return;
+    if (!admitStream(call, 'Watch.Watch')) return;
     const ws = new WatchStream(svc.hub, {
       send: (msg) => { call.write(msg); },
       queuedBytes: () => call.writableLength,
@@ -243,6 +243,7 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   };
 
   impls.Maintenance!.Snapshot = (call: ServerWritableStream<Msg, Msg>) => {
+    countStream(call, 'server_stream', 'Maintenance.Snapshot');
     try {
       const header = svc.header();
       const chunks = svc.snapshot();
@@ -267,8 +268,27 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
 
   for (const [name, impl] of Object.entries(impls)) server.addService(strictService(service(name), schemaOf), impl);
 
-  /** Counts the stream against `streamsMax`; `onHalfClose` runs when the client ends its side (default: end ours). */
-  function admitStream(call: ServerDuplexStream<Msg, Msg>, onHalfClose: () => void = () => { call.end(); }): boolean {
+  /** Counts a stream's outcome once in grpc_server_handled_total: OK, its error's code, or Canceled. */
+  function countStream(call: ServerWritableStream<Msg, Msg> | ServerDuplexStream<Msg, Msg>, type: 'server_stream' | 'bidi_stream', method: string): void {
+    const metrics = opts.metrics;
+    if (!metrics) return;
+    let counted = false;
+    const count = (code: status) => {
+      if (counted) return;
+      counted = true;
+      metrics.finished(type, method, code);
+    };
+    call.on('finish', () => count(status.OK));
+    call.on('error', (err: { code?: status }) => count(err.code ?? status.UNKNOWN));
+    call.on('cancelled', () => count(status.CANCELLED));
+  }
+
+  /**
+   * Counts the stream against `streamsMax` (and in the metrics as `method`); `onHalfClose` runs
+   * when the client ends its side (default: end ours).
+   */
+  function admitStream(call: ServerDuplexStream<Msg, Msg>, method: string, onHalfClose: () => void = () => { call.end(); }): boolean {
+    countStream(call, 'bidi_stream', method);
     if (streams.size >= streamsMax) {
       endWithError(call, new MvccError('invalid', `too many streams (limit ${streamsMax})`));
       return false;
