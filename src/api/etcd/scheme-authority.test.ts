@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { credentials, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import type { Msg } from './codec.js';
 import { HpackDecoder, HpackError, encodeLiterals, huffmanDecode } from './hpack.js';
@@ -52,6 +53,54 @@ test('a client sending :authority "http://host:port" (as etcdctl 3.4 does) is an
   } finally {
     plain.close();
     schemed.close();
+    await server.close();
+  }
+});
+
+/** One HTTP/2 frame. */
+const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(stream, 5);
+  return Buffer.concat([h, payload]);
+};
+
+test('raw HTTP/2: bytes of a frame cut short when the peek settles are handed over too', async () => {
+  const server = await startTestEtcdServer();
+  const sock = connect(server.port, '127.0.0.1');
+  try {
+    const got: Buffer[] = [];
+    let settings = () => {};
+    const sawSettings = new Promise<void>((r) => { settings = r; });
+    sock.on('data', (b: Buffer) => { got.push(b); if (Buffer.concat(got).length >= 9) settings(); });
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), frame(4, 0, 0, Buffer.alloc(0))]));
+    await sawSettings; // the empty SETTINGS, sent as soon as the preface is complete
+    const headers = frame(1, 0x4, 1, encodeLiterals([
+      [':method', 'POST'], [':scheme', 'http'], [':path', '/etcdserverpb.Maintenance/Status'], [':authority', server.endpoint],
+      ['content-type', 'application/grpc'], ['te', 'trailers'],
+    ].map(([name, value]) => ({ name: name!, value: value!, neverIndexed: false }))));
+    const data = frame(0, 0x1, 1, Buffer.alloc(5)); // an empty StatusRequest, END_STREAM
+    // ACK, the request's HEADERS and 4 bytes of the DATA frame's header; the rest after a pause.
+    sock.write(Buffer.concat([frame(4, 0x1, 0, Buffer.alloc(0)), headers, data.subarray(0, 4)]));
+    await new Promise((r) => setTimeout(r, 100));
+    sock.write(data.subarray(4));
+    // The answer: a DATA frame on stream 1 (the StatusResponse).
+    const answered = async () => {
+      for (let i = 0; i < 100; i++) {
+        const all = Buffer.concat(got);
+        for (let at = 0; at + 9 <= all.length; at += 9 + all.readUIntBE(at, 3)) {
+          if (all[at + 3] === 0 && (all.readUInt32BE(at + 5) & 0x7fffffff) === 1) return true;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return false;
+    };
+    assert.ok(await answered(), 'the Status call was answered');
+  } finally {
+    sock.destroy();
     await server.close();
   }
 });

@@ -127,9 +127,12 @@ class FrameRewriter {
 
   rawSeen(): Buffer { return Buffer.concat(this.seen ?? []); }
 
-  /** The client's bytes so far, unchanged but for the dropped ACK; stops recording them. */
+  /**
+   * The client's bytes so far, unchanged but for the dropped ACK, including those not yet parsed
+   * (a partial frame); stops recording them. Only for handing the connection over unchanged.
+   */
   takeRaw(): Buffer[] {
-    const raw = this.raw;
+    const raw = [...this.raw, this.buf];
     this.seen = undefined;
     this.raw = [];
     return raw;
