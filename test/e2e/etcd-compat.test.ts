@@ -180,4 +180,33 @@ describe('etcd compatibility (issue 19) on a 3-member cluster', { skip, timeout:
     await etcdctl(members.map(url).join(','), 'move-leader', BigInt(targetId).toString(16));
     await until('the follower to count the leader change', async () => value(await scrape(watcher.url), 'etcd_server_leader_changes_seen_total') > before);
   });
+
+  it('finding 7: the gateway under /v3 and /v3beta (not /v3alpha) answers in the shapes etcd 3.4 answers', { skip: !HAVE_ETCD && !process.env.CI && 'etcd is not installed' }, async () => {
+    /** A response's shape: keys and value types, not values. */
+    const shape = (v: unknown): unknown => Array.isArray(v) ? v.slice(0, 1).map(shape)
+      : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, shape(x)]))
+      : typeof v;
+    const requests: Array<[string, object]> = [
+      ['/v3/maintenance/alarm', {}], ['/v3beta/maintenance/alarm', {}], ['/v3/maintenance/alarm', { action: 'GET' }],
+      ['/v3/maintenance/defragment', {}], ['/v3/maintenance/hash', {}], ['/v3/maintenance/status', {}],
+      ['/v3/cluster/member/list', {}], ['/v3beta/kv/put', { key: 'Zm9v', value: 'YmFy' }], ['/v3beta/kv/range', { key: 'Zm9v' }],
+      ['/v3alpha/kv/range', { key: 'Zm9v' }], ['/v3beta/kv/deleterange', { key: 'Zm9v' }],
+    ];
+    const answers = async (base: string) => {
+      const out: string[] = [];
+      for (const [path, body] of requests) { // in order: the range reads the put
+        const res = await fetch(`${base}${path}`, { method: 'POST', body: JSON.stringify(body) });
+        const text = await res.text();
+        out.push(`${path} ${res.status} ${res.status === 200 ? JSON.stringify(shape(JSON.parse(text))) : ''}`);
+      }
+      return out;
+    };
+    const leader = await c.leader();
+    const etcd = await startEtcd();
+    try {
+      assert.deepEqual(await answers(leader.url), await answers(`http://${etcd.endpoint}`));
+    } finally { await etcd.close(); }
+    const alarm = await fetch(`${leader.url}/v3/maintenance/alarm`, { method: 'POST', body: '{}' });
+    assert.equal(await alarm.text(), '{}', 'no alarms: etcd answers {} (no header)');
+  });
 });

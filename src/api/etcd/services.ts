@@ -68,12 +68,12 @@ export class EtcdServices {
 
   /** A response header at the current revision (or `revision`). */
   header(revision?: number): Header {
-    return {
-      cluster_id: this.clusterId,
-      member_id: this.memberId,
-      revision: String(revision ?? this.mvcc.sm.currentRevision()),
-      raft_term: String(this.replicator.stats().term),
-    };
+    return { ...this.clusterHeader(), revision: String(revision ?? this.mvcc.sm.currentRevision()) };
+  }
+
+  /** The header etcd's Cluster service sends: no revision. */
+  clusterHeader(): Omit<Header, 'revision'> {
+    return { cluster_id: this.clusterId, member_id: this.memberId, raft_term: String(this.replicator.stats().term) };
   }
 
   // ---- Cluster ----
