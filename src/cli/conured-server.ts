@@ -12,7 +12,7 @@ import { RaftReplicator } from '../node/raft-replicator.js';
 import { createEtcdApi, type EtcdApi } from '../api/etcd/compose.js';
 import { registerEtcdGateway } from '../api/etcd/gateway.js';
 import { createEtcdGrpcServer, type EtcdGrpcServer } from '../api/etcd/grpc-server.js';
-import { EtcdGrpcMetrics, etcdGauges } from '../api/etcd/metrics.js';
+import { EtcdGrpcMetrics, EtcdServerMetrics, etcdGauges } from '../api/etcd/metrics.js';
 import { MvccStateMachine } from '../mvcc/mvcc-state-machine.js';
 import { ConureError, UnavailableError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -71,7 +71,9 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   // Arbiters keep no state machine: an in-memory store that is never written stands in.
   // The raft log is durable and replays what the state store lost; the store is fsynced before
   // the log may be compacted behind it (RaftReplicator.maybeSnapshot).
-  const store = arbiter ? new MemoryStateStore() : new LmdbStateStore({ dir: cfg.dataDir, fsyncOnCommit: false, unsafeNoSync: cfg.unsafeNoSync });
+  // etcd's server metrics, fed from here on; registered on /metrics below.
+  const etcdMetrics = new EtcdServerMetrics();
+  const store = arbiter ? new MemoryStateStore() : new LmdbStateStore({ dir: cfg.dataDir, fsyncOnCommit: false, unsafeNoSync: cfg.unsafeNoSync, onCommitSeconds: etcdMetrics.backendCommitSeconds });
   const sm = new MvccStateMachine(store, { minLeaseTtlSeconds: Math.ceil((1.5 * cfg.electionTimeoutMs) / 1000) });
   const fresh = !raftLogExists(cfg.dataDir);
   let bootstrap = cfg.bootstrap;
@@ -86,7 +88,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       advertiseRaft: cfg.advertiseRaft, advertiseHttp: cfg.advertiseHttp,
       stateMachine: sm, bootstrap,
       tickMs: cfg.heartbeatMs, electionTimeoutTicks: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatMs)),
-      snapshotEntries: cfg.snapshotEntries, logger: log, onFatal, peerAddresses: cfg.peerAddresses,
+      snapshotEntries: cfg.snapshotEntries, logger: log, onFatal, peerAddresses: cfg.peerAddresses, observer: etcdMetrics,
       ...(cfg.peerSecret && { peerSecret: cfg.peerSecret }),
       unsafeNoSync: cfg.unsafeNoSync, unsafeStaleReads: cfg.unsafeStaleReads, unsafeEarlyAck: cfg.unsafeEarlyAck,
     });
@@ -101,7 +103,6 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       ...(cfg.rangeResponseBytesMax !== undefined && { rangeResponseBytesMax: cfg.rangeResponseBytesMax }),
       ...(cfg.rangeBytesInFlightMax !== undefined && { rangeBytesInFlightMax: cfg.rangeBytesInFlightMax }),
     },
-    clientUrl: `http://${hostOf(cfg.advertiseHttp)}:${cfg.client.port}`,
     forwardKeepAlive: (id) => forwardKeepAlive(replicator, id),
   });
   const kv: KvService = etcd
@@ -116,6 +117,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     conure_raft_commit_index: { help: 'Raft commit index known to this member', read: () => replicator.stats().commit_index },
     conure_raft_log_size_bytes: { help: 'Bytes used by the raft log on disk', read: () => Number(replicator.stats().log_size_bytes ?? 0) },
   });
+  etcdMetrics.register(metrics.registry, { replicator, store });
   const app: FastifyInstance = createHttpApi({ kv, replicator, membership: new MembershipService(replicator), metrics, snapshots: replicator, logger: log,
     ...(cfg.peerSecret && { peerAuth: cfg.peerSecret }) });
   if (etcd) registerEtcdGateway(app, etcd.services);
@@ -125,6 +127,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     if (etcd) {
       grpc = createEtcdGrpcServer({ services: etcd.services, log, metrics: new EtcdGrpcMetrics(metrics.registry) });
       clientPort = await grpc.listen(`${cfg.client.host}:${cfg.client.port}`);
+      etcd.services.clientUrl = `http://${hostOf(cfg.advertiseHttp)}:${clientPort}`;
     }
     await app.listen({ host: cfg.http.host, port: cfg.http.port });
   } catch (err) {
@@ -143,6 +146,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   if (cfg.join.some((seed) => !isSelf(seed, cfg.advertiseHttp))) {
     joinCluster({
       id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, seeds: cfg.join, fresh: fresh && !bootstrap,
+      ...(etcd?.services.clientUrl && { clientUrl: etcd.services.clientUrl }),
       backoffMs: cfg.joinBackoffMs, retries: cfg.joinRetries, logger: log, signal: joining.signal,
       ...(cfg.peerSecret && { token: cfg.peerSecret.httpToken }),
     }).catch((err: Error) => { if (!joining.signal.aborted) onFatal(err); });
@@ -177,7 +181,7 @@ function hostOf(hostPort: string): string {
  */
 async function forwardKeepAlive(replicator: RaftReplicator, id: number): Promise<number> {
   const leaderHttp = replicator.status().leaderHttp;
-  if (!leaderHttp) throw new UnavailableError('no leader is known to renew the lease with; retry shortly', 1);
+  if (!leaderHttp) throw new UnavailableError('no leader is known to renew the lease with; retry shortly', 1, { reason: 'no_leader' });
   let res: Response;
   let text: string;
   try {

@@ -3,7 +3,8 @@ import { ConureError, type ErrorCode } from '../util/errors.js';
 /**
  * Why an etcd-API request failed, one value per condition etcd distinguishes. Transports map a
  * reason to their own status (gRPC: `api/etcd/grpc-status.ts`, the only place that does it) and
- * to etcd's exact error text, which clients such as etcdctl and the etcd3 npm package match on.
+ * to etcd's exact error text (`api/etcd/rpctypes.ts`), which clients such as etcdctl and the etcd3
+ * npm package match on.
  */
 export type MvccErrorReason =
   | 'empty_key'
@@ -66,27 +67,3 @@ export class MvccError extends ConureError {
     this.compactRevision = opts.compactRevision;
   }
 }
-
-/** The canonical text etcd v3.4 sends for each reason (`rpctypes`), which clients match on. */
-export const ETCD_ERROR_TEXT: Record<MvccErrorReason, string> = {
-  empty_key: 'etcdserver: key is not provided',
-  key_not_found: 'etcdserver: key not found',
-  value_provided: 'etcdserver: value is provided',
-  lease_provided: 'etcdserver: lease is provided',
-  too_many_ops: 'etcdserver: too many operations in txn request',
-  duplicate_key: 'etcdserver: duplicate key given in txn request',
-  compacted: 'etcdserver: mvcc: required revision has been compacted',
-  future_revision: 'etcdserver: mvcc: required revision is a future revision',
-  no_space: 'etcdserver: mvcc: database space exceeded',
-  lease_not_found: 'etcdserver: requested lease not found',
-  lease_exists: 'etcdserver: lease already exists',
-  lease_ttl_too_large: 'etcdserver: too large lease TTL',
-  request_too_large: 'etcdserver: request is too large',
-  member_not_found: 'etcdserver: member not found',
-  member_exists: 'etcdserver: member ID already exist',
-  member_not_learner: 'etcdserver: can only promote a learner member',
-  peer_url_exists: 'etcdserver: Peer URLs already exists',
-  auth_not_enabled: 'etcdserver: authentication is not enabled',
-  not_capable: 'etcdserver: not capable',
-  invalid: 'etcdserver: invalid request',
-};

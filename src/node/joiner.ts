@@ -1,5 +1,5 @@
 /**
- * The join loop of a member started with `--join`: POST /join {"ID","RaftAddr","HttpAddr","Role"}
+ * The join loop of a member started with `--join`: POST /join {"ID","RaftAddr","HttpAddr","ClientURL","Role"}
  * to each seed in turn until one accepts. A follower answers 409 with the leader's HTTP
  * address, which is tried next. Joining is idempotent, so a restarted member (even one that
  * was removed meanwhile) simply joins again and keeps its data.
@@ -11,6 +11,8 @@ export interface JoinOptions {
   id: string;
   raftAddr: string;
   httpAddr: string;
+  /** The member's etcd client URL, published through the join (etcd's MemberList shows it). */
+  clientUrl?: string;
   role: 'voter' | 'arbiter';
   /** The member's log was empty at start (new, or its disk was lost). */
   fresh: boolean;
@@ -29,7 +31,7 @@ export interface JoinOptions {
 export async function joinCluster(o: JoinOptions): Promise<{ via: string; outcome: string }> {
   const seeds = o.seeds.map((s) => s.replace(/\/+$/, '')).filter((s) => !isSelf(s, o.httpAddr));
   if (seeds.length === 0) throw new ConureError('invalid_argument', '--join lists no seed other than this member');
-  const body = JSON.stringify({ ID: o.id, RaftAddr: o.raftAddr, HttpAddr: o.httpAddr, Role: o.role, Fresh: o.fresh });
+  const body = JSON.stringify({ ID: o.id, RaftAddr: o.raftAddr, HttpAddr: o.httpAddr, ...(o.clientUrl && { ClientURL: o.clientUrl }), Role: o.role, Fresh: o.fresh });
   for (let attempt = 1; o.retries === 0 || attempt <= o.retries; attempt++) {
     const queue = [...seeds];
     const tried = new Set<string>();

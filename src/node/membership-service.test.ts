@@ -31,6 +31,14 @@ describe('MembershipService', () => {
     assert.deepEqual(rep.calls, ['add n2 h:7002 voter', 'add n2 other:7002 voter', 'add arb h:7003 arbiter']);
   });
 
+  it('records a published ClientURL; the same URL again is unchanged', async () => {
+    const rep = fakeReplicator([{ id: 'n1', address: 'h:1', suffrage: 'voter' }]);
+    const svc = new MembershipService(rep, resolver);
+    assert.equal((await svc.join({ ID: 'n1', RaftAddr: 'h:1', ClientURL: 'http://h:2379/' })).member.clientUrl, 'http://h:2379');
+    assert.equal((await svc.join({ ID: 'n1', RaftAddr: 'h:1', ClientURL: 'http://h:2379' })).outcome, 'unchanged');
+    assert.equal((await svc.join({ ID: 'n1', RaftAddr: 'h:1' })).outcome, 'unchanged');
+  });
+
   it('refuses malformed requests without touching membership', async () => {
     const rep = fakeReplicator([{ id: 'n1', address: 'h:1', suffrage: 'voter' }]);
     const svc = new MembershipService(rep, resolver);
@@ -39,6 +47,8 @@ describe('MembershipService', () => {
       [{ ID: 'a b', RaftAddr: 'h:1' }, /letters, digits/], [{ ID: 'n2' }, /RaftAddr is required/],
       [{ ID: 'n2', RaftAddr: 'h' }, /not host:port/], [{ ID: 'n2', RaftAddr: 'h:99999' }, /not host:port/],
       [{ ID: 'n2', RaftAddr: 'nowhere.invalid:1' }, /does not resolve/], [{ ID: 'n2', RaftAddr: 'h:1', Role: 'boss' }, /Role must be/],
+      ...['h:2379', 'ftp://h:1', 'http://h', 'http://u:p@h:1', 'http://h:1/x', 'http://h:1?q', 7, `http://${'h'.repeat(300)}:1`]
+        .map((v): [unknown, RegExp] => [{ ID: 'n2', RaftAddr: 'h:1', ClientURL: v }, /ClientURL/]),
     ];
     for (const [body, msg] of bad) await assert.rejects(svc.join(body), (e: Error & { code: string }) => e.code === 'invalid_argument' && msg.test(e.message), JSON.stringify(body));
     assert.deepEqual(rep.calls, []);

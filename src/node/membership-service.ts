@@ -17,7 +17,8 @@ export interface JoinResult {
 /**
  * Validates and carries out membership requests from the seed API (`/join`, `/remove`,
  * `/leader/transfer`) and conurectl. Field names follow the seed API: `ID`, `RaftAddr`,
- * `Role`, plus optional `HttpAddr` and `Fresh` (the joiner's disk is empty).
+ * `Role`, plus optional `HttpAddr`, `ClientURL` (the member's etcd client URL, listed by etcd's
+ * MemberList) and `Fresh` (the joiner's disk is empty).
  *
  * Errors: `InvalidArgumentError` for a malformed request, an empty id or an address that does
  * not resolve; `NotLeaderError` from the replicator on a follower (the HTTP layer answers 409
@@ -38,6 +39,7 @@ export class MembershipService {
     const id = memberId(req.ID);
     const address = await this.address(req.RaftAddr, 'RaftAddr');
     const httpAddress = req.HttpAddr === undefined ? undefined : await this.address(req.HttpAddr, 'HttpAddr');
+    const clientUrl = req.ClientURL === undefined ? undefined : clientUrlOf(req.ClientURL);
     const role = req.Role === undefined || req.Role === '' ? 'voter' : req.Role;
     if (role !== 'voter' && role !== 'arbiter' && role !== 'learner') {
       throw new InvalidArgumentError(`Role must be "voter", "arbiter" or "learner", not ${JSON.stringify(role)}`);
@@ -50,8 +52,9 @@ export class MembershipService {
       throw new InvalidArgumentError(`${id} is a member as ${existing.suffrage}; it cannot join as ${suffrage} (remove it first)`);
     }
     const sameHttp = httpAddress === undefined || existing?.httpAddress === httpAddress;
-    if (existing && existing.address === address && sameHttp && !fresh) return { outcome: 'unchanged', member: existing };
-    await this.replicator.addMember({ id, address, ...(httpAddress && { httpAddress }), suffrage, fresh });
+    const sameClient = clientUrl === undefined || existing?.clientUrl === clientUrl;
+    if (existing && existing.address === address && sameHttp && sameClient && !fresh) return { outcome: 'unchanged', member: existing };
+    await this.replicator.addMember({ id, address, ...(httpAddress && { httpAddress }), ...(clientUrl && { clientUrl }), suffrage, fresh });
     const member = this.replicator.members().find((m) => m.id === id) ?? { id, address, suffrage };
     return { outcome: existing ? 'updated' : 'added', member };
   }
@@ -108,6 +111,16 @@ function parseBody(body: unknown): unknown {
 function asObject(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidArgumentError('request body must be a JSON object');
   return body as Record<string, unknown>;
+}
+
+/** An etcd client URL: `http(s)://host:port`, nothing else (no path, query or credentials), at most 256 characters. */
+function clientUrlOf(value: unknown): string {
+  const bad = () => new InvalidArgumentError(`ClientURL ${JSON.stringify(value)} must be http://host:port or https://host:port`);
+  if (typeof value !== 'string' || value.length > 256) throw bad();
+  let u: URL;
+  try { u = new URL(value); } catch (err) { throw new InvalidArgumentError(bad().message, { cause: err }); }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname || !u.port || u.username || u.password || u.search || u.hash || (u.pathname !== '/' && u.pathname !== '')) throw bad();
+  return `${u.protocol}//${u.host}`;
 }
 
 function memberId(value: unknown): string {

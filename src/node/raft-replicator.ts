@@ -42,7 +42,7 @@ import { LmdbRaftStorage } from './lmdb-raft-storage.js';
 import type { PeerSecret } from './peer-auth.js';
 import { PeerTransport, type PeerAdvertise } from './peer-transport.js';
 import { validatePeerMessage } from './peer-validation.js';
-import type { Member, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from './types.js';
+import type { Member, MemberObserver, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from './types.js';
 
 export interface RaftReplicatorOptions {
   id: string;
@@ -75,9 +75,12 @@ export interface RaftReplicatorOptions {
   unsafeStaleReads?: boolean;
   /** Called when the member cannot continue (storage failure): the process should exit. */
   onFatal?: (err: unknown) => void;
+  /** Receives raft log fsync times and heartbeat round trips (metrics). */
+  observer?: MemberObserver;
 }
 
-interface MemberAddress { raft: string; http: string; intent: Suffrage }
+/** A member's addresses, carried in conf change contexts; `client` (its etcd client URL) may be absent. */
+interface MemberAddress { raft: string; http: string; client?: string; intent: Suffrage }
 /** What `GET /raft/snapshot` serves: the applied state at `index`, and the member addresses. */
 interface SnapshotDoc { index: number; state: Uint8Array; registry: Record<string, MemberAddress> }
 interface Waiter { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
@@ -88,6 +91,8 @@ const PROPOSAL_BYTES_MAX = 4 * 1024 * 1024;
 const SNAPSHOT_FETCH_TIMEOUT_MS = 60_000;
 /** Wait between attempts while another membership change is uncommitted. */
 const CONF_RETRY_MS = 100;
+/** Most proposals and reads held while no leader is known; beyond it, "too many requests". */
+const AWAITING_LEADER_MAX = 10_000;
 
 export class RaftReplicator implements Replicator {
   private readonly log: LmdbRaftLog;
@@ -102,6 +107,14 @@ export class RaftReplicator implements Replicator {
   private readonly reads = new Map<string, Waiter>();
   private readonly readyReads: ReadWaiter[] = [];
   private readonly confWaiters: Array<{ match: (cc: ConfChange) => boolean; w: Waiter }> = [];
+  /** Proposals and reads raft dropped for want of a leader: tried again once one is known. */
+  private readonly awaitingLeader = new Set<() => void>();
+  /** The last heartbeat sent to each peer not yet answered: its stamp and when it left. */
+  private readonly heartbeatsOut = new Map<string, { stamp: number; at: number }>();
+  /** etcd's counters: leader changes seen (to a known leader), proposals that failed. */
+  private leaderChangesSeen = 0;
+  private proposalsFailed = 0;
+  private lastLeader = '';
   private seq = 0;
   private readSeq = 0;
   /** Random per process: proposal and read ids from an earlier run never match this one's. */
@@ -170,7 +183,7 @@ export class RaftReplicator implements Replicator {
     });
     const r = new RaftReplicator(opts, { log, raw, storage });
     await r.transport.start();
-    r.ticker = setInterval(() => { r.raw.tick(); r.kick(); }, r.tickMs);
+    r.ticker = setInterval(() => { r.raw.tick(); r.retryAwaitingLeader(); r.kick(); }, r.tickMs);
     r.promoter = setInterval(() => r.promoteCaughtUpLearners(), Math.max(200, r.tickMs * 5));
     opts.logger?.info({ node_id: opts.id, role: opts.role, bootstrapped: empty && opts.bootstrap, last_index: log.lastIndex(), applied: applied ?? 0 }, 'raft_started');
     // A sole voter need not wait out an election timeout: nobody else can be elected.
@@ -190,18 +203,17 @@ export class RaftReplicator implements Replicator {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.proposals.delete(seq);
-        reject(new UnavailableError('the write was not confirmed in time; its outcome is unknown (leader change or partition)', 1));
+        this.proposalsFailed++;
+        submitted.cancel();
+        reject(new UnavailableError('the write was not confirmed in time; its outcome is unknown (leader change or partition)', 1, { reason: 'timeout' }));
       }, this.requestTimeoutMs);
       this.proposals.set(seq, { resolve, reject, timer });
-      try {
-        this.raw.propose(data);
-      } catch (err) {
+      const submitted = this.submit(() => this.raw.propose(data), (err) => {
         clearTimeout(timer);
         this.proposals.delete(seq);
-        reject(asClientError(err));
-        return;
-      }
-      this.kick();
+        this.proposalsFailed++;
+        reject(err);
+      });
     });
   }
 
@@ -215,18 +227,15 @@ export class RaftReplicator implements Replicator {
         this.reads.delete(key);
         const i = this.readyReads.findIndex((w) => w.timer === timer);
         if (i >= 0) this.readyReads.splice(i, 1);
-        reject(new UnavailableError('the read barrier was not confirmed in time (no leader or partition)', 1));
+        submitted.cancel();
+        reject(new UnavailableError('the read barrier was not confirmed in time (no leader or partition)', 1, { reason: 'timeout' }));
       }, this.requestTimeoutMs);
       this.reads.set(key, { resolve: () => resolve(), reject, timer });
-      try {
-        this.raw.readIndex(new TextEncoder().encode(key));
-      } catch (err) {
+      const submitted = this.submit(() => this.raw.readIndex(new TextEncoder().encode(key)), (err) => {
         clearTimeout(timer);
         this.reads.delete(key);
-        reject(asClientError(err));
-        return;
-      }
-      this.kick();
+        reject(err);
+      });
     });
   }
 
@@ -247,7 +256,7 @@ export class RaftReplicator implements Replicator {
     const m = this.raw.membership;
     const row = (id: string, suffrage: Suffrage): Member => {
       const a = this.addressOf(id);
-      return { id, address: a?.raft ?? '', ...(a?.http && { httpAddress: a.http }), suffrage };
+      return { id, address: a?.raft ?? '', ...(a?.http && { httpAddress: a.http }), ...(a?.client && { clientUrl: a.client }), suffrage };
     };
     return [...m.voters.map((id) => row(id, 'voter')), ...m.learners.map((id) => row(id, 'learner')), ...m.arbiters.map((id) => row(id, 'arbiter'))]
       .sort((a, b) => a.id.localeCompare(b.id));
@@ -266,6 +275,9 @@ export class RaftReplicator implements Replicator {
       last_log_term: s.lastTerm,
       num_peers: Math.max(0, this.members().length - 1),
       last_contact_ms: s.role === 'leader' ? 0 : this.lastLeaderContactMs ? Date.now() - this.lastLeaderContactMs : null,
+      leader_changes_seen: this.leaderChangesSeen,
+      proposals_pending: this.proposals.size,
+      proposals_failed: this.proposalsFailed,
       id: this.opts.id,
       role: this.opts.role,
       suffrage: suffrage ?? 'none',
@@ -287,7 +299,7 @@ export class RaftReplicator implements Replicator {
    * checked before anything is proposed, and addresses are learnt only from appended entries:
    * a refused request changes nothing, here or elsewhere.
    */
-  async addMember(m: { id: string; address: string; httpAddress?: string; suffrage: Suffrage; fresh?: boolean }): Promise<void> {
+  async addMember(m: { id: string; address: string; httpAddress?: string; clientUrl?: string; suffrage: Suffrage; fresh?: boolean }): Promise<void> {
     this.requireLeader();
     const current = this.raw.membership;
     const existing = suffrageOf(current, m.id);
@@ -296,7 +308,8 @@ export class RaftReplicator implements Replicator {
       throw new InvalidArgumentError(`${m.id} is a member as ${existing}; it cannot join as ${m.suffrage} (remove it first)`);
     }
     const known = this.registry.get(m.id);
-    const address: MemberAddress = { raft: m.address, http: m.httpAddress ?? known?.http ?? '', intent: m.suffrage };
+    const client = m.clientUrl ?? known?.client;
+    const address: MemberAddress = { raft: m.address, http: m.httpAddress ?? known?.http ?? '', ...(client && { client }), intent: m.suffrage };
     const context = pack(address);
     const add: ConfChange = { type: wantsArbiter ? 'addArbiter' : 'addLearner', nodeId: m.id, context };
     if (existing === undefined) { await this.confChange(add); return; }
@@ -329,7 +342,7 @@ export class RaftReplicator implements Replicator {
     this.requireLeader();
     if (!this.raw.membership.learners.includes(id)) throw new InvalidArgumentError(`${id} is not a learner`);
     const a = this.registry.get(id);
-    await this.confChange({ type: 'addVoter', nodeId: id, context: pack({ raft: a?.raft ?? '', http: a?.http ?? '', intent: 'voter' } satisfies MemberAddress) });
+    await this.confChange({ type: 'addVoter', nodeId: id, context: pack({ raft: a?.raft ?? '', http: a?.http ?? '', ...(a?.client && { client: a.client }), intent: 'voter' } satisfies MemberAddress) });
   }
 
   /**
@@ -365,7 +378,7 @@ export class RaftReplicator implements Replicator {
     for (const w of this.reads.values()) { clearTimeout(w.timer); w.reject(err); }
     for (const w of this.readyReads) { clearTimeout(w.timer); w.reject(err); }
     for (const c of this.confWaiters) { clearTimeout(c.w.timer); c.w.reject(err); }
-    this.proposals.clear(); this.reads.clear(); this.readyReads.length = 0; this.confWaiters.length = 0;
+    this.proposals.clear(); this.reads.clear(); this.readyReads.length = 0; this.confWaiters.length = 0; this.awaitingLeader.clear();
     await this.transport.close();
     await this.log.close();
   }
@@ -382,6 +395,35 @@ export class RaftReplicator implements Replicator {
   httpAddressOf(id: string): string | undefined { return this.addressOf(id)?.http || undefined; }
 
   // ------------------------------------------------------------------ internals
+
+  /**
+   * Hands a proposal or read to raft. One that raft drops because no leader is known (an
+   * election, a partition) or leadership is moving is held and handed again once a leader is
+   * known, as etcd holds it; the caller's request timeout bounds the wait. Other refusals go to
+   * `fail` at once. `cancel` forgets a held one (its timeout fired).
+   */
+  private submit(send: () => void, fail: (err: unknown) => void): { cancel(): void } {
+    const attempt = (): void => {
+      this.awaitingLeader.delete(attempt);
+      try {
+        send();
+      } catch (err) {
+        if (!(err instanceof ProposalDroppedError && (err.reason === 'no-leader' || err.reason === 'transferring'))) fail(asClientError(err));
+        else if (this.awaitingLeader.size >= AWAITING_LEADER_MAX) fail(new UnavailableError('too many requests are waiting for a leader', 1, { reason: 'too_many_requests' }));
+        else this.awaitingLeader.add(attempt);
+        return;
+      }
+      this.kick();
+    };
+    attempt();
+    return { cancel: () => this.awaitingLeader.delete(attempt) };
+  }
+
+  /** Hands held proposals and reads to raft again, now that a leader may be known. */
+  private retryAwaitingLeader(): void {
+    if (this.awaitingLeader.size === 0 || this.raw.leaderId === '') return;
+    for (const attempt of [...this.awaitingLeader]) attempt();
+  }
 
   private checkOpen(): void {
     if (this.closed) throw new ClosedError('replicator');
@@ -472,6 +514,13 @@ export class RaftReplicator implements Replicator {
       else if (!known.http && fromAdvertise.http) this.registry.set(from, { ...known, http: fromAdvertise.http });
     }
     if (m.from === this.raw.leaderId || m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap') this.lastLeaderContactMs = Date.now();
+    if (m.type === 'heartbeatResp') {
+      const out = this.heartbeatsOut.get(m.from);
+      if (out?.stamp === m.index) {
+        this.heartbeatsOut.delete(m.from);
+        this.opts.observer?.peerRoundTripSeconds(m.from, (performance.now() - out.at) / 1000);
+      }
+    }
     if (m.type === 'snap' && m.snapshot && this.opts.role !== 'arbiter') {
       void this.receiveSnapshot(m);
       return;
@@ -538,11 +587,19 @@ export class RaftReplicator implements Replicator {
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
       this.learnAddresses(rd.entries); // the configuration is in force from append, so its addresses are too
       await this.storage.persist(rd.hardState ?? undefined, rd.entries, rd.snapshot ?? undefined);
-      if (rd.mustSync) await this.storage.sync();
+      if (rd.mustSync) {
+        const started = performance.now();
+        await this.storage.sync();
+        this.opts.observer?.walFsyncSeconds((performance.now() - started) / 1000);
+      }
     }
     if (rd.softState) {
       this.opts.logger?.info({ node_id: this.opts.id, role: rd.softState.role, leader: rd.softState.lead, term: this.raw.term }, 'raft_role_changed');
       if (rd.softState.lead === '') this.failReadsAwaitingLeader();
+      else this.retryAwaitingLeader();
+      // As etcd: a change to a known leader from another one, or from none.
+      if (rd.softState.lead !== '' && rd.softState.lead !== this.lastLeader) this.leaderChangesSeen++;
+      this.lastLeader = rd.softState.lead;
     }
     // 2. Then tell the others.
     for (const m of rd.messages) this.send(m);
@@ -586,6 +643,11 @@ export class RaftReplicator implements Replicator {
       this.transport.send(m.to, addr, { ...m, snapshot: m.snapshot ? { meta: m.snapshot.meta, data: new Uint8Array(0) } : null });
       this.raw.reportSnapshot(m.to, true);
       return;
+    }
+    if (m.type === 'heartbeat' && this.opts.observer) {
+      // One measured at a time per peer; one unanswered for a second (lost) gives way.
+      const out = this.heartbeatsOut.get(m.to);
+      if (!out || performance.now() - out.at > 1000) this.heartbeatsOut.set(m.to, { stamp: m.index, at: performance.now() });
     }
     this.transport.send(m.to, addr, m);
   }
@@ -660,7 +722,7 @@ export class RaftReplicator implements Replicator {
     // Read requests in flight to a leader that is gone are dropped by raft; fail them fast.
     for (const [key, w] of this.reads) {
       clearTimeout(w.timer);
-      w.reject(new UnavailableError('leadership changed before the read was confirmed; retry', 1));
+      w.reject(new UnavailableError('leadership changed before the read was confirmed; retry', 1, { reason: 'leader_changed' }));
       this.reads.delete(key);
     }
   }
@@ -710,8 +772,9 @@ export async function writeBootstrapState(log: LmdbRaftLog, id: string, advertis
 }
 
 function asClientError(err: unknown): unknown {
-  if (err instanceof ProposalDroppedError) return new UnavailableError(`${err.message}; retry shortly`, 1, { cause: err });
-  return err;
+  if (!(err instanceof ProposalDroppedError)) return err;
+  const reason = err.reason === 'uncommitted-limit' || err.reason === 'read-queue-full' ? 'too_many_requests' : err.reason === 'no-leader' ? 'no_leader' : undefined;
+  return new UnavailableError(`${err.message}; retry shortly`, 1, { cause: err, ...(reason && { reason }) });
 }
 
 function arbiterRefusal(st: NodeStatus): UnavailableError {

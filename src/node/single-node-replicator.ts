@@ -36,7 +36,7 @@ export class SingleNodeReplicator implements Replicator {
   propose(command: Uint8Array): Promise<unknown> {
     if (this.closed) return Promise.reject(new ClosedError('replicator'));
     if (this.queue.length >= (this.opts.pendingProposalsMax ?? 16384)) {
-      return Promise.reject(new UnavailableError('too many proposals in flight; retry shortly'));
+      return Promise.reject(new UnavailableError('too many proposals in flight; retry shortly', 1, { reason: 'too_many_requests' }));
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ command, resolve, reject });

@@ -55,7 +55,20 @@ export interface Member {
   address: string;
   /** The advertised HTTP address (host:port), when known. */
   httpAddress?: string;
+  /** The etcd client URL (`http://host:port`) the member published when it joined, if any. */
+  clientUrl?: string;
   suffrage: Suffrage;
+}
+
+/**
+ * Where a member reports timings it measures (the etcd-compatible metrics, api/etcd/metrics.ts).
+ * Calls are synchronous and cheap; an observer must not throw.
+ */
+export interface MemberObserver {
+  /** One fsync of the raft log (etcd's WAL fsync). */
+  walFsyncSeconds(seconds: number): void;
+  /** A heartbeat's round trip to the member `to` (etcd's peer round-trip time). */
+  peerRoundTripSeconds(to: string, seconds: number): void;
 }
 
 export interface NodeStatus {
@@ -100,7 +113,7 @@ export interface Replicator {
    * member lost its disk: an existing entry for it is removed and it re-enters as a learner,
    * since a voter that forgot its vote could otherwise vote twice in one term.
    */
-  addMember(m: { id: string; address: string; httpAddress?: string; suffrage: Suffrage; fresh?: boolean }): Promise<void>;
+  addMember(m: { id: string; address: string; httpAddress?: string; clientUrl?: string; suffrage: Suffrage; fresh?: boolean }): Promise<void>;
   removeMember(id: string): Promise<void>;
   promoteMember(id: string): Promise<void>;
   transferLeadership(toId?: string): Promise<void>;

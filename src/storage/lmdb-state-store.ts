@@ -26,6 +26,8 @@ export interface LmdbStateStoreOptions {
    * prove the suite notices unsynced acknowledgements. Never set in production.
    */
   unsafeNoSync?: boolean;
+  /** Receives the duration of every write transaction's commit (etcd's backend commit metric). */
+  onCommitSeconds?: (seconds: number) => void;
 }
 
 /**
@@ -45,6 +47,7 @@ export class LmdbStateStore implements StateStore {
   private readonly path: string;
   private readonly deferredSync: boolean;
   private readonly noSyncAtAll: boolean;
+  private readonly onCommitSeconds: ((seconds: number) => void) | undefined;
   private applied: number;
   private closed = false;
   private inBatch = false;
@@ -55,6 +58,7 @@ export class LmdbStateStore implements StateStore {
     mkdirSync(opts.dir, { recursive: true });
     this.path = join(opts.dir, 'state.mdb');
     this.noSyncAtAll = opts.unsafeNoSync ?? false;
+    this.onCommitSeconds = opts.onCommitSeconds;
     this.deferredSync = !this.noSyncAtAll && opts.fsyncOnCommit === false;
     const noSync = this.noSyncAtAll || this.deferredSync;
     try {
@@ -135,8 +139,11 @@ export class LmdbStateStore implements StateStore {
     const appliedBefore = this.applied;
     this.inBatch = true;
     this.openedInBatch = [];
+    const started = performance.now();
     try {
-      return this.root.transactionSync(fn);
+      const result = this.root.transactionSync(fn);
+      this.onCommitSeconds?.((performance.now() - started) / 1000);
+      return result;
     } catch (err) {
       this.applied = appliedBefore;
       for (const b of this.openedInBatch) this.dbs.delete(b);

@@ -54,12 +54,21 @@ export class NotLeaderError extends ConureError {
   }
 }
 
+/**
+ * Why a service is unavailable, where it matters to a client (etcd has one error for each): no
+ * leader, the leader changed under a request, the request was not confirmed in time, overload,
+ * or the server is stopping.
+ */
+export type UnavailableReason = 'no_leader' | 'leader_changed' | 'timeout' | 'too_many_requests' | 'stopped';
+
 /** The service cannot answer right now (no leader, shutting down, storage failed); retry later. */
 export class UnavailableError extends ConureError {
   readonly retryAfterSeconds: number;
-  constructor(message: string, retryAfterSeconds = 1, options?: { cause?: unknown }) {
+  readonly reason: UnavailableReason | undefined;
+  constructor(message: string, retryAfterSeconds = 1, options?: { cause?: unknown; reason?: UnavailableReason }) {
     super('unavailable', message, options);
     this.retryAfterSeconds = retryAfterSeconds;
+    this.reason = options?.reason;
   }
 }
 

@@ -3,41 +3,19 @@
  * TypeScript checker's verdicts can be cross-checked on any history file.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { buildGoModule } from '../support/go-module.js';
+
+export { goAvailable } from '../support/go-module.js';
 
 /** Porcupine's verdict, or why there is none. */
 export type PorcupineResult = 'Ok' | 'Illegal' | 'Unknown' | { error: string };
-
-/** True when a `go` toolchain is on PATH. */
-export function goAvailable(): boolean {
-  return spawnSync('go', ['version'], { encoding: 'utf8' }).status === 0;
-}
-
-/** The Go module directory, found upward from this (compiled) file, else under the working directory. */
-export function harnessDir(): string | undefined {
-  for (let d = dirname(fileURLToPath(import.meta.url)); ; d = dirname(d)) {
-    const candidate = join(d, 'test', 'fault', 'porcupine');
-    if (existsSync(join(candidate, 'go.mod'))) return candidate;
-    if (dirname(d) === d) break;
-  }
-  const fromCwd = join(process.cwd(), 'test', 'fault', 'porcupine');
-  return existsSync(join(fromCwd, 'go.mod')) ? fromCwd : undefined;
-}
 
 /**
  * Builds the harness into `outDir` (a fresh temp folder by default) and returns the binary's
  * path. Throws an Error with go's output when the module is missing or does not build.
  */
-export function buildPorcupine(outDir = mkdtempSync(join(tmpdir(), 'conure-porcupine-'))): string {
-  const dir = harnessDir();
-  if (!dir) throw new Error('test/fault/porcupine/go.mod not found');
-  const bin = join(outDir, 'porcupine-check');
-  const r = spawnSync('go', ['build', '-o', bin, '.'], { cwd: dir, encoding: 'utf8', timeout: 180_000 });
-  if (r.status !== 0) throw new Error(`go build of the porcupine harness failed:\n${r.stderr ?? ''}${r.error?.message ?? ''}`);
-  return bin;
+export function buildPorcupine(outDir?: string): string {
+  return buildGoModule('test/fault/porcupine', 'porcupine-check', outDir);
 }
 
 /** Runs the built harness on a JSONL history file. */

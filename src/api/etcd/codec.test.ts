@@ -55,7 +55,7 @@ test('proto3 JSON for the gateway omits defaults and base64-encodes bytes', () =
 
 test('error mapping: etcd texts and codes, HTTP statuses', () => {
   assert.deepEqual(grpcStatusOf(new MvccError('compacted', 'x')), { code: 11, details: 'etcdserver: mvcc: required revision has been compacted' });
-  assert.deepEqual(grpcStatusOf(new NotLeaderError('10.0.0.1:7001')), { code: 14, details: 'etcdserver: not leader' });
+  assert.deepEqual(grpcStatusOf(new NotLeaderError('10.0.0.1:7001')), { code: 9, details: 'etcdserver: not leader' });
   assert.equal(grpcStatusOf(new MvccError('invalid', 'too many watchers')).details, 'etcdserver: too many watchers');
   assert.equal(grpcStatusOf(new Error('boom')).code, 13);
   assert.deepEqual([400, 404, 412, 429, 503, 500].map((s) => s), [3, 5, 9, 8, 14, 13].map((c) => httpStatusOfGrpc(c)));

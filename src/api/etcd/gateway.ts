@@ -6,7 +6,11 @@ import { authNotEnabled, leaseKeepAliveOnce, unaryOperations, type UnaryName, ty
 import type { EtcdServices } from './services.js';
 import { WatchStream } from './watch-stream.js';
 
-/** etcd's gateway paths for unary RPCs (including its `/v3/kv/lease/*` aliases). */
+/**
+ * etcd's gateway paths for unary RPCs (including its `/v3/kv/lease/*` aliases), under `/v3`;
+ * every path is also served under `/v3beta`, as etcd 3.4 does (it answers 404 under `/v3alpha`).
+ */
+const PREFIXES = ['/v3', '/v3beta'];
 const ROUTES: [string, UnaryName][] = [
   ['/v3/kv/range', 'KV.Range'],
   ['/v3/kv/put', 'KV.Put'],
@@ -28,7 +32,7 @@ const ROUTES: [string, UnaryName][] = [
   ['/v3/maintenance/status', 'Maintenance.Status'],
   ['/v3/maintenance/alarm', 'Maintenance.Alarm'],
   ['/v3/maintenance/defragment', 'Maintenance.Defragment'],
-  ['/v3/maintenance/hash', 'Maintenance.HashKV'],
+  ['/v3/maintenance/hash', 'Maintenance.Hash'], // HashKV shares the path in rpc.proto; grpc-gateway routes it to Hash
   ['/v3/maintenance/transfer-leadership', 'Maintenance.MoveLeader'],
   ['/v3/maintenance/downgrade', 'Maintenance.Downgrade'],
   ['/v3/auth/status', 'Auth.AuthStatus'],
@@ -69,10 +73,14 @@ export function registerEtcdGateway(app: FastifyInstance, svc: EtcdServices, opt
     }
   };
 
-  for (const [path, name] of ROUTES) app.post(path, { bodyLimit }, unary(ops[name]));
-  for (const path of AUTH_PATHS) app.post(path, { bodyLimit }, unary(authNotEnabled));
+  /** Registers `path` (given under /v3) under every prefix. */
+  const post = (path: string, handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void => {
+    for (const prefix of PREFIXES) app.post(prefix + path.slice('/v3'.length), { bodyLimit }, handler);
+  };
+  for (const [path, name] of ROUTES) post(path, unary(ops[name]));
+  for (const path of AUTH_PATHS) post(path, unary(authNotEnabled));
 
-  app.post('/v3/lease/keepalive', { bodyLimit }, async (req, reply) => {
+  post('/v3/lease/keepalive', async (req, reply) => {
     try {
       return reply.type('application/json').send(JSON.stringify({ result: toJson(await leaseKeepAliveOnce(svc, body(req))) }) + '\n');
     } catch (err) {
@@ -80,7 +88,7 @@ export function registerEtcdGateway(app: FastifyInstance, svc: EtcdServices, opt
     }
   });
 
-  app.post('/v3/watch', { bodyLimit }, async (req, reply) => {
+  post('/v3/watch', async (req, reply) => {
     let first: Msg;
     try {
       first = body(req);
@@ -105,7 +113,7 @@ export function registerEtcdGateway(app: FastifyInstance, svc: EtcdServices, opt
     ws.handle(first);
   });
 
-  app.post('/v3/maintenance/snapshot', async (_req, reply) => {
+  post('/v3/maintenance/snapshot', async (_req, reply) => {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'application/json' });

@@ -3,7 +3,10 @@ import {
   type ServerDuplexStream, type ServerInterceptor, type ServerUnaryCall, type ServerWritableStream,
   type ServiceClientConstructor, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData,
 } from '@grpc/grpc-js';
+import { createServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { MvccError } from '../../mvcc/errors.js';
+import { InvalidArgumentError } from '../../util/errors.js';
+import { splitHostPort } from '../../util/host-port.js';
 import { createLogger, type Logger } from '../../util/log.js';
 import { decodeRange, type Msg } from './codec.js';
 import { grpcStatusOf, toServiceError } from './grpc-status.js';
@@ -12,6 +15,7 @@ import { authNotEnabled, leaseKeepAliveOnce, unaryOperations, type UnaryOperatio
 import type { EtcdGrpcMetrics } from './metrics.js';
 import { etcdPackageDefinition, etcdProto } from './proto.js';
 import { RangeBudget, RangeResponseBuilder } from './range-response.js';
+import { acceptSchemeAuthority } from './scheme-authority.js';
 import { WireError, checkWire, compressedWithoutEncoding, wireSchemas } from './wire-check.js';
 import type { EtcdServices } from './services.js';
 import { DEFAULT_WATCH_STREAM_LIMITS, WatchStream, type WatchStreamLimits } from './watch-stream.js';
@@ -39,6 +43,8 @@ export interface EtcdGrpcServer {
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
 const RANGE_PATH = '/etcdserverpb.KV/Range';
+/** Keep-alive requests of one stream waiting for their answer before the stream is paused. */
+const KEEPALIVES_QUEUED_MAX = 64;
 
 /**
  * A request the strict decoder refused (wire-check.ts): the deserializer returns this in place
@@ -190,20 +196,35 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
     }
   });
 
+  /**
+   * Keep-alives are answered one at a time, in order, as etcd's receive loop does; a client that
+   * half-closes gets the answers to everything it sent before the stream ends (etcd answers, then
+   * sees EOF). At most KEEPALIVES_QUEUED_MAX wait: beyond that the stream is paused (HTTP/2 flow
+   * control pushes back on the client).
+   */
   impls.Lease!.LeaseKeepAlive = (call: ServerDuplexStream<Msg, Msg>) => {
-    if (!admitStream(call)) return;
+    let queued = 0;
+    let chain = Promise.resolve();
+    let failed = false;
+    if (!admitStream(call, 'Lease.LeaseKeepAlive', () => { void chain.then(() => { if (!failed) call.end(); }); })) return;
     call.on('data', (m: Msg) => {
       const bad = rejection(m);
       if (bad) {
         call.emit('error', rejectedError(bad));
         return;
       }
-      leaseKeepAliveOnce(svc, m).then((res) => call.write(res), (err: unknown) => endWithError(call, err));
+      if (++queued >= KEEPALIVES_QUEUED_MAX) call.pause();
+      chain = chain.then(() => leaseKeepAliveOnce(svc, m).then((res) => { if (!failed) call.write(res); }, (err: unknown) => {
+        failed = true;
+        endWithError(call, err);
+      })).finally(() => {
+        if (queued-- === KEEPALIVES_QUEUED_MAX) call.resume();
+      });
     });
   };
 
   impls.Watch!.Watch = (call: ServerDuplexStream<Msg, Msg>) => {
-    if (!admitStream(call)) return;
+    if (!admitStream(call, 'Watch.Watch')) return;
     const ws = new WatchStream(svc.hub, {
       send: (msg) => { call.write(msg); },
       queuedBytes: () => call.writableLength,
@@ -222,6 +243,7 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   };
 
   impls.Maintenance!.Snapshot = (call: ServerWritableStream<Msg, Msg>) => {
+    countStream(call, 'server_stream', 'Maintenance.Snapshot');
     try {
       const header = svc.header();
       const chunks = svc.snapshot();
@@ -246,7 +268,27 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
 
   for (const [name, impl] of Object.entries(impls)) server.addService(strictService(service(name), schemaOf), impl);
 
-  function admitStream(call: ServerDuplexStream<Msg, Msg>): boolean {
+  /** Counts a stream's outcome once in grpc_server_handled_total: OK, its error's code, or Canceled. */
+  function countStream(call: ServerWritableStream<Msg, Msg> | ServerDuplexStream<Msg, Msg>, type: 'server_stream' | 'bidi_stream', method: string): void {
+    const metrics = opts.metrics;
+    if (!metrics) return;
+    let counted = false;
+    const count = (code: status) => {
+      if (counted) return;
+      counted = true;
+      metrics.finished(type, method, code);
+    };
+    call.on('finish', () => count(status.OK));
+    call.on('error', (err: { code?: status }) => count(err.code ?? status.UNKNOWN));
+    call.on('cancelled', () => count(status.CANCELLED));
+  }
+
+  /**
+   * Counts the stream against `streamsMax` (and in the metrics as `method`); `onHalfClose` runs
+   * when the client ends its side (default: end ours).
+   */
+  function admitStream(call: ServerDuplexStream<Msg, Msg>, method: string, onHalfClose: () => void = () => { call.end(); }): boolean {
+    countStream(call, 'bidi_stream', method);
     if (streams.size >= streamsMax) {
       endWithError(call, new MvccError('invalid', `too many streams (limit ${streamsMax})`));
       return false;
@@ -259,22 +301,29 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
     call.on('error', drop);
     call.on('end', () => {
       drop();
-      call.end();
+      onHalfClose();
     });
     return true;
   }
 
-  let bound = false;
+  let listener: NetServer | undefined;
   return {
     rangeBudget: () => ({ bytesInFlight: budget.bytesInFlight, waiting: budget.waiting }),
     listen(addr: string): Promise<number> {
+      const hp = splitHostPort(addr);
+      if (!hp) return Promise.reject(new InvalidArgumentError(`${JSON.stringify(addr)} is not host:port`));
+      // Connections are accepted here and injected into grpc-js, so that a request whose
+      // :authority carries a scheme can be repaired first (scheme-authority.ts).
+      const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+      const tcp = createServer((socket) => {
+        void acceptSchemeAuthority(socket).then((c) => injector.injectConnection(c));
+      });
       return new Promise((resolve, reject) => {
-        server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {
-          if (err) {
-            reject(err);
-            return;
-          }
-          bound = true;
+        tcp.once('error', reject);
+        tcp.listen(hp.port, hp.host || '0.0.0.0', () => {
+          tcp.off('error', reject);
+          listener = tcp;
+          const port = (tcp.address() as AddressInfo).port;
           log.info({ addr, port }, 'etcd gRPC API listening');
           resolve(port);
         });
@@ -283,7 +332,8 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
     close(): Promise<void> {
       for (const s of streams) s.end();
       streams.clear();
-      if (!bound) return Promise.resolve();
+      if (!listener) return Promise.resolve();
+      listener.close();
       return new Promise((resolve) => {
         const timer = setTimeout(() => server.forceShutdown(), 2000);
         timer.unref();

@@ -1,69 +1,86 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { ETCD_ERROR_TEXT, MvccError, type MvccErrorReason } from '../../mvcc/errors.js';
-import { asConureError, type ErrorCode } from '../../util/errors.js';
+import { MvccError, type MvccErrorReason } from '../../mvcc/errors.js';
+import { NotLeaderError, UnavailableError, asConureError, type ErrorCode, type UnavailableReason } from '../../util/errors.js';
 import { RangeTooLargeError } from './range-response.js';
+import { RPC_ERRORS, type RpcErrorName } from './rpctypes.js';
 
 /**
- * The one place where errors become gRPC statuses. Codes and texts follow etcd's `rpctypes`,
- * because clients branch on them: etcdctl prints the text, the etcd3 npm package maps texts to
- * error classes (e.g. "etcdserver: requested lease not found" → EtcdLeaseInvalidError), and
- * Go clientv3 retries on Unavailable.
+ * The one place where errors become gRPC statuses: each error picks an entry of etcd's own table
+ * (rpctypes.ts), so codes and texts are etcd 3.4's and clients that branch on them work (etcdctl
+ * prints the text, clientv3's `rpctypes` maps it back to `ErrNoLeader` & co. and retries on
+ * Unavailable, the etcd3 npm package maps "etcdserver: requested lease not found" to
+ * EtcdLeaseInvalidError).
  */
-const BY_REASON: Record<MvccErrorReason, status> = {
-  empty_key: status.INVALID_ARGUMENT,
-  key_not_found: status.INVALID_ARGUMENT,
-  value_provided: status.INVALID_ARGUMENT,
-  lease_provided: status.INVALID_ARGUMENT,
-  too_many_ops: status.INVALID_ARGUMENT,
-  duplicate_key: status.INVALID_ARGUMENT,
-  compacted: status.OUT_OF_RANGE,
-  future_revision: status.OUT_OF_RANGE,
-  no_space: status.RESOURCE_EXHAUSTED,
-  lease_not_found: status.NOT_FOUND,
-  lease_exists: status.FAILED_PRECONDITION,
-  lease_ttl_too_large: status.OUT_OF_RANGE,
-  request_too_large: status.INVALID_ARGUMENT,
-  member_not_found: status.NOT_FOUND,
-  member_exists: status.FAILED_PRECONDITION,
-  member_not_learner: status.FAILED_PRECONDITION,
-  peer_url_exists: status.FAILED_PRECONDITION,
-  auth_not_enabled: status.FAILED_PRECONDITION,
-  not_capable: status.UNAVAILABLE,
-  invalid: status.INVALID_ARGUMENT,
+const BY_REASON: Record<Exclude<MvccErrorReason, 'invalid'>, RpcErrorName> = {
+  empty_key: 'EmptyKey',
+  key_not_found: 'KeyNotFound',
+  value_provided: 'ValueProvided',
+  lease_provided: 'LeaseProvided',
+  too_many_ops: 'TooManyOps',
+  duplicate_key: 'DuplicateKey',
+  compacted: 'Compacted',
+  future_revision: 'FutureRev',
+  no_space: 'NoSpace',
+  lease_not_found: 'LeaseNotFound',
+  lease_exists: 'LeaseExist',
+  lease_ttl_too_large: 'LeaseTTLTooLarge',
+  request_too_large: 'RequestTooLarge',
+  member_not_found: 'MemberNotFound',
+  member_exists: 'MemberExist',
+  member_not_learner: 'MemberNotLearner',
+  peer_url_exists: 'PeerURLExist',
+  auth_not_enabled: 'AuthNotEnabled',
+  not_capable: 'NotCapable',
 };
 
-const BY_CODE: Record<ErrorCode, [status, string | undefined]> = {
-  invalid_argument: [status.INVALID_ARGUMENT, undefined],
-  not_found: [status.NOT_FOUND, undefined],
-  too_large: [status.INVALID_ARGUMENT, ETCD_ERROR_TEXT.request_too_large],
-  conflict: [status.FAILED_PRECONDITION, undefined],
-  not_leader: [status.UNAVAILABLE, 'etcdserver: not leader'],
-  unavailable: [status.UNAVAILABLE, undefined],
-  timeout: [status.UNAVAILABLE, 'etcdserver: request timed out'],
-  compacted: [status.OUT_OF_RANGE, ETCD_ERROR_TEXT.compacted],
-  no_space: [status.RESOURCE_EXHAUSTED, ETCD_ERROR_TEXT.no_space],
-  unauthenticated: [status.UNAUTHENTICATED, undefined],
-  permission_denied: [status.PERMISSION_DENIED, 'etcdserver: permission denied'],
-  locked: [status.FAILED_PRECONDITION, undefined],
-  unsupported: [status.UNIMPLEMENTED, undefined],
-  closed: [status.UNAVAILABLE, 'etcdserver: server stopped'],
-  unprocessable: [status.FAILED_PRECONDITION, undefined],
-  resource_exhausted: [status.RESOURCE_EXHAUSTED, undefined],
-  internal: [status.INTERNAL, undefined],
+const BY_UNAVAILABLE: Record<UnavailableReason, RpcErrorName> = {
+  no_leader: 'NoLeader',
+  leader_changed: 'LeaderChanged',
+  timeout: 'Timeout',
+  too_many_requests: 'RequestTooManyRequests',
+  stopped: 'Stopped',
+};
+
+/** ConureError codes: an etcd error, or a code whose text is `etcdserver: <message>`. */
+const BY_CODE: Record<ErrorCode, RpcErrorName | status> = {
+  invalid_argument: status.INVALID_ARGUMENT,
+  not_found: status.NOT_FOUND,
+  too_large: 'RequestTooLarge',
+  conflict: status.FAILED_PRECONDITION,
+  not_leader: 'NotLeader',
+  unavailable: status.UNAVAILABLE,
+  timeout: 'Timeout',
+  compacted: 'Compacted',
+  no_space: 'NoSpace',
+  unauthenticated: status.UNAUTHENTICATED,
+  permission_denied: 'PermissionDenied',
+  locked: status.FAILED_PRECONDITION,
+  unsupported: status.UNIMPLEMENTED,
+  closed: 'Stopped',
+  unprocessable: status.FAILED_PRECONDITION,
+  resource_exhausted: 'RequestTooManyRequests',
+  internal: status.INTERNAL,
+};
+
+const rpc = (name: RpcErrorName): { code: status; details: string } => {
+  const [code, details] = RPC_ERRORS[name];
+  return { code, details };
 };
 
 /** The gRPC status and text for `err`. */
 export function grpcStatusOf(err: unknown): { code: status; details: string } {
   if (err instanceof MvccError) {
     // 'invalid' covers several conditions; its own message says which.
-    const details = err.reason === 'invalid' ? `etcdserver: ${err.message}` : ETCD_ERROR_TEXT[err.reason];
-    return { code: BY_REASON[err.reason], details };
+    return err.reason === 'invalid' ? { code: status.INVALID_ARGUMENT, details: `etcdserver: ${err.message}` } : rpc(BY_REASON[err.reason]);
   }
   // grpc-go's own text for a response over the send limit (no "etcdserver: " prefix).
   if (err instanceof RangeTooLargeError) return { code: status.RESOURCE_EXHAUSTED, details: err.message };
+  if (err instanceof UnavailableError && err.reason) return rpc(BY_UNAVAILABLE[err.reason]);
+  // Not the leader, and no leader known: etcd's "no leader".
+  if (err instanceof NotLeaderError && !err.leader) return rpc('NoLeader');
   const e = asConureError(err);
-  const [code, text] = BY_CODE[e.code];
-  return { code, details: text ?? `etcdserver: ${e.message}` };
+  const to = BY_CODE[e.code];
+  return typeof to === 'string' ? rpc(to) : { code: to, details: `etcdserver: ${e.message}` };
 }
 
 /** `err` as a grpc-js ServiceError, ready for a callback or `call.destroy()`/`emit('error')`. */

@@ -27,6 +27,7 @@ export type UnaryName =
  */
 export function unaryOperations(svc: EtcdServices): Record<UnaryName, UnaryOperation> {
   const h = (rev?: number) => svc.header(rev);
+  const hc = () => svc.clusterHeader();
   const ids = (v: unknown): string => String(v ?? '0');
   const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
   return {
@@ -78,14 +79,16 @@ export function unaryOperations(svc: EtcdServices): Record<UnaryName, UnaryOpera
       }
     },
     'Lease.LeaseLeases': async () => ({ header: h(), leases: (await svc.mvcc.leaseLeases()).map((id) => ({ ID: String(id) })) }),
-    'Cluster.MemberList': async () => ({ header: h(), members: svc.memberList() }),
+    // Headers, or none, as etcd 3.4 answers: Cluster headers carry no revision; Alarm,
+    // Defragment and MoveLeader responses have no header at all.
+    'Cluster.MemberList': async () => ({ header: hc(), members: svc.memberList() }),
     'Cluster.MemberAdd': async (m) => {
       const r = await svc.memberAdd(strings(m.peerURLs), m.isLearner === true);
-      return { header: h(), member: r.member, members: r.members };
+      return { header: hc(), member: r.member, members: r.members };
     },
-    'Cluster.MemberRemove': async (m) => ({ header: h(), members: await svc.memberRemove(ids(m.ID)) }),
-    'Cluster.MemberUpdate': async (m) => ({ header: h(), members: await svc.memberUpdate(ids(m.ID), strings(m.peerURLs)) }),
-    'Cluster.MemberPromote': async (m) => ({ header: h(), members: await svc.memberPromote(ids(m.ID)) }),
+    'Cluster.MemberRemove': async (m) => ({ header: hc(), members: await svc.memberRemove(ids(m.ID)) }),
+    'Cluster.MemberUpdate': async (m) => ({ header: hc(), members: await svc.memberUpdate(ids(m.ID), strings(m.peerURLs)) }),
+    'Cluster.MemberPromote': async (m) => ({ header: hc(), members: await svc.memberPromote(ids(m.ID)) }),
     'Maintenance.Status': async () => {
       const s = svc.status();
       return {
@@ -98,11 +101,11 @@ export function unaryOperations(svc: EtcdServices): Record<UnaryName, UnaryOpera
       const action = enumOf(m.action, ['GET', 'ACTIVATE', 'DEACTIVATE']).toLowerCase() as 'get' | 'activate' | 'deactivate';
       const alarm = enumOf(m.alarm, ['NONE', 'NOSPACE', 'CORRUPT']).toLowerCase() as 'none' | 'nospace' | 'corrupt';
       const list = await svc.alarm(action, ids(m.memberID), alarm);
-      return { header: h(), alarms: list.map((a) => ({ memberID: a.memberId, alarm: a.alarm.toUpperCase() })) };
+      return { alarms: list.map((a) => ({ memberID: a.memberId, alarm: a.alarm.toUpperCase() })) };
     },
     'Maintenance.Defragment': async () => {
       svc.defragment();
-      return { header: h() };
+      return {};
     },
     'Maintenance.Hash': async () => ({ header: h(), hash: svc.hash() }),
     'Maintenance.HashKV': async (m) => {
@@ -111,7 +114,7 @@ export function unaryOperations(svc: EtcdServices): Record<UnaryName, UnaryOpera
     },
     'Maintenance.MoveLeader': async (m) => {
       await svc.moveLeader(ids(m.targetID));
-      return { header: h() };
+      return {};
     },
     'Maintenance.Downgrade': async () => { throw new MvccError('not_capable', 'downgrade is not supported'); },
     'Auth.AuthStatus': async () => ({ header: h(), enabled: false, authRevision: '0' }),

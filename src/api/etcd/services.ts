@@ -40,7 +40,8 @@ export interface EtcdServicesOptions {
  * Member mapping: a Conure member `id` is etcd member `memberIdOf(id)` named `id`, peer URL
  * `http://<raft address>`. MemberAdd only receives peer URLs (etcd's request has no name), so
  * the new Conure member's id is its peer address `host:port`; learners are added with suffrage
- * `learner`. Arbiters are listed as ordinary (non-learner) members.
+ * `learner`. Arbiters are listed as ordinary (non-learner) members. Client URLs are those each
+ * member published with its join (`ClientURL`), and this member's own.
  * Errors: MvccError (`member_not_found`, `member_not_learner`, `peer_url_exists`, `invalid`) and
  * whatever the Replicator throws (e.g. `unsupported` on a standalone node).
  */
@@ -49,10 +50,16 @@ export class EtcdServices {
   readonly hub: WatchHub;
   readonly clusterId: string;
   readonly memberId: string;
+  /**
+   * This member's advertised client URL. Set once the client port is bound (it may be port 0
+   * until then); other members' URLs come from the membership (published when they join).
+   */
+  clientUrl: string | undefined;
 
   constructor(private readonly opts: EtcdServicesOptions) {
     this.mvcc = opts.mvcc;
     this.hub = opts.hub;
+    this.clientUrl = opts.clientUrl;
     this.clusterId = clusterIdOf(opts.clusterName ?? 'conure').toString();
     this.memberId = memberIdOf(this.replicator.status().id).toString();
   }
@@ -61,12 +68,12 @@ export class EtcdServices {
 
   /** A response header at the current revision (or `revision`). */
   header(revision?: number): Header {
-    return {
-      cluster_id: this.clusterId,
-      member_id: this.memberId,
-      revision: String(revision ?? this.mvcc.sm.currentRevision()),
-      raft_term: String(this.replicator.stats().term),
-    };
+    return { ...this.clusterHeader(), revision: String(revision ?? this.mvcc.sm.currentRevision()) };
+  }
+
+  /** The header etcd's Cluster service sends: no revision. */
+  clusterHeader(): Omit<Header, 'revision'> {
+    return { cluster_id: this.clusterId, member_id: this.memberId, raft_term: String(this.replicator.stats().term) };
   }
 
   // ---- Cluster ----
@@ -181,7 +188,7 @@ export class EtcdServices {
       ID: memberIdOf(m.id).toString(),
       name: m.id,
       peerURLs: [`http://${m.address}`],
-      clientURLs: self && this.opts.clientUrl ? [this.opts.clientUrl] : [],
+      clientURLs: self && this.clientUrl ? [this.clientUrl] : m.clientUrl ? [m.clientUrl] : [],
       isLearner: m.suffrage === 'learner',
     };
   }
