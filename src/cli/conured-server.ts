@@ -12,6 +12,9 @@ import { RaftReplicator } from '../node/raft-replicator.js';
 import { createEtcdApi, type EtcdApi } from '../api/etcd/compose.js';
 import { registerEtcdGateway } from '../api/etcd/gateway.js';
 import { createEtcdGrpcServer, type EtcdGrpcServer } from '../api/etcd/grpc-server.js';
+import { ClientListener } from '../api/etcd/client-listener.js';
+import { createEtcdClientHttp } from '../api/etcd/client-http.js';
+import type { TlsFiles } from '../util/tls-files.js';
 import { EtcdGrpcMetrics, etcdGauges } from '../api/etcd/metrics.js';
 import { MvccStateMachine } from '../mvcc/mvcc-state-machine.js';
 import { ConureError, UnavailableError } from '../util/errors.js';
@@ -44,6 +47,10 @@ export interface ConuredConfig {
   peerAddresses: ReadonlyMap<string, string>;
   /** The cluster secret: peers authenticate on the raft port and on member-only HTTP endpoints. */
   peerSecret?: PeerSecret;
+  /** TLS on the etcd client port (`--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`). */
+  clientTls?: TlsConfig;
+  /** Mutual TLS on the raft port (`--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`, `--peer-client-cert-auth`). */
+  peerTls?: TlsConfig;
   /** Test-only fault switch: acknowledge writes without waiting for fsync. */
   unsafeNoSync: boolean;
   /** Test-only fault switch: serve linearizable reads from local state, without ReadIndex. */
@@ -51,6 +58,9 @@ export interface ConuredConfig {
   /** Test-only fault switch: answer writes once proposed, before a quorum has them. */
   unsafeEarlyAck: boolean;
 }
+
+/** Certificate files (reloaded on change) and whether connecting clients must present one signed by their CA. */
+export interface TlsConfig { files: TlsFiles; clientCertAuth: boolean }
 
 export interface RunningConured {
   /** The bound HTTP port (useful with port 0). */
@@ -88,6 +98,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       tickMs: cfg.heartbeatMs, electionTimeoutTicks: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatMs)),
       snapshotEntries: cfg.snapshotEntries, logger: log, onFatal, peerAddresses: cfg.peerAddresses,
       ...(cfg.peerSecret && { peerSecret: cfg.peerSecret }),
+      ...(cfg.peerTls && { peerTls: cfg.peerTls }),
       unsafeNoSync: cfg.unsafeNoSync, unsafeStaleReads: cfg.unsafeStaleReads, unsafeEarlyAck: cfg.unsafeEarlyAck,
     });
   } catch (err) {
@@ -101,7 +112,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       ...(cfg.rangeResponseBytesMax !== undefined && { rangeResponseBytesMax: cfg.rangeResponseBytesMax }),
       ...(cfg.rangeBytesInFlightMax !== undefined && { rangeBytesInFlightMax: cfg.rangeBytesInFlightMax }),
     },
-    clientUrl: `http://${hostOf(cfg.advertiseHttp)}:${cfg.client.port}`,
+    clientUrl: `${cfg.clientTls ? 'https' : 'http'}://${hostOf(cfg.advertiseHttp)}:${cfg.client.port}`,
     forwardKeepAlive: (id) => forwardKeepAlive(replicator, id),
   });
   const kv: KvService = etcd
@@ -120,14 +131,23 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     ...(cfg.peerSecret && { peerAuth: cfg.peerSecret }) });
   if (etcd) registerEtcdGateway(app, etcd.services);
   let grpc: EtcdGrpcServer | undefined;
+  let clientHttp: FastifyInstance | undefined;
+  let clientListener: ClientListener | undefined;
   let clientPort = 0;
   try {
     if (etcd) {
+      // etcd's client port: gRPC and HTTP/1.1 (/health, /version, /metrics, /v3/*) on one listener.
       grpc = createEtcdGrpcServer({ services: etcd.services, log, metrics: new EtcdGrpcMetrics(metrics.registry) });
-      clientPort = await grpc.listen(`${cfg.client.host}:${cfg.client.port}`);
+      clientHttp = createEtcdClientHttp({ services: etcd.services, metrics: metrics.registry });
+      await clientHttp.ready();
+      clientListener = new ClientListener({ host: cfg.client.host, port: cfg.client.port, grpc: grpc.connectionInjector(), http: clientHttp.server, logger: log,
+        ...(cfg.clientTls && { tls: cfg.clientTls }) });
+      clientPort = await clientListener.start();
     }
     await app.listen({ host: cfg.http.host, port: cfg.http.port });
   } catch (err) {
+    await clientListener?.close();
+    await clientHttp?.close();
     await grpc?.close();
     etcd?.close();
     await replicator.close();
@@ -158,6 +178,8 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
         await replicator.close(); // hands leadership over first when this member leads
         etcd?.close();
         await grpc?.close();
+        await clientHttp?.close();
+        await clientListener?.close();
         await app.close();
         await store.close();
         log.info({ node_id: cfg.nodeId }, 'conured_stopped');

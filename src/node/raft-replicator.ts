@@ -40,7 +40,7 @@ import { ClosedError, ConureError, InvalidArgumentError, NotLeaderError, Unavail
 import type { Logger } from '../util/log.js';
 import { LmdbRaftStorage } from './lmdb-raft-storage.js';
 import type { PeerSecret } from './peer-auth.js';
-import { PeerTransport, type PeerAdvertise } from './peer-transport.js';
+import { PeerTransport, type PeerAdvertise, type PeerTransportOptions } from './peer-transport.js';
 import { validatePeerMessage } from './peer-validation.js';
 import type { Member, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from './types.js';
 
@@ -67,6 +67,8 @@ export interface RaftReplicatorOptions {
   peerAddresses?: ReadonlyMap<string, string>;
   /** The cluster secret: raft connections must authenticate, snapshot fetches carry its token. */
   peerSecret?: PeerSecret;
+  /** Mutual TLS on raft connections (PeerTransportOptions.tls); may be combined with the secret. */
+  peerTls?: PeerTransportOptions['tls'];
   /** Fault-suite mutation only: acknowledge writes before fsync. */
   unsafeNoSync?: boolean;
   /** Fault-suite mutation only: the leader commits (and answers) writes without a quorum. */
@@ -141,6 +143,7 @@ export class RaftReplicator implements Replicator {
       onMessage: (from, msg, fromAdvertise) => this.receive(from, msg, fromAdvertise),
       frameBytesMax: 2 * PROPOSAL_BYTES_MAX + 1024 * 1024,
       ...(opts.peerSecret && { secret: opts.peerSecret }),
+      ...(opts.peerTls && { tls: opts.peerTls }),
       ...(opts.logger && { logger: opts.logger }),
     });
   }

@@ -1,7 +1,7 @@
 import {
   ResponderBuilder, Server, ServerCredentials, ServerInterceptingCall, ServerListenerBuilder, status,
   type ServerDuplexStream, type ServerInterceptor, type ServerUnaryCall, type ServerWritableStream,
-  type ServiceClientConstructor, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData,
+  type ConnectionInjector, type ServiceClientConstructor, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData,
 } from '@grpc/grpc-js';
 import { MvccError } from '../../mvcc/errors.js';
 import { createLogger, type Logger } from '../../util/log.js';
@@ -29,6 +29,11 @@ export interface EtcdGrpcServerOptions {
 export interface EtcdGrpcServer {
   /** Binds `addr` (host:port; port 0 for an ephemeral port) and resolves with the bound port. */
   listen(addr: string): Promise<number>;
+  /**
+   * A sink for HTTP/2 connections accepted elsewhere (client-listener.ts, which terminates TLS
+   * and shares the port with HTTP/1.1). May be used instead of, or besides, `listen`.
+   */
+  connectionInjector(): ConnectionInjector;
   /** Stops accepting calls, ends open streams, and resolves once the server is shut down. */
   close(): Promise<void>;
   /** Range response bytes built and not yet written, and Ranges waiting for the budget. */
@@ -267,6 +272,10 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   let bound = false;
   return {
     rangeBudget: () => ({ bytesInFlight: budget.bytesInFlight, waiting: budget.waiting }),
+    connectionInjector(): ConnectionInjector {
+      bound = true;
+      return server.createConnectionInjector(ServerCredentials.createInsecure());
+    },
     listen(addr: string): Promise<number> {
       return new Promise((resolve, reject) => {
         server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => {
