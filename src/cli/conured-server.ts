@@ -6,6 +6,7 @@ import { MemoryStateStore } from '../storage/memory-state-store.js';
 import { raftLogExists } from '../storage/raft-log-store.js';
 import { anySeedInCluster, isSelf, joinCluster } from '../node/joiner.js';
 import { RefusingKvService, type KvService } from '../node/kv-service.js';
+import { MemberHttp } from '../node/member-http.js';
 import { MembershipService } from '../node/membership-service.js';
 import type { PeerSecret } from '../node/peer-auth.js';
 import { RaftReplicator } from '../node/raft-replicator.js';
@@ -51,6 +52,8 @@ export interface ConuredConfig {
   clientTls?: TlsConfig;
   /** Mutual TLS on the raft port (`--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`, `--peer-client-cert-auth`). */
   peerTls?: TlsConfig;
+  /** HTTPS on the HTTP API port (`--http-cert-file`, `--http-key-file`); its CA (`--http-trusted-ca-file`) verifies other members' HTTP. */
+  httpTls?: TlsFiles;
   /** Test-only fault switch: acknowledge writes without waiting for fsync. */
   unsafeNoSync: boolean;
   /** Test-only fault switch: serve linearizable reads from local state, without ReadIndex. */
@@ -84,8 +87,9 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   const store = arbiter ? new MemoryStateStore() : new LmdbStateStore({ dir: cfg.dataDir, fsyncOnCommit: false, unsafeNoSync: cfg.unsafeNoSync });
   const sm = new MvccStateMachine(store, { minLeaseTtlSeconds: Math.ceil((1.5 * cfg.electionTimeoutMs) / 1000) });
   const fresh = !raftLogExists(cfg.dataDir);
+  const memberHttp = new MemberHttp(cfg.httpTls);
   let bootstrap = cfg.bootstrap;
-  if (bootstrap && fresh && cfg.join.length > 0 && await anySeedInCluster(cfg.join, cfg.advertiseHttp)) {
+  if (bootstrap && fresh && cfg.join.length > 0 && await anySeedInCluster(cfg.join, cfg.advertiseHttp, memberHttp)) {
     log.warn({ seeds: cfg.join }, 'bootstrap_skipped_cluster_exists_joining_instead');
     bootstrap = false;
   }
@@ -99,6 +103,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       snapshotEntries: cfg.snapshotEntries, logger: log, onFatal, peerAddresses: cfg.peerAddresses,
       ...(cfg.peerSecret && { peerSecret: cfg.peerSecret }),
       ...(cfg.peerTls && { peerTls: cfg.peerTls }),
+      memberHttp,
       unsafeNoSync: cfg.unsafeNoSync, unsafeStaleReads: cfg.unsafeStaleReads, unsafeEarlyAck: cfg.unsafeEarlyAck,
     });
   } catch (err) {
@@ -113,7 +118,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       ...(cfg.rangeBytesInFlightMax !== undefined && { rangeBytesInFlightMax: cfg.rangeBytesInFlightMax }),
     },
     clientUrl: `${cfg.clientTls ? 'https' : 'http'}://${hostOf(cfg.advertiseHttp)}:${cfg.client.port}`,
-    forwardKeepAlive: (id) => forwardKeepAlive(replicator, id),
+    forwardKeepAlive: (id) => forwardKeepAlive(replicator, memberHttp, id),
   });
   const kv: KvService = etcd
     ? etcd.kv
@@ -128,7 +133,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     conure_raft_log_size_bytes: { help: 'Bytes used by the raft log on disk', read: () => Number(replicator.stats().log_size_bytes ?? 0) },
   });
   const app: FastifyInstance = createHttpApi({ kv, replicator, membership: new MembershipService(replicator), metrics, snapshots: replicator, logger: log,
-    ...(cfg.peerSecret && { peerAuth: cfg.peerSecret }) });
+    ...(cfg.peerSecret && { peerAuth: cfg.peerSecret }), ...(cfg.httpTls && { tls: cfg.httpTls }) });
   if (etcd) registerEtcdGateway(app, etcd.services);
   let grpc: EtcdGrpcServer | undefined;
   let clientHttp: FastifyInstance | undefined;
@@ -156,7 +161,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   }
   const address = app.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : cfg.http.port;
-  log.info({ node_id: cfg.nodeId, role: cfg.role, http: `${cfg.http.host}:${httpPort}`, client: etcd ? `${cfg.client.host}:${clientPort}` : '', advertise_http: cfg.advertiseHttp, advertise_raft: cfg.advertiseRaft, data_dir: cfg.dataDir, applied_index: sm.appliedIndex() }, 'conured_started');
+  log.info({ node_id: cfg.nodeId, role: cfg.role, scheme: memberHttp.scheme, http: `${cfg.http.host}:${httpPort}`, client: etcd ? `${cfg.client.host}:${clientPort}` : '', advertise_http: cfg.advertiseHttp, advertise_raft: cfg.advertiseRaft, data_dir: cfg.dataDir, applied_index: sm.appliedIndex() }, 'conured_started');
 
   const joining = new AbortController();
   // A bootstrap member whose only seed is itself (a one-member cluster) has nobody to join.
@@ -164,7 +169,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     joinCluster({
       id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, seeds: cfg.join, fresh: fresh && !bootstrap,
       backoffMs: cfg.joinBackoffMs, retries: cfg.joinRetries, logger: log, signal: joining.signal,
-      ...(cfg.peerSecret && { token: cfg.peerSecret.httpToken }),
+      ...(cfg.peerSecret && { token: cfg.peerSecret.httpToken }), http: memberHttp,
     }).catch((err: Error) => { if (!joining.signal.aborted) onFatal(err); });
   }
 
@@ -197,13 +202,13 @@ function hostOf(hostPort: string): string {
  * A follower forwards a lease keep-alive to the leader (leases live on the leader's lessor),
  * through the leader's JSON gateway. Returns the renewed TTL in seconds (≤ 0: lease not found).
  */
-async function forwardKeepAlive(replicator: RaftReplicator, id: number): Promise<number> {
+async function forwardKeepAlive(replicator: RaftReplicator, members: MemberHttp, id: number): Promise<number> {
   const leaderHttp = replicator.status().leaderHttp;
   if (!leaderHttp) throw new UnavailableError('no leader is known to renew the lease with; retry shortly', 1);
   let res: Response;
   let text: string;
   try {
-    res = await fetch(`http://${leaderHttp}/v3/lease/keepalive`, { method: 'POST', body: JSON.stringify({ ID: String(id) }), signal: AbortSignal.timeout(5000) });
+    res = await members.fetch(`${members.url(leaderHttp)}/v3/lease/keepalive`, { method: 'POST', body: JSON.stringify({ ID: String(id) }), signal: AbortSignal.timeout(5000) });
     text = await res.text();
   } catch (err) {
     // The leader went away or is slow: a client should retry (UNAVAILABLE), not give up (INTERNAL).

@@ -34,6 +34,9 @@ const program = new Command('conured')
   .addOption(new Option('--peer-key-file <path>', 'TLS private key (PEM) for --peer-cert-file').env('CONURE_PEER_KEY_FILE'))
   .addOption(new Option('--peer-trusted-ca-file <path>', 'CA bundle (PEM) that peer certificates must chain to').env('CONURE_PEER_TRUSTED_CA_FILE'))
   .addOption(new Option('--peer-client-cert-auth [bool]', 'refuse raft connections without a certificate signed by --peer-trusted-ca-file').env('CONURE_PEER_CLIENT_CERT_AUTH'))
+  .addOption(new Option('--http-cert-file <path>', 'TLS certificate (PEM) for the HTTP API port (then every member must serve https, and --join takes https:// URLs)').env('CONURE_HTTP_CERT_FILE'))
+  .addOption(new Option('--http-key-file <path>', 'TLS private key (PEM) for --http-cert-file').env('CONURE_HTTP_KEY_FILE'))
+  .addOption(new Option('--http-trusted-ca-file <path>', "CA bundle (PEM) that other members' HTTP certificates must chain to (default: the system's CAs)").env('CONURE_HTTP_TRUSTED_CA_FILE'))
   .addOption(new Option('--data-dir <dir>', 'data directory').default('/var/lib/conure').env('CONURE_DATA_DIR'))
   .addOption(new Option('--bootstrap [bool]', 'form a new single-member cluster when the data directory is empty').env('CONURE_BOOTSTRAP'))
   .addOption(new Option('--join <urls>', 'comma-separated seed HTTP URLs to join through').env('CONURE_JOIN'))
@@ -122,16 +125,17 @@ async function main(): Promise<void> {
 }
 
 /** The TLS flag groups: each is all-or-nothing (a certificate needs its key; client auth needs a CA). */
-function tlsConfigs(): Pick<ConuredConfig, 'clientTls' | 'peerTls'> {
+function tlsConfigs(): Pick<ConuredConfig, 'clientTls' | 'peerTls' | 'httpTls'> {
   const clientTls = tlsFlags({ cert: o.certFile, key: o.keyFile, ca: o.trustedCaFile, auth: o.clientCertAuth }, ['--cert-file', '--key-file', '--trusted-ca-file', '--client-cert-auth'], false);
   const peerTls = tlsFlags({ cert: o.peerCertFile, key: o.peerKeyFile, ca: o.peerTrustedCaFile, auth: o.peerClientCertAuth }, ['--peer-cert-file', '--peer-key-file', '--peer-trusted-ca-file', '--peer-client-cert-auth'], true);
-  return { ...(clientTls && { clientTls }), ...(peerTls && { peerTls }) };
+  const httpTls = tlsFlags({ cert: o.httpCertFile, key: o.httpKeyFile, ca: o.httpTrustedCaFile, auth: undefined }, ['--http-cert-file', '--http-key-file', '--http-trusted-ca-file', ''], false);
+  return { ...(clientTls && { clientTls }), ...(peerTls && { peerTls }), ...(httpTls && { httpTls: httpTls.files }) };
 }
 
 function tlsFlags(v: { cert: unknown; key: unknown; ca: unknown; auth: unknown }, [certFlag, keyFlag, caFlag, authFlag]: string[], caRequired: boolean): TlsConfig | undefined {
   const auth = v.auth === undefined ? false : parseBool(v.auth as string | boolean);
   if (v.cert === undefined && v.key === undefined) {
-    if (v.ca !== undefined || auth) throw new Error(`${caFlag} and ${authFlag} need ${certFlag} and ${keyFlag}`);
+    if (v.ca !== undefined || auth) throw new Error(`${v.ca !== undefined ? caFlag : authFlag} needs ${certFlag} and ${keyFlag}`);
     return undefined;
   }
   if (v.cert === undefined || v.key === undefined) throw new Error(`${certFlag} and ${keyFlag} go together`);
