@@ -109,6 +109,7 @@ async function main(): Promise<void> {
     console.error(`conured: ${cfg.dataDir} holds no cluster data: start with --bootstrap to form a new cluster or --join <seed urls> to join one`);
     process.exit(2);
   }
+  if (cfg.peerTls && !cfg.peerTls.clientCertAuth && !cfg.peerSecret) log.warn('--peer-cert-file without --peer-client-cert-auth or --peer-secret-file: the raft port encrypts but accepts any TLS client');
   if (cfg.unsafeNoSync) log.warn('CONURE_UNSAFE_NO_FSYNC=1: writes are acknowledged before fsync (fault-test mutation only)');
   if (cfg.unsafeEarlyAck) log.warn('CONURE_UNSAFE_EARLY_ACK=1: the leader commits writes without a quorum (fault-test mutation only)');
   if (cfg.unsafeStaleReads) log.warn('CONURE_UNSAFE_STALE_READS=1: reads skip ReadIndex and may be stale (fault-test mutation only)');
