@@ -99,12 +99,13 @@ program.command('dev').description('local development helpers').command('cluster
   .option('--base-port <port>', 'member i serves HTTP on base+i, raft on base+100+i, etcd on base+200+i', '8081')
   .option('--host <host>', 'address to listen and advertise on', '127.0.0.1')
   .option('--data-dir <dir>', 'parent directory of the members\' data directories', './.conure')
-  .action(async (o: { voters: string; arbiter: string; basePort: string; host: string; dataDir: string }) => {
+  .option('--tls', 'make a CA and certificates under <data-dir>/tls (openssl) and serve TLS on every port (mutual TLS between members)')
+  .action(async (o: { voters: string; arbiter: string; basePort: string; host: string; dataDir: string; tls?: boolean }) => {
     if (o.arbiter !== 'auto' && o.arbiter !== 'always' && o.arbiter !== 'never') throw new UsageError('--arbiter must be auto, always or never');
     const voters = Number(o.voters), basePort = Number(o.basePort);
     if (!Number.isInteger(voters)) throw new UsageError('--voters must be a whole number');
     if (!Number.isInteger(basePort)) throw new UsageError('--base-port must be a whole number');
-    process.exitCode = await runDevCluster({ voters, arbiter: o.arbiter, basePort, host: o.host, dataDir: o.dataDir });
+    process.exitCode = await runDevCluster({ voters, arbiter: o.arbiter, basePort, host: o.host, dataDir: o.dataDir, tls: o.tls === true });
   });
 
 // ---- the platform API ----------------------------------------------------------------------------

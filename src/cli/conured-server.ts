@@ -6,12 +6,16 @@ import { MemoryStateStore } from '../storage/memory-state-store.js';
 import { raftLogExists } from '../storage/raft-log-store.js';
 import { anySeedInCluster, isSelf, joinCluster } from '../node/joiner.js';
 import { RefusingKvService, type KvService } from '../node/kv-service.js';
+import { MemberHttp } from '../node/member-http.js';
 import { MembershipService } from '../node/membership-service.js';
 import type { PeerSecret } from '../node/peer-auth.js';
 import { RaftReplicator } from '../node/raft-replicator.js';
 import { createEtcdApi, type EtcdApi } from '../api/etcd/compose.js';
 import { registerEtcdGateway } from '../api/etcd/gateway.js';
 import { createEtcdGrpcServer, type EtcdGrpcServer } from '../api/etcd/grpc-server.js';
+import { ClientListener } from '../api/etcd/client-listener.js';
+import { createEtcdClientHttp } from '../api/etcd/client-http.js';
+import type { TlsFiles } from '../util/tls-files.js';
 import { EtcdGrpcMetrics, EtcdServerMetrics, etcdGauges } from '../api/etcd/metrics.js';
 import { MvccStateMachine } from '../mvcc/mvcc-state-machine.js';
 import { ConureError, UnavailableError } from '../util/errors.js';
@@ -44,6 +48,12 @@ export interface ConuredConfig {
   peerAddresses: ReadonlyMap<string, string>;
   /** The cluster secret: peers authenticate on the raft port and on member-only HTTP endpoints. */
   peerSecret?: PeerSecret;
+  /** TLS on the etcd client port (`--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`). */
+  clientTls?: TlsConfig;
+  /** Mutual TLS on the raft port (`--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`, `--peer-client-cert-auth`). */
+  peerTls?: TlsConfig;
+  /** HTTPS on the HTTP API port (`--http-cert-file`, `--http-key-file`); its CA (`--http-trusted-ca-file`) verifies other members' HTTP. */
+  httpTls?: TlsFiles;
   /** Test-only fault switch: acknowledge writes without waiting for fsync. */
   unsafeNoSync: boolean;
   /** Test-only fault switch: serve linearizable reads from local state, without ReadIndex. */
@@ -51,6 +61,9 @@ export interface ConuredConfig {
   /** Test-only fault switch: answer writes once proposed, before a quorum has them. */
   unsafeEarlyAck: boolean;
 }
+
+/** Certificate files (reloaded on change) and whether connecting clients must present one signed by their CA. */
+export interface TlsConfig { files: TlsFiles; clientCertAuth: boolean }
 
 export interface RunningConured {
   /** The bound HTTP port (useful with port 0). */
@@ -76,8 +89,9 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   const store = arbiter ? new MemoryStateStore() : new LmdbStateStore({ dir: cfg.dataDir, fsyncOnCommit: false, unsafeNoSync: cfg.unsafeNoSync, onCommitSeconds: etcdMetrics.backendCommitSeconds });
   const sm = new MvccStateMachine(store, { minLeaseTtlSeconds: Math.ceil((1.5 * cfg.electionTimeoutMs) / 1000) });
   const fresh = !raftLogExists(cfg.dataDir);
+  const memberHttp = new MemberHttp(cfg.httpTls);
   let bootstrap = cfg.bootstrap;
-  if (bootstrap && fresh && cfg.join.length > 0 && await anySeedInCluster(cfg.join, cfg.advertiseHttp)) {
+  if (bootstrap && fresh && cfg.join.length > 0 && await anySeedInCluster(cfg.join, cfg.advertiseHttp, memberHttp)) {
     log.warn({ seeds: cfg.join }, 'bootstrap_skipped_cluster_exists_joining_instead');
     bootstrap = false;
   }
@@ -90,6 +104,8 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       tickMs: cfg.heartbeatMs, electionTimeoutTicks: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatMs)),
       snapshotEntries: cfg.snapshotEntries, logger: log, onFatal, peerAddresses: cfg.peerAddresses, observer: etcdMetrics,
       ...(cfg.peerSecret && { peerSecret: cfg.peerSecret }),
+      ...(cfg.peerTls && { peerTls: cfg.peerTls }),
+      memberHttp,
       unsafeNoSync: cfg.unsafeNoSync, unsafeStaleReads: cfg.unsafeStaleReads, unsafeEarlyAck: cfg.unsafeEarlyAck,
     });
   } catch (err) {
@@ -103,7 +119,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       ...(cfg.rangeResponseBytesMax !== undefined && { rangeResponseBytesMax: cfg.rangeResponseBytesMax }),
       ...(cfg.rangeBytesInFlightMax !== undefined && { rangeBytesInFlightMax: cfg.rangeBytesInFlightMax }),
     },
-    forwardKeepAlive: (id) => forwardKeepAlive(replicator, id),
+    forwardKeepAlive: (id) => forwardKeepAlive(replicator, memberHttp, id),
   });
   const kv: KvService = etcd
     ? etcd.kv
@@ -119,18 +135,27 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   });
   etcdMetrics.register(metrics.registry, { replicator, store });
   const app: FastifyInstance = createHttpApi({ kv, replicator, membership: new MembershipService(replicator), metrics, snapshots: replicator, logger: log,
-    ...(cfg.peerSecret && { peerAuth: cfg.peerSecret }) });
+    ...(cfg.peerSecret && { peerAuth: cfg.peerSecret }), ...(cfg.httpTls && { tls: cfg.httpTls }) });
   if (etcd) registerEtcdGateway(app, etcd.services);
   let grpc: EtcdGrpcServer | undefined;
+  let clientHttp: FastifyInstance | undefined;
+  let clientListener: ClientListener | undefined;
   let clientPort = 0;
   try {
     if (etcd) {
+      // etcd's client port: gRPC and HTTP/1.1 (/health, /version, /metrics, /v3/*) on one listener.
       grpc = createEtcdGrpcServer({ services: etcd.services, log, metrics: new EtcdGrpcMetrics(metrics.registry) });
-      clientPort = await grpc.listen(`${cfg.client.host}:${cfg.client.port}`);
-      etcd.services.clientUrl = `http://${hostOf(cfg.advertiseHttp)}:${clientPort}`;
+      clientHttp = createEtcdClientHttp({ services: etcd.services, metrics: metrics.registry });
+      await clientHttp.ready();
+      clientListener = new ClientListener({ host: cfg.client.host, port: cfg.client.port, grpc: grpc.connectionInjector(), http: clientHttp.server, logger: log,
+        ...(cfg.clientTls && { tls: cfg.clientTls }) });
+      clientPort = await clientListener.start();
+      etcd.services.clientUrl = `${cfg.clientTls ? 'https' : 'http'}://${hostOf(cfg.advertiseHttp)}:${clientPort}`;
     }
     await app.listen({ host: cfg.http.host, port: cfg.http.port });
   } catch (err) {
+    await clientListener?.close();
+    await clientHttp?.close();
     await grpc?.close();
     etcd?.close();
     await replicator.close();
@@ -139,7 +164,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   }
   const address = app.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : cfg.http.port;
-  log.info({ node_id: cfg.nodeId, role: cfg.role, http: `${cfg.http.host}:${httpPort}`, client: etcd ? `${cfg.client.host}:${clientPort}` : '', advertise_http: cfg.advertiseHttp, advertise_raft: cfg.advertiseRaft, data_dir: cfg.dataDir, applied_index: sm.appliedIndex() }, 'conured_started');
+  log.info({ node_id: cfg.nodeId, role: cfg.role, scheme: memberHttp.scheme, http: `${cfg.http.host}:${httpPort}`, client: etcd ? `${cfg.client.host}:${clientPort}` : '', advertise_http: cfg.advertiseHttp, advertise_raft: cfg.advertiseRaft, data_dir: cfg.dataDir, applied_index: sm.appliedIndex() }, 'conured_started');
 
   const joining = new AbortController();
   // A bootstrap member whose only seed is itself (a one-member cluster) has nobody to join.
@@ -148,7 +173,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, seeds: cfg.join, fresh: fresh && !bootstrap,
       ...(etcd?.services.clientUrl && { clientUrl: etcd.services.clientUrl }),
       backoffMs: cfg.joinBackoffMs, retries: cfg.joinRetries, logger: log, signal: joining.signal,
-      ...(cfg.peerSecret && { token: cfg.peerSecret.httpToken }),
+      ...(cfg.peerSecret && { token: cfg.peerSecret.httpToken }), http: memberHttp,
     }).catch((err: Error) => { if (!joining.signal.aborted) onFatal(err); });
   }
 
@@ -162,6 +187,8 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
         await replicator.close(); // hands leadership over first when this member leads
         etcd?.close();
         await grpc?.close();
+        await clientHttp?.close();
+        await clientListener?.close();
         await app.close();
         await store.close();
         log.info({ node_id: cfg.nodeId }, 'conured_stopped');
@@ -179,13 +206,13 @@ function hostOf(hostPort: string): string {
  * A follower forwards a lease keep-alive to the leader (leases live on the leader's lessor),
  * through the leader's JSON gateway. Returns the renewed TTL in seconds (≤ 0: lease not found).
  */
-async function forwardKeepAlive(replicator: RaftReplicator, id: number): Promise<number> {
+async function forwardKeepAlive(replicator: RaftReplicator, members: MemberHttp, id: number): Promise<number> {
   const leaderHttp = replicator.status().leaderHttp;
   if (!leaderHttp) throw new UnavailableError('no leader is known to renew the lease with; retry shortly', 1, { reason: 'no_leader' });
   let res: Response;
   let text: string;
   try {
-    res = await fetch(`http://${leaderHttp}/v3/lease/keepalive`, { method: 'POST', body: JSON.stringify({ ID: String(id) }), signal: AbortSignal.timeout(5000) });
+    res = await members.fetch(`${members.url(leaderHttp)}/v3/lease/keepalive`, { method: 'POST', body: JSON.stringify({ ID: String(id) }), signal: AbortSignal.timeout(5000) });
     text = await res.text();
   } catch (err) {
     // The leader went away or is slow: a client should retry (UNAVAILABLE), not give up (INTERNAL).

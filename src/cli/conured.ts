@@ -9,7 +9,8 @@ import { raftLogExists } from '../storage/raft-log-store.js';
 import { PeerSecret } from '../node/peer-auth.js';
 import { createLogger } from '../util/log.js';
 import { advertised, parseBool, parseDurationMs, parseHostPort, parsePeerAddresses } from './options.js';
-import { startConured, type ConuredConfig } from './conured-server.js';
+import { startConured, type ConuredConfig, type TlsConfig } from './conured-server.js';
+import { TlsFiles } from '../util/tls-files.js';
 import { DEFAULT_MVCC_LIMITS } from '../mvcc/mvcc-service.js';
 import { exitOnSignals } from './shutdown.js';
 
@@ -25,6 +26,17 @@ const program = new Command('conured')
   .addOption(new Option('--advertise-raft <host:port>', 'raft address given to peers').env('CONURE_ADVERTISE_RAFT'))
   .addOption(new Option('--peer-address <id=host:port,...>', 'dial these raft addresses instead of what the peers advertise (proxies, NAT)').env('CONURE_PEER_ADDRESS'))
   .addOption(new Option('--peer-secret-file <path>', 'cluster secret (≥ 16 bytes) that members prove to each other on the raft port and on member-only HTTP endpoints').env('CONURE_PEER_SECRET_FILE'))
+  .addOption(new Option('--cert-file <path>', 'TLS certificate (PEM) for the etcd client port; reloaded when the file changes').env('CONURE_CERT_FILE'))
+  .addOption(new Option('--key-file <path>', 'TLS private key (PEM) for the etcd client port').env('CONURE_KEY_FILE'))
+  .addOption(new Option('--trusted-ca-file <path>', 'CA bundle (PEM) that client certificates must chain to (with --client-cert-auth)').env('CONURE_TRUSTED_CA_FILE'))
+  .addOption(new Option('--client-cert-auth [bool]', 'refuse etcd clients without a certificate signed by --trusted-ca-file').env('CONURE_CLIENT_CERT_AUTH'))
+  .addOption(new Option('--peer-cert-file <path>', 'TLS certificate (PEM) this member presents on the raft port, as listener and as dialler').env('CONURE_PEER_CERT_FILE'))
+  .addOption(new Option('--peer-key-file <path>', 'TLS private key (PEM) for --peer-cert-file').env('CONURE_PEER_KEY_FILE'))
+  .addOption(new Option('--peer-trusted-ca-file <path>', 'CA bundle (PEM) that peer certificates must chain to').env('CONURE_PEER_TRUSTED_CA_FILE'))
+  .addOption(new Option('--peer-client-cert-auth [bool]', 'refuse raft connections without a certificate signed by --peer-trusted-ca-file').env('CONURE_PEER_CLIENT_CERT_AUTH'))
+  .addOption(new Option('--http-cert-file <path>', 'TLS certificate (PEM) for the HTTP API port (then every member must serve https, and --join takes https:// URLs)').env('CONURE_HTTP_CERT_FILE'))
+  .addOption(new Option('--http-key-file <path>', 'TLS private key (PEM) for --http-cert-file').env('CONURE_HTTP_KEY_FILE'))
+  .addOption(new Option('--http-trusted-ca-file <path>', "CA bundle (PEM) that other members' HTTP certificates must chain to (default: the system's CAs)").env('CONURE_HTTP_TRUSTED_CA_FILE'))
   .addOption(new Option('--data-dir <dir>', 'data directory').default('/var/lib/conure').env('CONURE_DATA_DIR'))
   .addOption(new Option('--bootstrap [bool]', 'form a new single-member cluster when the data directory is empty').env('CONURE_BOOTSTRAP'))
   .addOption(new Option('--join <urls>', 'comma-separated seed HTTP URLs to join through').env('CONURE_JOIN'))
@@ -74,6 +86,7 @@ function config(): ConuredConfig {
     rangeBytesInFlightMax,
     peerAddresses: parsePeerAddresses(o.peerAddress as string | undefined),
     ...(o.peerSecretFile !== undefined && { peerSecret: PeerSecret.fromFile(String(o.peerSecretFile)) }),
+    ...tlsConfigs(),
     unsafeNoSync: process.env.CONURE_UNSAFE_NO_FSYNC === '1',
     unsafeStaleReads: process.env.CONURE_UNSAFE_STALE_READS === '1',
     unsafeEarlyAck: process.env.CONURE_UNSAFE_EARLY_ACK === '1',
@@ -96,6 +109,7 @@ async function main(): Promise<void> {
     console.error(`conured: ${cfg.dataDir} holds no cluster data: start with --bootstrap to form a new cluster or --join <seed urls> to join one`);
     process.exit(2);
   }
+  if (cfg.peerTls && !cfg.peerTls.clientCertAuth && !cfg.peerSecret) log.warn('--peer-cert-file without --peer-client-cert-auth or --peer-secret-file: the raft port encrypts but accepts any TLS client');
   if (cfg.unsafeNoSync) log.warn('CONURE_UNSAFE_NO_FSYNC=1: writes are acknowledged before fsync (fault-test mutation only)');
   if (cfg.unsafeEarlyAck) log.warn('CONURE_UNSAFE_EARLY_ACK=1: the leader commits writes without a quorum (fault-test mutation only)');
   if (cfg.unsafeStaleReads) log.warn('CONURE_UNSAFE_STALE_READS=1: reads skip ReadIndex and may be stale (fault-test mutation only)');
@@ -109,6 +123,27 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   exitOnSignals(log, running, SHUTDOWN_TIMEOUT_MS);
+}
+
+/** The TLS flag groups: each is all-or-nothing (a certificate needs its key; client auth needs a CA). */
+function tlsConfigs(): Pick<ConuredConfig, 'clientTls' | 'peerTls' | 'httpTls'> {
+  const clientTls = tlsFlags({ cert: o.certFile, key: o.keyFile, ca: o.trustedCaFile, auth: o.clientCertAuth }, ['--cert-file', '--key-file', '--trusted-ca-file', '--client-cert-auth'], false);
+  const peerTls = tlsFlags({ cert: o.peerCertFile, key: o.peerKeyFile, ca: o.peerTrustedCaFile, auth: o.peerClientCertAuth }, ['--peer-cert-file', '--peer-key-file', '--peer-trusted-ca-file', '--peer-client-cert-auth'], true);
+  const httpTls = tlsFlags({ cert: o.httpCertFile, key: o.httpKeyFile, ca: o.httpTrustedCaFile, auth: undefined }, ['--http-cert-file', '--http-key-file', '--http-trusted-ca-file', ''], false);
+  return { ...(clientTls && { clientTls }), ...(peerTls && { peerTls }), ...(httpTls && { httpTls: httpTls.files }) };
+}
+
+function tlsFlags(v: { cert: unknown; key: unknown; ca: unknown; auth: unknown }, [certFlag, keyFlag, caFlag, authFlag]: string[], caRequired: boolean): TlsConfig | undefined {
+  const auth = v.auth === undefined ? false : parseBool(v.auth as string | boolean);
+  if (v.cert === undefined && v.key === undefined) {
+    if (v.ca !== undefined || auth) throw new Error(`${v.ca !== undefined ? caFlag : authFlag} needs ${certFlag} and ${keyFlag}`);
+    return undefined;
+  }
+  if (v.cert === undefined || v.key === undefined) throw new Error(`${certFlag} and ${keyFlag} go together`);
+  // A dialling peer verifies the listener's certificate, so the raft port always needs the CA.
+  if (v.ca === undefined && (auth || caRequired)) throw new Error(`${auth ? authFlag : certFlag} needs ${caFlag}`);
+  const files = TlsFiles.load({ certFile: String(v.cert), keyFile: String(v.key), ...(v.ca !== undefined && { caFile: String(v.ca) }), logger: log });
+  return { files, clientCertAuth: auth };
 }
 
 function wholeNumber(v: unknown, flag: string, min: number): number {

@@ -13,6 +13,7 @@ import { Command, Option } from 'commander';
 import { startFluxion, type FluxionApp } from '../fluxion/app.js';
 import { parseBytes, parseInteger } from '../fluxion/options.js';
 import { createLogger } from '../util/log.js';
+import { TlsFiles } from '../util/tls-files.js';
 
 interface Flags {
   secretKey?: string;
@@ -32,6 +33,8 @@ interface Flags {
   idleTimeout: string;
   compatClose?: boolean;
   permessageDeflate?: boolean;
+  certFile?: string;
+  keyFile?: string;
 }
 
 function usageError(message: string): never {
@@ -60,6 +63,8 @@ async function main(): Promise<void> {
     .addOption(new Option('--shutdown-timeout <seconds>', 'on SIGTERM/SIGINT, exit with code 1 if the graceful shutdown takes longer than this').env('FLUXION_SHUTDOWN_TIMEOUT').default('10'))
     .addOption(new Option('--idle-timeout <seconds>', 'close connections silent for this long').env('FLUXION_IDLE_TIMEOUT').default('120'))
     .addOption(new Option('--compat-close', 'close the socket (1008) on invalid requests, like the original server, instead of replying with an error').env('FLUXION_COMPAT_CLOSE'))
+    .addOption(new Option('--cert-file <path>', 'TLS certificate (PEM): serve wss:// and https://; reloaded when the file changes').env('FLUXION_CERT_FILE'))
+    .addOption(new Option('--key-file <path>', 'TLS private key (PEM) for --cert-file').env('FLUXION_KEY_FILE'))
     .addOption(new Option('--permessage-deflate', 'negotiate permessage-deflate compression when clients offer it').env('FLUXION_PERMESSAGE_DEFLATE'))
     .showHelpAfterError();
   program.parse(process.argv);
@@ -78,6 +83,7 @@ async function main(): Promise<void> {
   let port: number, maxConnections: number, idleTimeoutS: number;
   let connectionsPerKeyMax: number, masterConnectionsReserved: number, queryBudgetMs: number, shutdownTimeoutS: number;
   let memoryBytesMax = 0, snapshotWalBytes: number, messageBytesMax: number;
+  let tls: TlsFiles | undefined;
   try {
     port = parseInteger(f.port, '--port', 0, 65535);
     maxConnections = parseInteger(f.maxConnections, '--max-connections', 1, 1_000_000);
@@ -90,6 +96,8 @@ async function main(): Promise<void> {
     if (f.maxMemory !== undefined) memoryBytesMax = parseBytes(f.maxMemory, '--max-memory');
     snapshotWalBytes = parseBytes(f.snapshotWalBytes, '--snapshot-wal-bytes');
     messageBytesMax = parseBytes(f.messageBytesMax, '--message-bytes-max');
+    if ((f.certFile === undefined) !== (f.keyFile === undefined)) throw new Error('--cert-file and --key-file go together');
+    if (f.certFile !== undefined && f.keyFile !== undefined) tls = TlsFiles.load({ certFile: f.certFile, keyFile: f.keyFile });
   } catch (err) {
     usageError((err as Error).message);
   }
@@ -102,7 +110,7 @@ async function main(): Promise<void> {
       secretKey, host: f.host, port, dataDir: f.data, memoryBytesMax, snapshotWalBytes, messageBytesMax,
       connectionsMax: maxConnections, idleTimeoutMs: idleTimeoutS * 1000,
       badInput: f.compatClose ? 'close' : 'reply', perMessageDeflate: f.permessageDeflate === true,
-      queryBudgetMs, connectionsPerKeyMax, masterConnectionsReserved,
+      queryBudgetMs, connectionsPerKeyMax, masterConnectionsReserved, ...(tls && { tls }),
     }, log);
   } catch (err) {
     log.fatal({ err }, 'startup_failed');

@@ -5,6 +5,7 @@
  * Ownership: the returned `FluxionApp` owns every resource it opened; `close()` stops accepting
  * connections, answers in-flight requests, flushes the WAL and releases the data directory.
  */
+import type { TlsFiles } from '../util/tls-files.js';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../util/log.js';
 import { FluxionMetrics } from './metrics.js';
@@ -15,6 +16,8 @@ import { FluxionStore } from './store.js';
 
 export interface FluxionConfig {
   secretKey: string;
+  /** `wss://`: the certificate and key files (`--cert-file`, `--key-file`). */
+  tls?: TlsFiles;
   host?: string;
   port: number;
   /** Data directory; undefined = memory-only. */
@@ -74,6 +77,7 @@ export async function startFluxion(cfg: FluxionConfig, log: Logger): Promise<Flu
     host: cfg.host, port: cfg.port, messageBytesMax: cfg.messageBytesMax, badInput: cfg.badInput,
     connectionsMax: cfg.connectionsMax, idleTimeoutMs: cfg.idleTimeoutMs, perMessageDeflate: cfg.perMessageDeflate,
     connectionsPerKeyMax: cfg.connectionsPerKeyMax, masterConnectionsReserved: cfg.masterConnectionsReserved,
+    ...(cfg.tls && { tls: cfg.tls }),
     health: () => ({ durable: commitLog.durable, writable: commitLog.writable }),
   });
   let address: AddressInfo;

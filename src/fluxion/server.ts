@@ -23,6 +23,8 @@
  * `idleTimeoutMs` without traffic.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TlsFiles } from '../util/tls-files.js';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
@@ -51,6 +53,8 @@ export interface ServerOptions {
   perMessageDeflate?: boolean;
   /** Extra fields for `/health`. */
   health?: () => Record<string, unknown>;
+  /** Serve `wss://` and `https://` with this certificate (reloaded when its files change). */
+  tls?: TlsFiles;
 }
 
 interface Conn { ws: WebSocket; socket: Socket; session: Session; lastSeenMs: number; paused: boolean; inFlight: number }
@@ -68,7 +72,7 @@ export class FluxionServer {
   /** Open sockets per scoped key (master connections are not counted here). */
   private readonly perKey = new Map<string, number>();
   private scopedCount = 0;
-  private readonly opts: Required<Omit<ServerOptions, 'health' | 'host'>> & Pick<ServerOptions, 'health' | 'host'>;
+  private readonly opts: Required<Omit<ServerOptions, 'health' | 'host' | 'tls'>> & Pick<ServerOptions, 'health' | 'host' | 'tls'>;
   private idleTimer: NodeJS.Timeout | undefined;
   private draining = false;
 
@@ -88,7 +92,10 @@ export class FluxionServer {
       maxPayload: this.opts.messageBytesMax * 4,
       perMessageDeflate: this.opts.perMessageDeflate,
     });
-    this.http = createServer((req, res) => void this.onHttp(req, res));
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => void this.onHttp(req, res);
+    const tls = this.opts.tls;
+    this.http = tls ? createHttpsServer(tls.current(), onRequest) : createServer(onRequest);
+    if (tls) tls.serve(this.http as ReturnType<typeof createHttpsServer>);
     this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
   }
 

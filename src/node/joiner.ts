@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../util/log.js';
 import { ConureError } from '../util/errors.js';
+import { MemberHttp } from './member-http.js';
 
 export interface JoinOptions {
   id: string;
@@ -25,12 +26,15 @@ export interface JoinOptions {
   signal?: AbortSignal;
   /** Bearer token for the seeds' member-only endpoints (the cluster secret's HTTP token). */
   token?: string;
+  /** How to reach members over HTTP (https with the cluster CA); default plain fetch. */
+  http?: MemberHttp;
 }
 
 /** Resolves once a seed (or the leader it pointed to) accepted the join. */
 export async function joinCluster(o: JoinOptions): Promise<{ via: string; outcome: string }> {
   const seeds = o.seeds.map((s) => s.replace(/\/+$/, '')).filter((s) => !isSelf(s, o.httpAddr));
   if (seeds.length === 0) throw new ConureError('invalid_argument', '--join lists no seed other than this member');
+  const http = o.http ?? new MemberHttp();
   const body = JSON.stringify({ ID: o.id, RaftAddr: o.raftAddr, HttpAddr: o.httpAddr, ...(o.clientUrl && { ClientURL: o.clientUrl }), Role: o.role, Fresh: o.fresh });
   for (let attempt = 1; o.retries === 0 || attempt <= o.retries; attempt++) {
     const queue = [...seeds];
@@ -41,7 +45,7 @@ export async function joinCluster(o: JoinOptions): Promise<{ via: string; outcom
       if (tried.has(url)) continue;
       tried.add(url);
       try {
-        const res = await fetch(`${url}/join`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...(o.token && { authorization: `Bearer ${o.token}` }) }, signal: AbortSignal.timeout(15_000) });
+        const res = await http.fetch(`${url}/join`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...(o.token && { authorization: `Bearer ${o.token}` }) }, signal: AbortSignal.timeout(15_000) });
         const text = await res.text();
         if (res.ok) {
           const outcome = (JSON.parse(text) as { outcome?: string }).outcome ?? 'ok';
@@ -50,7 +54,7 @@ export async function joinCluster(o: JoinOptions): Promise<{ via: string; outcom
         }
         let leaderHttp = '';
         try { leaderHttp = (JSON.parse(text) as { leader_http?: string }).leader_http ?? ''; } catch { /* plain text */ }
-        if (res.status === 409 && leaderHttp) queue.unshift(leaderHttp.startsWith('http') ? leaderHttp : `http://${leaderHttp}`);
+        if (res.status === 409 && leaderHttp) queue.unshift(http.url(leaderHttp));
         else o.logger?.warn({ via: url, status: res.status, body: text.slice(0, 300), attempt }, 'join_refused');
         if (res.status === 400) throw new ConureError('invalid_argument', `join refused by ${url}: ${text}`);
       } catch (err) {
@@ -69,10 +73,10 @@ export async function joinCluster(o: JoinOptions): Promise<{ via: string; outcom
  * Members still waiting to join report no members, so a brand-new cluster still bootstraps.
  * Leader or not does not matter: survivors may be mid-election when it looks.
  */
-export async function anySeedInCluster(seeds: string[], selfHttp: string): Promise<boolean> {
+export async function anySeedInCluster(seeds: string[], selfHttp: string, http = new MemberHttp()): Promise<boolean> {
   const answers = await Promise.all(seeds.filter((s) => !isSelf(s, selfHttp)).map(async (s) => {
     try {
-      const res = await fetch(`${s.replace(/\/+$/, '')}/raft/config`, { signal: AbortSignal.timeout(2000) });
+      const res = await http.fetch(`${s.replace(/\/+$/, '')}/raft/config`, { signal: AbortSignal.timeout(2000) });
       return res.ok && (((await res.json()) as { servers?: unknown[] }).servers ?? []).length > 0;
     } catch { return false; }
   }));

@@ -25,10 +25,12 @@
  *
  * Large payloads (snapshots) travel over HTTP, never as one frame.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer, connect, isIP, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, Server as TlsServer, type TLSSocket } from 'node:tls';
 import { pack, unpack } from 'msgpackr';
 import { ClosedError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
+import type { TlsFiles } from '../util/tls-files.js';
 import { ClientHandshake, decodeHello, ServerHandshake, TAG_BYTES, type FrameMac, type PeerSecret } from './peer-auth.js';
 
 export interface PeerEnvelope {
@@ -55,6 +57,13 @@ export interface PeerTransportOptions {
   logger?: Logger;
   /** The cluster secret: every connection must complete the handshake of peer-auth.ts. */
   secret?: PeerSecret;
+  /**
+   * TLS on every connection, both ways: dialled listeners must present a certificate from the
+   * CA in `files` (and valid for the address dialled); with `clientCertAuth`, dialling peers
+   * must too. The TLS handshake counts as handshaking (limits above); with a secret as well,
+   * the secret's handshake runs inside TLS.
+   */
+  tls?: { files: TlsFiles; clientCertAuth: boolean };
   /** Largest frame accepted or sent; default 16 MiB. */
   frameBytesMax?: number;
   /** Messages queued per peer before new ones are dropped; default 4096. */
@@ -86,7 +95,7 @@ export interface TransportStats {
   badFrames: number;
   /** Connections refused or closed for a limit (too many, too slow, too much buffered). */
   refused: number;
-  /** Connections that failed the secret handshake (either side). */
+  /** Connections that failed the secret handshake or the TLS handshake (either side). */
   authFailed: number;
 }
 
@@ -105,6 +114,10 @@ export class PeerTransport {
   /** Authenticated inbound connections by peer id (a re-authenticating peer replaces its old one). */
   private readonly inboundById = new Map<string, Socket>();
   private handshaking = 0;
+  /** Completes TLS handshakes of accepted sockets (never listens itself). */
+  private tlsServer: TlsServer | undefined;
+  /** Accepted sockets in their TLS handshake, by remote address:port, awaiting 'secureConnection'. */
+  private readonly tlsPending = new Map<string, { raw: Socket; secured: (s: TLSSocket) => void }>();
   private bufferedBytes = 0;
   private closed = false;
   readonly stats: TransportStats = { sent: 0, received: 0, dropped: 0, badFrames: 0, refused: 0, authFailed: 0 };
@@ -116,6 +129,26 @@ export class PeerTransport {
 
   /** Starts listening; resolves with the bound port (useful with port 0). */
   async start(): Promise<number> {
+    const t = this.opts.tls;
+    if (t) {
+      const tlsServer = new TlsServer({ ...t.files.current(), requestCert: t.clientCertAuth, rejectUnauthorized: t.clientCertAuth });
+      t.files.serve(tlsServer);
+      tlsServer.on('secureConnection', (s: TLSSocket) => {
+        const pending = this.tlsPending.get(remoteKey(s));
+        this.tlsPending.delete(remoteKey(s));
+        if (!pending) { s.destroy(); return; }
+        s.once('close', () => pending.raw.destroy()); // the raw socket's own close ends its accounting
+        pending.secured(s);
+      });
+      tlsServer.on('tlsClientError', (err, s) => {
+        const pending = this.tlsPending.get(remoteKey(s));
+        this.tlsPending.delete(remoteKey(s));
+        this.stats.authFailed++;
+        this.refuse(s, `TLS handshake failed: ${err.message}`);
+        pending?.raw.destroy();
+      });
+      this.tlsServer = tlsServer;
+    }
     const server = createServer((socket) => this.accept(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -167,21 +200,22 @@ export class PeerTransport {
 
   /** @internal */ get options(): PeerTransportOptions { return this.opts; }
 
-  private accept(socket: Socket): void {
+  private accept(raw: Socket): void {
     const o = this.opts;
-    if (this.closed) { socket.destroy(); return; }
+    if (this.closed) { raw.destroy(); return; }
     const secret = o.secret;
-    if (this.inbound.size >= (o.inboundConnectionsMax ?? 64) || (secret && this.handshaking >= (o.handshakesMax ?? 16))) {
-      this.refuse(socket, 'too many inbound connections');
+    const handshakes = secret !== undefined || this.tlsServer !== undefined;
+    if (this.inbound.size >= (o.inboundConnectionsMax ?? 64) || (handshakes && this.handshaking >= (o.handshakesMax ?? 16))) {
+      this.refuse(raw, 'too many inbound connections');
       return;
     }
-    this.inbound.add(socket);
-    socket.setNoDelay(true);
-    let state: InboundState = secret ? { kind: 'hello' } : { kind: 'open' };
+    this.inbound.add(raw);
+    raw.setNoDelay(true);
+    raw.on('error', () => undefined);
     let handshakeTimer: NodeJS.Timeout | undefined;
-    if (secret) {
+    if (handshakes) {
       this.handshaking++;
-      handshakeTimer = setTimeout(() => { this.stats.authFailed++; this.refuse(socket, 'handshake timed out'); }, o.handshakeTimeoutMs ?? 5000);
+      handshakeTimer = setTimeout(() => { this.stats.authFailed++; this.refuse(raw, 'handshake timed out'); }, o.handshakeTimeoutMs ?? 5000);
     }
     const endHandshake = () => {
       if (handshakeTimer === undefined) return;
@@ -189,6 +223,34 @@ export class PeerTransport {
       handshakeTimer = undefined;
       this.handshaking--;
     };
+    raw.once('close', () => {
+      endHandshake();
+      this.inbound.delete(raw);
+    });
+    if (!this.tlsServer) {
+      this.serve(raw, raw, endHandshake);
+      return;
+    }
+    const key = remoteKey(raw);
+    this.tlsPending.set(key, {
+      raw,
+      secured: (s) => {
+        if (!secret) endHandshake();
+        this.serve(raw, s, endHandshake);
+      },
+    });
+    raw.once('close', () => this.tlsPending.delete(key));
+    this.tlsServer.emit('connection', raw);
+  }
+
+  /**
+   * Reads frames from `socket` (`raw` itself, or the TLS socket over it): the secret's
+   * handshake when there is a secret (then `endHandshake`), then envelopes for `onMessage`.
+   */
+  private serve(raw: Socket, socket: Socket, endHandshake: () => void): void {
+    const o = this.opts;
+    const secret = o.secret;
+    let state: InboundState = secret ? { kind: 'hello' } : { kind: 'open' };
     const decoder = new FrameDecoder(secret ? HANDSHAKE_FRAME_BYTES_MAX : this.frameBytesMax);
     let buffered = 0;
     let frameTimer: NodeJS.Timeout | undefined;
@@ -266,14 +328,18 @@ export class PeerTransport {
       }
     });
     socket.on('error', () => undefined);
-    socket.on('close', () => {
-      endHandshake();
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
       clearTimeout(frameTimer);
       this.bufferedBytes -= buffered;
       buffered = 0;
-      this.inbound.delete(socket);
       if (state.kind === 'open' && state.from !== undefined && this.inboundById.get(state.from) === socket) this.inboundById.delete(state.from);
-    });
+      socket.destroy();
+    };
+    socket.once('close', release);
+    if (raw !== socket) raw.once('close', release);
   }
 
   private refuse(socket: Socket, why: string): void {
@@ -339,6 +405,11 @@ export class FrameDecoder {
   }
 }
 
+/** Identifies an accepted connection across its TLS wrapping (unique per listener while open). */
+function remoteKey(s: Socket): string {
+  return `${s.remoteAddress}:${s.remotePort}`;
+}
+
 export function encodeFrame(payload: Buffer): Buffer {
   const head = Buffer.alloc(4);
   head.writeUInt32BE(payload.length, 0);
@@ -385,13 +456,20 @@ class PeerConnection {
     const at = this.address.lastIndexOf(':');
     const host = this.address.slice(0, at).replace(/^\[|\]$/g, '');
     const port = Number(this.address.slice(at + 1));
-    const socket = connect({ host, port });
+    // With TLS the listener must prove a certificate from the peer CA, valid for `host`.
+    const socket: Socket = o.tls ? tlsConnect({ host, port, ...o.tls.files.current(), ...(isIP(host) === 0 && { servername: host }) }) : connect({ host, port });
     this.socket = socket;
     this.mac = undefined;
     socket.setNoDelay(true);
     const connectTimer = setTimeout(() => socket.destroy(), o.connectTimeoutMs ?? 3000);
     socket.once('close', () => clearTimeout(connectTimer));
-    socket.on('connect', () => {
+    if (o.tls) {
+      socket.on('error', (err: Error & { code?: string }) => {
+        // Certificate and TLS errors (not ECONNREFUSED and the like: those are a peer that is down).
+        if (!this.connected && err.code !== undefined && !/^E[A-Z]+$/.test(err.code)) { this.t.stats.authFailed++; o.logger?.warn({ peer: this.id, address: this.address, err: err.message }, 'peer_tls_dial_failed'); }
+      });
+    }
+    socket.on(o.tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(connectTimer);
       if (!o.secret) { this.opened(); return; }
       // Prove we know the secret, and check the listener does, before anything else is sent.

@@ -40,7 +40,8 @@ import { ClosedError, ConureError, InvalidArgumentError, NotLeaderError, Unavail
 import type { Logger } from '../util/log.js';
 import { LmdbRaftStorage } from './lmdb-raft-storage.js';
 import type { PeerSecret } from './peer-auth.js';
-import { PeerTransport, type PeerAdvertise } from './peer-transport.js';
+import { MemberHttp } from './member-http.js';
+import { PeerTransport, type PeerAdvertise, type PeerTransportOptions } from './peer-transport.js';
 import { validatePeerMessage } from './peer-validation.js';
 import type { Member, MemberObserver, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from './types.js';
 
@@ -67,6 +68,10 @@ export interface RaftReplicatorOptions {
   peerAddresses?: ReadonlyMap<string, string>;
   /** The cluster secret: raft connections must authenticate, snapshot fetches carry its token. */
   peerSecret?: PeerSecret;
+  /** How snapshots are fetched from other members' HTTP API (https with the cluster CA); default http. */
+  memberHttp?: MemberHttp;
+  /** Mutual TLS on raft connections (PeerTransportOptions.tls); may be combined with the secret. */
+  peerTls?: PeerTransportOptions['tls'];
   /** Fault-suite mutation only: acknowledge writes before fsync. */
   unsafeNoSync?: boolean;
   /** Fault-suite mutation only: the leader commits (and answers) writes without a quorum. */
@@ -154,6 +159,7 @@ export class RaftReplicator implements Replicator {
       onMessage: (from, msg, fromAdvertise) => this.receive(from, msg, fromAdvertise),
       frameBytesMax: 2 * PROPOSAL_BYTES_MAX + 1024 * 1024,
       ...(opts.peerSecret && { secret: opts.peerSecret }),
+      ...(opts.peerTls && { tls: opts.peerTls }),
       ...(opts.logger && { logger: opts.logger }),
     });
   }
@@ -543,7 +549,8 @@ export class RaftReplicator implements Replicator {
       const http = this.addressOf(m.from)?.http;
       if (!http) throw new Error(`no HTTP address known for ${m.from}`);
       const headers: Record<string, string> = this.opts.peerSecret ? { authorization: `Bearer ${this.opts.peerSecret.httpToken}` } : {};
-      const res = await fetch(`http://${http}/raft/snapshot`, { headers, signal: AbortSignal.timeout(SNAPSHOT_FETCH_TIMEOUT_MS) });
+      const members = this.opts.memberHttp ?? new MemberHttp();
+      const res = await members.fetch(`${members.url(http)}/raft/snapshot`, { headers, signal: AbortSignal.timeout(SNAPSHOT_FETCH_TIMEOUT_MS) });
       if (!res.ok) throw new Error(`GET /raft/snapshot from ${m.from} answered ${res.status}`);
       const stateIndex = Number(res.headers.get('x-conure-snapshot-index'));
       if (!(stateIndex >= m.snapshot!.meta.index)) throw new Error(`${m.from} served state at index ${stateIndex}, behind the snapshot it announced (${m.snapshot!.meta.index})`);

@@ -24,6 +24,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { EtcdClient } from '../client/etcd-client.js';
 import type { Logger } from '../util/log.js';
+import { TlsFiles } from '../util/tls-files.js';
 import { createPlatformApi, PlatformMetrics } from './api/index.js';
 import { LocalDriver } from './drivers/local/index.js';
 import { DEFAULT_TENANT_QUOTA, HelmRenderer, KubeApi, KubernetesDriver, parseImage, type ImageRef } from './drivers/kubernetes/index.js';
@@ -66,6 +67,8 @@ export interface PlatformConfig {
   bodyLimitBytes: number;
   /** The kubernetes driver's settings (driver === 'kubernetes'). */
   kubernetes?: KubernetesConfig;
+  /** Serve the API over HTTPS (PLATFORM_TLS_CERT_FILE, PLATFORM_TLS_KEY_FILE; reloaded on change). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 /** PLATFORM_K8S_* and friends; see docs/platform.md, "The kubernetes driver". */
@@ -105,6 +108,9 @@ export function loadConfig(env: Env, flags: Partial<Record<'port' | 'storeEndpoi
   if (portLow > portHigh) throw new ConfigError(`PLATFORM_PORT_RANGE ${portLow}-${portHigh} is empty`);
   const adminToken = env.PLATFORM_ADMIN_TOKEN;
   if (adminToken !== undefined && adminToken !== '' && (adminToken.length < 16 || /\s/.test(adminToken))) throw new ConfigError('PLATFORM_ADMIN_TOKEN must be at least 16 characters without whitespace');
+  const certFile = env.PLATFORM_TLS_CERT_FILE || undefined;
+  const keyFile = env.PLATFORM_TLS_KEY_FILE || undefined;
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new ConfigError('PLATFORM_TLS_CERT_FILE and PLATFORM_TLS_KEY_FILE go together');
   const instanceId = env.PLATFORM_INSTANCE_ID || `${hostname()}-${process.pid}`;
   if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(instanceId)) throw new ConfigError(`PLATFORM_INSTANCE_ID ${JSON.stringify(instanceId)} must be 1..128 of [A-Za-z0-9_.:-]`);
   return {
@@ -126,6 +132,7 @@ export function loadConfig(env: Env, flags: Partial<Record<'port' | 'storeEndpoi
     operationRetentionHours: int('OPERATION_RETENTION_HOURS', env.OPERATION_RETENTION_HOURS, 168, 1, 87_600),
     bodyLimitBytes: int('API_BODY_LIMIT_BYTES', env.API_BODY_LIMIT_BYTES, 64 * 1024, 1024, 16 * 2 ** 20),
     ...(driver === 'kubernetes' ? { kubernetes: loadKubernetesConfig(env) } : {}),
+    ...(certFile && keyFile && { tls: { certFile, keyFile } }),
   };
 }
 
@@ -251,8 +258,10 @@ export async function startPlatform(cfg: PlatformConfig, log: Logger, onFatal: (
       reconcilePasses: () => reconciler.passes,
       statusPassSeconds: () => status.lastPassMs / 1000,
     });
+    const tls = cfg.tls && TlsFiles.load({ ...cfg.tls, logger: log });
+    if (tls) cleanups.push(async () => tls.close());
     const app = createPlatformApi({
-      service, metrics, bodyLimitBytes: cfg.bodyLimitBytes, log,
+      service, metrics, bodyLimitBytes: cfg.bodyLimitBytes, log, ...(tls && { tls }),
       health: {
         components: () => ({ api: apiState, workers: workersState }),
         storeReachable: async () => { try { await client.get(store.keys.leader(), { timeoutMs: 1000 }); return true; } catch { return false; } },
@@ -272,7 +281,7 @@ export async function startPlatform(cfg: PlatformConfig, log: Logger, onFatal: (
     apiState = 'running';
     cleanups.push(async () => { apiState = 'stopped'; await app.close(); });
     const port = (app.server.address() as { port: number }).port;
-    const url = `http://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}`;
+    const url = `${tls ? 'https' : 'http'}://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}`;
     log.info({ url, instance_id: cfg.instanceId, store: endpoints, driver: cfg.driver, data_dir: cfg.dataDir, workers: cfg.workers }, 'platform_started');
     let closing: Promise<void> | undefined;
     return {

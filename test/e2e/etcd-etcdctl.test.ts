@@ -14,31 +14,11 @@ import { join } from 'node:path';
 import { startTestEtcdServer, type TestEtcdServer } from '../../src/api/etcd/test-server.js';
 import { LocalReplicator } from '../../src/mvcc/test-harness.js';
 import { freePort } from '../support/cluster.js';
+import { etcdctl } from '../support/etcd-process.js';
 
 const have = (bin: string) => spawnSync('which', [bin]).status === 0;
 const missing = ['etcdctl', 'etcd'].filter((b) => !have(b));
 const skip = missing.length > 0 && !process.env.CI ? `missing ${missing.join(', ')} (install etcd-client and etcd-server)` : false;
-
-interface Run { code: number; stdout: string; stderr: string }
-
-function etcdctl(endpoint: string, args: string[], stdin?: string, timeoutMs = 20_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn('etcdctl', [`--endpoints=${endpoint}`, '--dial-timeout=5s', '--command-timeout=10s', ...args], {
-      env: { ...process.env, ETCDCTL_API: '3' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin.end(stdin ?? '');
-  });
-}
 
 /** Runs `etcdctl watch` until `until` matches its output (at most 10 s), then stops it. */
 function watchUntil(endpoint: string, args: string[], until: RegExp): Promise<string> {

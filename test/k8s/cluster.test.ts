@@ -6,7 +6,8 @@
  * a deleted and an evicted voter rejoining without the membership shrinking, scale to 5 and to
  * 1 with every write readable, helm test, and helm uninstall leaving only the PVCs and the peer
  * Secret; last, charts/fluxiondb installs for a tenant, a WebSocket client writes and reads, and
- * an upgrade keeps the data (docs/kubernetes.md, "What the suite proves"). STORE=etcd|conuredb
+ * an upgrade keeps the data; then the examples (examples-suite.ts) and the platform's kubernetes
+ * driver (platform-suite.ts) (docs/kubernetes.md, "What the suite proves"). STORE=etcd|conuredb
  * picks the apiserver's store; without STORE the suite runs once per store, one after the other.
  */
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +15,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { CONURE_IMAGE, NODE_NAME, REPO, startLocalKubernetes, type LocalKubernetes, type Store } from './local-kubernetes.js';
+import { examplesSuite } from './examples-suite.js';
 import { platformSuite } from './platform-suite.js';
 
 const stores: Store[] = process.env.STORE ? [process.env.STORE as Store] : ['etcd', 'conuredb'];
@@ -368,6 +370,8 @@ spec:
     assert.deepEqual(back, docs.map((d) => [{ ts: d.ts, data: d.data }]), 'the data after the storage upgrade attempt');
   });
 
-  // The platform's kubernetes driver, once: on the last store's cluster (so STORE=x runs it too).
+  // The examples and the platform's kubernetes driver, once each: the examples on the first
+  // store's cluster, the platform on the last one's (with STORE=x, both on that one).
+  if (store === stores[0]) examplesSuite(() => k);
   if (store === stores[stores.length - 1]) platformSuite(() => k);
 });

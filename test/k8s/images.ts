@@ -9,7 +9,8 @@
  *                                   Dockerfile's conured/conurectl wrappers, user, env and
  *                                   entrypoint (`node /app/dist/src/cli/conured.js`); and, for
  *                                   the platform's kubernetes driver, /usr/local/bin/helm and
- *                                   /app/charts/{conuredb,fluxiondb}.
+ *                                   /app/charts/{conuredb,fluxiondb}; for the examples, the Time
+ *                                   Service (/usr/local/bin/timeservice), sqlite3 and etcdctl.
  *
  * The Dockerfile stays the production recipe; this image runs the same entry points. Archives
  * are cached under <cache>/images/ by a key of their inputs (sizes and mtimes), so a warm run
@@ -25,7 +26,7 @@ export const PAUSE_IMAGE = 'localhost/conure/pause:3.10';
 export const CONURE_IMAGE = 'localhost/conure/conuredb:dev';
 
 /** Bumped when the conure image's recipe changes, so cached archives are rebuilt. */
-const IMAGE_RECIPE = 'conuredb-recipe-3';
+const IMAGE_RECIPE = 'conuredb-recipe-6';
 
 export interface BuiltImage { name: string; archive: string; cached: boolean }
 
@@ -116,12 +117,25 @@ export function stageConureRootfs(repo: string, rootfs: string): void {
     writeFileSync(join(rootfs, 'usr/local/bin', name), `#!/bin/sh\nexec node /app/dist/src/cli/${js} "$@"\n`, { mode: 0o755 });
   }
   // The kubernetes driver renders the charts with helm (src/platform/drivers/kubernetes/helm.ts).
-  const helm = helmBinary();
-  copyFileSync(helm, join(rootfs, 'usr/local/bin/helm'));
-  chmodSync(join(rootfs, 'usr/local/bin/helm'), 0o755);
-  for (const lib of sharedLibraries(helm)) if (!existsSync(join(rootfs, lib))) copyFileAt(rootfs, lib);
+  copyBinary(rootfs, helmBinary(), '/usr/local/bin/helm');
+  // The examples run from this image too: the Time Service (and sqlite3 for its backup CronJob),
+  // and etcdctl for the presence registry's cluster check run in a pod.
+  cpSync(join(repo, 'dist', 'examples', 'timeservice'), join(rootfs, 'app/dist/examples/timeservice'), { recursive: true, filter: (f) => !f.endsWith('.map') && !f.endsWith('.test.js') && !f.endsWith('/k8s') });
+  writeFileSync(join(rootfs, 'usr/local/bin/timeservice'), '#!/bin/sh\nexec node /app/dist/examples/timeservice/server.js "$@"\n', { mode: 0o755 });
+  for (const tool of ['/usr/bin/sqlite3', '/usr/bin/etcdctl']) {
+    if (!existsSync(tool)) throw new Error(`${tool} is needed in the image: scripts/setup.sh installs it`);
+    copyBinary(rootfs, tool, tool);
+  }
   for (const c of ['conuredb', 'fluxiondb']) cpSync(join(repo, 'charts', c), join(rootfs, 'app/charts', c), { recursive: true });
   chownSync(join(rootfs, 'var/lib/conure'), 1000, 1000);
+}
+
+/** Copies a host binary to `dest` in the image, with the shared libraries it loads. */
+function copyBinary(rootfs: string, hostPath: string, dest: string): void {
+  mkdirSync(join(rootfs, dirname(dest)), { recursive: true });
+  copyFileSync(realpathSync(hostPath), join(rootfs, dest));
+  chmodSync(join(rootfs, dest), 0o755);
+  for (const lib of sharedLibraries(hostPath)) if (!existsSync(join(rootfs, lib))) copyFileAt(rootfs, lib);
 }
 
 /** helm as `make k8s-binaries` installs it ($(go env GOPATH)/bin), or on PATH. */
@@ -140,7 +154,7 @@ function cacheDir(): string {
 export async function buildConureImage(repo: string): Promise<BuiltImage> {
   const dir = cacheDir();
   mkdirSync(dir, { recursive: true });
-  const key = treeKey([join(repo, 'dist', 'src'), join(repo, 'package.json'), join(repo, 'package-lock.json'), join(repo, 'src/api/etcd/proto'), join(repo, 'charts/conuredb'), join(repo, 'charts/fluxiondb'), helmBinary(), realpathSync(process.execPath), join(realpathSync(join(repo, 'node_modules')), '.package-lock.json')], IMAGE_RECIPE);
+  const key = treeKey([join(repo, 'dist', 'src'), join(repo, 'package.json'), join(repo, 'package-lock.json'), join(repo, 'src/api/etcd/proto'), join(repo, 'charts/conuredb'), join(repo, 'charts/fluxiondb'), join(repo, 'dist', 'examples', 'timeservice'), helmBinary(), realpathSync(process.execPath), join(realpathSync(join(repo, 'node_modules')), '.package-lock.json')], IMAGE_RECIPE);
   const archive = join(dir, `conuredb-${key}.oci.tar`);
   if (existsSync(archive)) { log(`conure image cached: ${archive}`); return { name: CONURE_IMAGE, archive, cached: true }; }
   const t0 = Date.now();

@@ -112,3 +112,25 @@ export async function startConuredEndpoint(): Promise<EtcdEndpoint & { process()
     close: async () => { p?.proc.kill('SIGCONT'); await p?.kill9(); cleanup(); },
   };
 }
+
+export interface EtcdctlRun { code: number; stdout: string; stderr: string }
+
+/** Runs `etcdctl` (API v3) against `endpoint` with `args`; never rejects. */
+export function etcdctl(endpoint: string, args: string[], stdin?: string, timeoutMs = 20_000): Promise<EtcdctlRun> {
+  return new Promise((resolve) => {
+    const child = spawn('etcdctl', [`--endpoints=${endpoint}`, '--dial-timeout=5s', '--command-timeout=10s', ...args], {
+      env: { ...process.env, ETCDCTL_API: '3' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(stdin ?? '');
+  });
+}

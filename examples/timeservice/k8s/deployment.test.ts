@@ -56,7 +56,8 @@ describe('timeservice manifests', () => {
     const pod = cj.spec.jobTemplate.spec.template.spec;
     const script = pod.containers[0].args.join('\n') as string;
     assert.match(script, /sqlite3 \/app\/data\/timeservice\.db "VACUUM INTO '\/backup\/timeservice_\$TIMESTAMP\.db'"/);
-    assert.match(script, /-mmin \+10080 -delete/, '7 days = 10080 minutes');
+    // POSIX -exec rm, not -delete: busybox's find (Alpine, and this repository's test image) lacks -delete on some builds.
+    assert.match(script, /-mmin \+10080 -exec rm -f \{\} \+/, '7 days = 10080 minutes');
     assert.equal(pod.volumes.find((v: Any) => v.name === 'data').persistentVolumeClaim.claimName, 'data-timeservice-0', 'the StatefulSet pod\'s claim');
     const sm = byKind('ServiceMonitor');
     assert.deepEqual(sm.spec.endpoints[0], { port: 'http', path: '/metrics', interval: '30s' });

@@ -3,7 +3,8 @@ import {
   type ServerDuplexStream, type ServerInterceptor, type ServerUnaryCall, type ServerWritableStream,
   type ServiceClientConstructor, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData,
 } from '@grpc/grpc-js';
-import { createServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { MvccError } from '../../mvcc/errors.js';
 import { InvalidArgumentError } from '../../util/errors.js';
 import { splitHostPort } from '../../util/host-port.js';
@@ -33,6 +34,11 @@ export interface EtcdGrpcServerOptions {
 export interface EtcdGrpcServer {
   /** Binds `addr` (host:port; port 0 for an ephemeral port) and resolves with the bound port. */
   listen(addr: string): Promise<number>;
+  /**
+   * A sink for HTTP/2 connections accepted elsewhere (client-listener.ts, which terminates TLS
+   * and shares the port with HTTP/1.1). May be used instead of, or besides, `listen`.
+   */
+  connectionInjector(): { injectConnection(connection: Duplex): void };
   /** Stops accepting calls, ends open streams, and resolves once the server is shut down. */
   close(): Promise<void>;
   /** Range response bytes built and not yet written, and Ranges waiting for the budget. */
@@ -307,17 +313,22 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   }
 
   let listener: NetServer | undefined;
+  let injected = false;
+  // Every HTTP/2 connection goes through scheme-authority.ts first, so that a request whose
+  // :authority carries a scheme (etcdctl 3.4 with http:// endpoints) is repaired before grpc-js.
+  const injector = (): { injectConnection(connection: Duplex): void } => {
+    injected = true;
+    const inner = server.createConnectionInjector(ServerCredentials.createInsecure());
+    return { injectConnection: (c) => { void acceptSchemeAuthority(c as Socket).then((d) => inner.injectConnection(d)); } };
+  };
   return {
     rangeBudget: () => ({ bytesInFlight: budget.bytesInFlight, waiting: budget.waiting }),
+    connectionInjector: injector,
     listen(addr: string): Promise<number> {
       const hp = splitHostPort(addr);
       if (!hp) return Promise.reject(new InvalidArgumentError(`${JSON.stringify(addr)} is not host:port`));
-      // Connections are accepted here and injected into grpc-js, so that a request whose
-      // :authority carries a scheme can be repaired first (scheme-authority.ts).
-      const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
-      const tcp = createServer((socket) => {
-        void acceptSchemeAuthority(socket).then((c) => injector.injectConnection(c));
-      });
+      const sink = injector();
+      const tcp = createServer((socket) => sink.injectConnection(socket));
       return new Promise((resolve, reject) => {
         tcp.once('error', reject);
         tcp.listen(hp.port, hp.host || '0.0.0.0', () => {
@@ -332,8 +343,8 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
     close(): Promise<void> {
       for (const s of streams) s.end();
       streams.clear();
-      if (!listener) return Promise.resolve();
-      listener.close();
+      listener?.close();
+      if (!injected) return Promise.resolve();
       return new Promise((resolve) => {
         const timer = setTimeout(() => server.forceShutdown(), 2000);
         timer.unref();

@@ -74,6 +74,8 @@ export function acceptSchemeAuthority(socket: Socket): Promise<Duplex> {
     socket.on('data', onData);
     socket.once('error', onEnd);
     socket.once('end', onEnd);
+    // A caller that sniffed the first bytes hands the socket over paused (client-listener.ts).
+    socket.resume();
   });
 }
 

@@ -137,6 +137,21 @@ export class EtcdServices {
     };
   }
 
+  /**
+   * etcd's `/health`: true when no alarm is raised, a leader is known and a linearizable read
+   * (a ReadIndex round through the quorum) completes within `timeoutMs`.
+   */
+  async health(timeoutMs: number): Promise<boolean> {
+    if (this.mvcc.sm.alarms().length > 0 || !this.replicator.status().leader) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs); });
+    try {
+      return await Promise.race([this.replicator.readBarrier().then(() => true, () => false), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** CRC-32 over every bucket of the store (etcd's Hash: the whole backend). */
   hash(): number {
     let h = 0;

@@ -1,6 +1,8 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { InvalidArgumentError, TooLargeError, UnauthenticatedError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
+import type { TlsFiles } from '../../util/tls-files.js';
+import type { Server as TlsServer } from 'node:tls';
 import { KV_LIMITS, type KvService } from '../../node/kv-service.js';
 import type { MembershipService } from '../../node/membership-service.js';
 import type { Replicator } from '../../node/types.js';
@@ -17,6 +19,8 @@ export interface HttpApiOptions {
   /** When set, member-only endpoints (MEMBER_ONLY) require `Authorization: Bearer <token>` that it accepts. */
   peerAuth?: { checkHttpToken(token: string): boolean };
   logger?: Logger;
+  /** Serve HTTPS with this certificate (kept current when its files change). */
+  tls?: TlsFiles;
 }
 
 /** Endpoints only members (and operators holding the cluster secret's token) may call. */
@@ -52,7 +56,9 @@ export function createHttpApi(opts: HttpApiOptions): FastifyInstance {
     http: { maxHeaderSize: HEADER_BYTES_MAX },
     // Trailing slashes and double slashes are tolerated, as net/http clients sometimes send them.
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
-  });
+    ...(opts.tls && { https: opts.tls.current() }),
+  }) as FastifyInstance;
+  if (opts.tls) opts.tls.serve(app.server as unknown as TlsServer);
 
   // Every body is taken as raw bytes: `curl -d` sends form-encoded bytes that are the value.
   app.removeAllContentTypeParsers();

@@ -18,6 +18,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import { sendError } from '../../api/http/errors.js';
 import { ConureError, InvalidArgumentError, TooLargeError } from '../../util/errors.js';
 import type { Logger } from '../../util/log.js';
+import type { TlsFiles } from '../../util/tls-files.js';
+import type { Server as TlsServer } from 'node:tls';
 import type { Idempotency, MutationResult, PlatformService, Principal } from '../service/index.js';
 import type { PlatformMetrics } from './metrics.js';
 
@@ -36,6 +38,8 @@ export interface PlatformApiOptions {
   bodyLimitBytes?: number;
   log?: Logger;
   version?: string;
+  /** Serve HTTPS with this certificate (kept current when its files change). */
+  tls?: TlsFiles;
 }
 
 const PUBLIC = new Set(['/health', '/ready', '/metrics', '/openapi.json']);
@@ -56,7 +60,9 @@ export function createPlatformApi(opts: PlatformApiOptions): FastifyInstance {
     logger: false,
     // Types are checked by the engines (e.g. voters "3" is refused, not coerced).
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-  });
+    ...(opts.tls && { https: opts.tls.current() }),
+  }) as FastifyInstance;
+  if (opts.tls) opts.tls.serve(app.server as unknown as TlsServer);
   const routes: RouteOptions[] = [];
   app.addHook('onRoute', (r) => { routes.push(r); });
 
