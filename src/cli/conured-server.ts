@@ -42,6 +42,8 @@ export interface ConuredConfig {
   snapshotEntries: number;
   /** Largest etcd Range response in bytes (`--range-response-bytes-max`; MvccLimits). */
   rangeResponseBytesMax?: number;
+  /** --experimental-watch-progress-notify-interval, ms (etcd's default 10 min). */
+  watchProgressNotifyMs?: number;
   /** Range response bytes built and not yet sent, over all calls (`--range-bytes-in-flight-max`). */
   rangeBytesInFlightMax?: number;
   /** Raft addresses to dial instead of what these peers advertise. */
@@ -119,6 +121,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       ...(cfg.rangeResponseBytesMax !== undefined && { rangeResponseBytesMax: cfg.rangeResponseBytesMax }),
       ...(cfg.rangeBytesInFlightMax !== undefined && { rangeBytesInFlightMax: cfg.rangeBytesInFlightMax }),
     },
+    ...(cfg.watchProgressNotifyMs !== undefined && { watch: { progressIntervalMs: cfg.watchProgressNotifyMs } }),
     forwardKeepAlive: (id) => forwardKeepAlive(replicator, memberHttp, id),
   });
   const kv: KvService = etcd

@@ -47,6 +47,7 @@ const program = new Command('conured')
   .addOption(new Option('--election-timeout <duration>', 'time without a leader before an election').default('1s').env('CONURE_ELECTION_TIMEOUT'))
   .addOption(new Option('--snapshot-entries <n>', 'applied entries between snapshots (then the log is compacted)').default('10000').env('CONURE_SNAPSHOT_ENTRIES'))
   .addOption(new Option('--range-response-bytes-max <bytes>', 'largest etcd Range response; larger ones fail with ResourceExhausted').default(String(DEFAULT_MVCC_LIMITS.rangeResponseBytesMax)).env('CONURE_RANGE_RESPONSE_BYTES_MAX'))
+  .addOption(new Option('--experimental-watch-progress-notify-interval <duration>', 'period of progress notifications for watches that asked for them (etcd\'s flag)').default('10m').env('CONURE_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL'))
   .addOption(new Option('--range-bytes-in-flight-max <bytes>', 'Range response bytes built and not yet sent, over all calls; more Ranges wait').default(String(DEFAULT_MVCC_LIMITS.rangeBytesInFlightMax)).env('CONURE_RANGE_BYTES_IN_FLIGHT_MAX'))
   .showHelpAfterError();
 
@@ -64,6 +65,8 @@ function config(): ConuredConfig {
   const rangeBytesInFlightMax = wholeNumber(o.rangeBytesInFlightMax, '--range-bytes-in-flight-max', 1024);
   const heartbeatMs = parseDurationMs(String(o.heartbeatInterval));
   const electionTimeoutMs = parseDurationMs(String(o.electionTimeout));
+  const watchProgressNotifyMs = parseDurationMs(String(o.experimentalWatchProgressNotifyInterval));
+  if (watchProgressNotifyMs < 100) throw new Error('--experimental-watch-progress-notify-interval must be at least 100ms');
   if (heartbeatMs < 1) throw new Error('--heartbeat-interval must be at least 1ms');
   if (electionTimeoutMs < 2 * heartbeatMs) throw new Error('--election-timeout must be at least twice --heartbeat-interval');
   return {
@@ -84,6 +87,7 @@ function config(): ConuredConfig {
     snapshotEntries,
     rangeResponseBytesMax,
     rangeBytesInFlightMax,
+    watchProgressNotifyMs,
     peerAddresses: parsePeerAddresses(o.peerAddress as string | undefined),
     ...(o.peerSecretFile !== undefined && { peerSecret: PeerSecret.fromFile(String(o.peerSecretFile)) }),
     ...tlsConfigs(),

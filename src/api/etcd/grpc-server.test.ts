@@ -177,7 +177,7 @@ test('Lease over gRPC: grant, keep-alive stream, unknown lease answers, time-to-
 test('Maintenance: status, hash, alarms, snapshot that decodes back to the store', async () => {
   const st = await call('Maintenance', 'Status', {});
   assert.equal(st.leader, (st.header as Msg).member_id);
-  assert.equal(st.version, '3.4.0');
+  assert.equal(st.version, '3.4.31');
   const h1 = await call('Maintenance', 'HashKV', { revision: '0' });
   const h2 = await call('Maintenance', 'HashKV', { revision: '0' });
   assert.equal(h1.hash, h2.hash);

@@ -9,8 +9,12 @@ import type { Alarm, AlarmKind } from '../../mvcc/types.js';
 import type { WatchHub } from '../../mvcc/watch-hub.js';
 import type { Header } from './codec.js';
 
-/** The etcd API version Conure reports (and implements): etcd 3.4's client API. */
-export const ETCD_API_VERSION = '3.4.0';
+/**
+ * The etcd version Conure reports: etcd 3.4's client API, at the patch level whose behaviour it
+ * has, including watch progress requests answered once every watch of the stream is synced.
+ * kube-apiserver turns on RequestWatchProgress (consistent reads from its cache) from 3.4.31.
+ */
+export const ETCD_API_VERSION = '3.4.31';
 
 /** An etcd cluster member as the Cluster service reports it. */
 export interface EtcdMember {
