@@ -137,7 +137,8 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     conure_raft_log_size_bytes: { help: 'Bytes used by the raft log on disk', read: () => Number(replicator.stats().log_size_bytes ?? 0) },
   });
   etcdMetrics.register(metrics.registry, { replicator, store });
-  const app: FastifyInstance = createHttpApi({ kv, replicator, membership: new MembershipService(replicator), metrics, snapshots: replicator, logger: log,
+  const membership = new MembershipService(replicator);
+  const app: FastifyInstance = createHttpApi({ kv, replicator, membership, metrics, snapshots: replicator, logger: log,
     ...(cfg.peerSecret && { peerAuth: cfg.peerSecret }), ...(cfg.httpTls && { tls: cfg.httpTls }) });
   if (etcd) registerEtcdGateway(app, etcd.services);
   let grpc: EtcdGrpcServer | undefined;
@@ -178,6 +179,11 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
       backoffMs: cfg.joinBackoffMs, retries: cfg.joinRetries, logger: log, signal: joining.signal,
       ...(cfg.peerSecret && { token: cfg.peerSecret.httpToken }), http: memberHttp,
     }).catch((err: Error) => { if (!joining.signal.aborted) onFatal(err); });
+  } else if (etcd?.services.clientUrl) {
+    // No join to carry it (the bootstrap member, or one restarted without seeds): publish this
+    // member's client URL itself, so that every member's MemberList lists it.
+    void publishClientUrl({ replicator, membership, id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, clientUrl: etcd.services.clientUrl,
+      memberHttp, signal: joining.signal, log, ...(cfg.peerSecret && { token: cfg.peerSecret.httpToken }) });
   }
 
   let closing: Promise<void> | undefined;
@@ -203,6 +209,33 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
 
 function hostOf(hostPort: string): string {
   return hostPort.slice(0, hostPort.lastIndexOf(':'));
+}
+
+/**
+ * Records this member's etcd client URL in the membership registry (an `update` through the log)
+ * once a leader is known: directly when this member leads, else through the leader's `/join`
+ * (same id and addresses, new ClientURL). Bounded: 120 attempts, 1 s apart; stops on shutdown.
+ */
+async function publishClientUrl(o: {
+  replicator: RaftReplicator; membership: MembershipService; id: string; raftAddr: string; httpAddr: string; role: 'voter' | 'arbiter';
+  clientUrl: string; memberHttp: MemberHttp; signal: AbortSignal; log: Logger; token?: string;
+}): Promise<void> {
+  const body = { ID: o.id, RaftAddr: o.raftAddr, HttpAddr: o.httpAddr, ClientURL: o.clientUrl, Role: o.role, Fresh: false };
+  for (let attempt = 0; attempt < 120 && !o.signal.aborted; attempt++) {
+    if (o.replicator.members().find((m) => m.id === o.id)?.clientUrl === o.clientUrl) return;
+    const st = o.replicator.status();
+    try {
+      if (st.isLeader) await o.membership.join(body);
+      else if (st.leaderHttp) {
+        await joinCluster({ id: o.id, raftAddr: o.raftAddr, httpAddr: o.httpAddr, clientUrl: o.clientUrl, role: o.role, fresh: false, seeds: [o.memberHttp.url(st.leaderHttp)],
+          backoffMs: 1000, retries: 1, logger: o.log, signal: o.signal, http: o.memberHttp, ...(o.token && { token: o.token }) });
+      }
+    } catch (err) {
+      o.log.debug({ err: (err as Error).message }, 'client_url_publish_retry');
+    }
+    await new Promise((r) => setTimeout(r, 1000).unref());
+  }
+  if (!o.signal.aborted) o.log.warn({ client_url: o.clientUrl }, 'client_url_not_published');
 }
 
 /**
