@@ -4,7 +4,8 @@
  * Entry encoding in the log: byte 0 is the entry type (0 normal, 1 conf), the rest its data.
  * The snapshot mark's metadata is the msgpack of the membership at the snapshot's index.
  * Snapshot *data* is not kept here: the state store is the snapshot, and the node streams it
- * beside the raft `snap` message (as etcd sends its db file), so `snapshot().data` is empty.
+ * beside the raft `snap` message (as etcd sends its db file), so `snapshot().data` is empty. A
+ * received snapshot's data is only staged, until the state machine has restored it.
  *
  * Write side (driver only): `persist` for each Ready, `compact`, `trimPayloads` (arbiters).
  */
@@ -68,7 +69,10 @@ export class LmdbRaftStorage implements Storage {
 
   payloadFloor(): number { return this.log.trimmedTo(); }
 
-  /** Persists one Ready's hard state, entries and snapshot metadata atomically (committed on resolve). */
+  /**
+   * Persists one Ready's hard state, entries and snapshot metadata atomically (committed on
+   * resolve); a snapshot's data, when it has any, is staged with it (LmdbRaftLog.stagedSnapshot).
+   */
   persist(hardState: HardState | undefined, entries: readonly Entry[], snapshot: Snapshot | undefined): Promise<void> {
     // Last line of defence: a term or index that is not a safe integer would outlive restarts.
     const bad = (hardState && !(isCount(hardState.term) && isCount(hardState.commit))) || entries.some((e) => !isCount(e.index) || !isCount(e.term))
@@ -78,6 +82,7 @@ export class LmdbRaftStorage implements Storage {
       ...(hardState && { hardState: pack(hardState) }),
       ...(entries.length > 0 && { entries: entries.map(encodeEntry) }),
       ...(snapshot && { snapshot: { index: snapshot.meta.index, term: snapshot.meta.term, meta: pack(snapshot.meta.membership) } }),
+      ...(snapshot && snapshot.data.length > 0 && { snapshotState: snapshot.data }),
     });
   }
 

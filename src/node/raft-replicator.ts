@@ -7,12 +7,22 @@
  *               ┌───────────────────── RawNode (src/raft, no I/O) ─────────────────────┐
  *               └──────────────────────────── ready() ─────────────────────────────────┘
  *                                               │
- *   1. persist snapshot mark, entries, hard state in ONE LMDB transaction; fsync if mustSync
- *   2. send messages (only now: nothing leaves before it is durable here)
- *   3. restore a received snapshot; apply committed entries in ONE state-store transaction
- *   4. answer proposals (by id) and read barriers (once applied ≥ read index)
- *   5. compact (rd.compactTo) / drop arbiter payloads (rd.arbiterTrimTo); advance()
+ *   1. persist snapshot mark (its state staged), entries, hard state in ONE LMDB transaction;
+ *      fsync if mustSync
+ *   2. restore a received snapshot into the state machine (only now that it is durable)
+ *   3. send messages (only now: nothing leaves before it is durable here)
+ *   4. apply committed entries in ONE state-store transaction
+ *   5. answer proposals (by id) and read barriers (once applied ≥ read index)
+ *   6. compact (rd.compactTo) / drop arbiter payloads (rd.arbiterTrimTo); advance()
  * ```
+ *
+ * Snapshots, as etcd merges its db into the snapshot message: the follower fetches the leader's
+ * state (at the leader's applied index, usually past the snapshot raft announced) and hands raft
+ * a snapshot at the *state's* index, term and membership. Raft then commits up to that index,
+ * so the HardState persisted with the snapshot mark covers everything the restored state holds
+ * (a state machine ahead of the persisted commit could not start again). The state is staged
+ * in the raft log with the mark and restored after the fsync; a member that stops in between
+ * restores it from there when it starts.
  *
  * Leader writes are NOT sent in parallel with the leader's own fsync. The core counts the
  * leader's own copy toward commit as soon as it is appended; if messages (which carry the
@@ -34,7 +44,7 @@ import { randomInt } from 'node:crypto';
 import { createRng, decodeConfChange, RawNode, type Ready } from '../raft/index.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import { bootstrapSnapshot } from '../raft/storage.js';
-import { allMembers, suffrageOf, type ConfChange, type Entry, type Message, type Snapshot } from '../raft/types.js';
+import { allMembers, suffrageOf, type ConfChange, type Entry, type Membership, type Message, type Snapshot } from '../raft/types.js';
 import { LmdbRaftLog } from '../storage/raft-log-store.js';
 import { ClosedError, ConureError, InvalidArgumentError, NotLeaderError, UnavailableError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -86,8 +96,12 @@ export interface RaftReplicatorOptions {
 
 /** A member's addresses, carried in conf change contexts; `client` (its etcd client URL) may be absent. */
 interface MemberAddress { raft: string; http: string; client?: string; intent: Suffrage }
-/** What `GET /raft/snapshot` serves: the applied state at `index`, and the member addresses. */
-interface SnapshotDoc { index: number; state: Uint8Array; registry: Record<string, MemberAddress> }
+/**
+ * What `GET /raft/snapshot` serves: the applied state at `index`, the term and membership of
+ * the entry at `index` (absent in what older members serve: then the announced snapshot's are used),
+ * and the member addresses.
+ */
+interface SnapshotDoc { index: number; term?: number; membership?: Membership; state: Uint8Array; registry: Record<string, MemberAddress> }
 interface Waiter { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
 interface ReadWaiter extends Waiter { index: number }
 
@@ -174,7 +188,20 @@ export class RaftReplicator implements Replicator {
       await writeBootstrapState(log, opts.id, opts.advertiseRaft, opts.advertiseHttp);
       if (opts.stateMachine.appliedIndex() < 1) opts.stateMachine.applyNoop(1);
     }
-    const applied = opts.role === 'arbiter' ? undefined : Math.max(opts.stateMachine.appliedIndex(), log.snapshot().index);
+    if (opts.role !== 'arbiter') {
+      // Stopped between persisting a snapshot and restoring it: restore it now, before raft starts.
+      const doc = await restoreStagedSnapshot(log, opts.stateMachine, opts.id);
+      if (doc) opts.logger?.info({ index: doc.index, applied: opts.stateMachine.appliedIndex() }, 'snapshot_installed_on_start');
+    }
+    let applied = opts.role === 'arbiter' ? undefined : Math.max(opts.stateMachine.appliedIndex(), log.snapshot().index);
+    const commit = Math.max(storage.initialState().hardState.commit, log.firstIndex() - 1);
+    if (applied !== undefined && applied > commit) {
+      // Left by drivers that restored a snapshot's newer state without raising commit (see
+      // docs/raft.md, "State ahead of the persisted commit"): raft starts applied at its commit
+      // and the state machine skips the entries its state already includes.
+      opts.logger?.warn({ applied, commit }, 'state_ahead_of_raft_commit');
+      applied = commit;
+    }
     const raw = new RawNode({
       id: opts.id,
       storage,
@@ -393,8 +420,11 @@ export class RaftReplicator implements Replicator {
   exportSnapshot(): { index: number; data: Uint8Array } {
     const state = this.opts.role === 'arbiter' ? { index: 0, data: new Uint8Array(0) } : this.sm.exportState();
     // The state is the one applied now, usually past the index of the snapshot raft announced:
-    // it carries its own index so the receiver skips the entries it already holds.
-    return { index: state.index, data: pack({ index: state.index, state: state.data, registry: Object.fromEntries(this.registry) }) };
+    // it carries its own index, term and membership, and the receiver installs it as a snapshot there.
+    // (Not when this log lacks the entry: a state left ahead of its commit, see start().)
+    const term = this.raw.termAt(state.index);
+    const doc: SnapshotDoc = { index: state.index, ...(term > 0 && { term, membership: this.raw.membershipAt(state.index) }), state: state.data, registry: Object.fromEntries(this.registry) };
+    return { index: state.index, data: pack(doc) };
   }
 
   /** HTTP addresses of the other voters, for a joiner or a follower fetching a snapshot. */
@@ -556,7 +586,12 @@ export class RaftReplicator implements Replicator {
       if (!(stateIndex >= m.snapshot!.meta.index)) throw new Error(`${m.from} served state at index ${stateIndex}, behind the snapshot it announced (${m.snapshot!.meta.index})`);
       const data = new Uint8Array(await res.arrayBuffer());
       if (this.closed) return;
-      this.raw.step({ ...m, snapshot: { meta: m.snapshot!.meta, data } });
+      const doc = unpack(data) as SnapshotDoc;
+      if (doc.index !== stateIndex) throw new Error(`${m.from} served state at index ${doc.index} under the header index ${stateIndex}`);
+      // Installed at the state's own index (validated as any peer message), so that raft commits up to it.
+      const meta = doc.term === undefined ? m.snapshot!.meta : { index: doc.index, term: doc.term, membership: doc.membership };
+      const snap = validatePeerMessage({ ...m, snapshot: { meta, data: new Uint8Array(0) } }, m.from, this.opts.id);
+      this.raw.step({ ...snap, snapshot: { meta: snap.snapshot!.meta, data } });
       this.kick();
     } catch (err) {
       this.opts.logger?.warn({ err: (err as Error).message, from: m.from }, 'snapshot_fetch_failed');
@@ -590,7 +625,6 @@ export class RaftReplicator implements Replicator {
 
   private async handleReady(rd: Ready): Promise<void> {
     // 1. Durability first.
-    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
       this.learnAddresses(rd.entries); // the configuration is in force from append, so its addresses are too
       await this.storage.persist(rd.hardState ?? undefined, rd.entries, rd.snapshot ?? undefined);
@@ -600,6 +634,8 @@ export class RaftReplicator implements Replicator {
         this.opts.observer?.walFsyncSeconds((performance.now() - started) / 1000);
       }
     }
+    // 2. A snapshot is restored once it, and the commit it carries, are durable (mustSync).
+    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
     if (rd.softState) {
       this.opts.logger?.info({ node_id: this.opts.id, role: rd.softState.role, leader: rd.softState.lead, term: this.raw.term }, 'raft_role_changed');
       if (rd.softState.lead === '') this.failReadsAwaitingLeader();
@@ -608,11 +644,11 @@ export class RaftReplicator implements Replicator {
       if (rd.softState.lead !== '' && rd.softState.lead !== this.lastLeader) this.leaderChangesSeen++;
       this.lastLeader = rd.softState.lead;
     }
-    // 2. Then tell the others.
+    // 3. Then tell the others.
     for (const m of rd.messages) this.send(m);
-    // 3. Apply.
+    // 4. Apply.
     this.applyCommitted(rd.committedEntries); // entries the restored state already covers are ignored by apply
-    // 4. Reads whose index is now known.
+    // 5. Reads whose index is now known.
     for (const rs of rd.readStates) {
       const key = new TextDecoder().decode(rs.context);
       const w = this.reads.get(key);
@@ -621,7 +657,7 @@ export class RaftReplicator implements Replicator {
       this.readyReads.push({ ...w, index: rs.index });
     }
     this.releaseReads();
-    // 5. Housekeeping.
+    // 6. Housekeeping.
     if (rd.compactTo > 0) this.storage.compact(rd.compactTo);
     if (rd.arbiterTrimTo > 0) this.storage.trimPayloads(rd.arbiterTrimTo);
     this.raw.advance();
@@ -630,12 +666,8 @@ export class RaftReplicator implements Replicator {
 
   private async installSnapshot(snap: Snapshot): Promise<void> {
     if (this.opts.role === 'arbiter' || snap.data.length === 0) return;
-    const doc = unpack(snap.data) as SnapshotDoc;
-    // Restored at the state's own index (≥ the snapshot's): raft then hands over the entries
-    // after the snapshot, and the state machine skips those the state already includes.
-    await this.sm.restoreState(doc.index, doc.state);
-    for (const [id, a] of Object.entries(doc.registry ?? {})) if (id !== this.opts.id) this.registry.set(id, a);
-    this.saveRegistry();
+    const doc = await restoreStagedSnapshot(this.log, this.sm, this.opts.id);
+    for (const [id, a] of Object.entries(doc?.registry ?? {})) if (id !== this.opts.id) this.registry.set(id, a);
     this.opts.logger?.info({ index: snap.meta.index, applied: this.sm.appliedIndex() }, 'snapshot_installed');
   }
 
@@ -776,6 +808,27 @@ export async function writeBootstrapState(log: LmdbRaftLog, id: string, advertis
   await new LmdbRaftStorage(log).persist({ term: 1, vote: '', commit: 1 }, [], bootstrapSnapshot({ voters: [id], learners: [], arbiters: [] }));
   log.putMeta(REGISTRY_KEY, pack({ [id]: { raft: advertiseRaft, http: advertiseHttp, intent: 'voter' } satisfies MemberAddress }));
   await log.sync();
+}
+
+/**
+ * Restores the snapshot state staged in the raft log (by the persist of its mark) into the
+ * state machine, unless the state machine already holds it; merges the snapshot's member
+ * addresses into the persisted registry; then drops the staged copy. Each step is durable
+ * before the next, so a member stopped anywhere in between repeats only what is left.
+ */
+async function restoreStagedSnapshot(log: LmdbRaftLog, sm: SnapshottableStateMachine, selfId: string): Promise<SnapshotDoc | undefined> {
+  const staged = log.stagedSnapshot();
+  if (!staged) return undefined;
+  const doc = unpack(staged) as SnapshotDoc;
+  // Restored at the state's own index (≥ the snapshot's when an older leader served it): raft
+  // then hands over the entries after the snapshot, and the state machine skips those it holds.
+  if (sm.appliedIndex() < doc.index) await sm.restoreState(doc.index, doc.state);
+  const saved = log.getMeta(REGISTRY_KEY);
+  const registry = saved ? (unpack(saved) as Record<string, MemberAddress>) : {};
+  for (const [id, a] of Object.entries(doc.registry ?? {})) if (id !== selfId) registry[id] = a;
+  log.putMeta(REGISTRY_KEY, pack(registry));
+  await log.dropStagedSnapshot();
+  return doc;
 }
 
 function asClientError(err: unknown): unknown {

@@ -52,6 +52,20 @@ describe('LmdbRaftLog', () => {
     await log.close();
   }));
 
+  it('stages a snapshot state with its mark and hard state until it is dropped', withLog(async (dir) => {
+    let log = new LmdbRaftLog({ dir });
+    const state = new TextEncoder().encode('state at 7');
+    await log.persist({ hardState: new Uint8Array([7]), snapshot: { index: 7, term: 2, meta: new Uint8Array(0) }, snapshotState: state });
+    await log.close();
+    log = new LmdbRaftLog({ dir });
+    assert.deepEqual(log.stagedSnapshot(), state, 'staged durably with the mark');
+    assert.equal(log.snapshot().index, 7);
+    assert.deepEqual(log.hardState(), new Uint8Array([7]));
+    await log.dropStagedSnapshot();
+    assert.equal(log.stagedSnapshot(), undefined);
+    await log.close();
+  }));
+
   it('installs a snapshot mark, compacting covered entries and keeping an agreeing tail', withLog(async (dir) => {
     const log = new LmdbRaftLog({ dir });
     await log.persist({ entries: Array.from({ length: 10 }, (_, i) => rec(i + 1, 1)) });

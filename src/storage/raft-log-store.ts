@@ -8,6 +8,8 @@
  *   └── meta   "hard"   → hard state bytes
  *              "snap"   → u64be index | u64be term | snapshot metadata bytes
  *              "trim"   → u64be index: payloads at or below it were dropped (arbiters)
+ *              "stage"  → a received snapshot's state bytes, kept from the persist that marks
+ *                         the snapshot until the state machine has restored it
  * ```
  *
  * Invariants:
@@ -47,6 +49,8 @@ export interface PersistBatch {
   entries?: readonly LogRecord[];
   /** A snapshot mark: entries at or below its index are dropped. */
   snapshot?: SnapshotMark;
+  /** The application state at `snapshot.index`, staged (see `stagedSnapshot`); only with `snapshot`. */
+  snapshotState?: Uint8Array;
 }
 
 const FILE = 'raft.mdb';
@@ -59,6 +63,7 @@ export function raftLogExists(dir: string): boolean {
 const HARD = new TextEncoder().encode('hard');
 const SNAP = new TextEncoder().encode('snap');
 const TRIM = new TextEncoder().encode('trim');
+const STAGE = new TextEncoder().encode('stage');
 
 export class LmdbRaftLog {
   private readonly root: RootDatabase;
@@ -94,6 +99,19 @@ export class LmdbRaftLog {
   lastIndex(): number { this.check(); return this.last; }
   snapshot(): SnapshotMark { this.check(); return this.snap; }
   hardState(): Uint8Array | undefined { const v = this.meta.get(HARD); return v ? new Uint8Array(v) : undefined; }
+  /** The snapshot state staged by the last `persist` that carried one, until it is dropped. */
+  stagedSnapshot(): Uint8Array | undefined {
+    this.check();
+    const v = this.meta.get(STAGE);
+    return v ? new Uint8Array(v) : undefined;
+  }
+
+  /** Forgets the staged state (once the state machine has restored it durably). */
+  async dropStagedSnapshot(): Promise<void> {
+    this.check();
+    await this.meta.remove(STAGE);
+  }
+
   /** Index at or below which payloads were trimmed (arbiters); 0 when none. */
   trimmedTo(): number { const v = this.meta.get(TRIM); return v ? decodeUint64(v) : 0; }
 
@@ -122,7 +140,8 @@ export class LmdbRaftLog {
   }
 
   /**
-   * Atomically writes a hard state, entries and a snapshot mark (any subset). The commit runs
+   * Atomically writes a hard state, entries and a snapshot mark (any subset), and with the mark
+   * the snapshot's state (staged). The commit runs
    * on lmdb's write thread, so the event loop stays free; the promise resolves once committed
    * (visible). Call `sync()` after it for durability. One persist at a time (the driver awaits).
    */
@@ -155,6 +174,7 @@ export class LmdbRaftLog {
           // Entries covered by the snapshot go; a tail that agrees with it stays.
           const dropTo = keepTail ? snap.index : oldLast;
           for (const k of [...this.log.getKeys({ end: encodeUint64(dropTo + 1) })]) this.log.removeSync(k as Uint8Array);
+          if (batch.snapshotState) this.meta.putSync(STAGE, batch.snapshotState);
         }
         if (entries.length > 0) {
           const at = entries[0]!.index;

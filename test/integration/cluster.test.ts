@@ -227,6 +227,40 @@ describe('replicated cluster', { timeout: 240_000 }, () => {
     } finally { await c.stopAll(); }
   });
 
+  it('a new member killed as soon as it has installed a snapshot restarts and serves every key', async () => {
+    const c = new TestCluster();
+    try {
+      const boot = await c.add({ id: 'k0', bootstrap: true });
+      await boot.start(['--snapshot-entries', '20']);
+      await boot.waitReady();
+      const keys = Array.from({ length: 200 }, (_, i) => `ks-${i}`);
+      for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => put(boot.url, k, `v-${k}`)));
+      const stats = (await (await fetch(`${boot.url}/raft/stats`)).json()) as { first_log_index: number };
+      assert.ok(stats.first_log_index > 1, `log compacted (first index ${stats.first_log_index})`);
+      // Writes after the last snapshot: the state the joiner fetches is ahead of the snapshot.
+      for (let i = 0; i < 7; i++) await put(boot.url, keys[i]!, `v-${keys[i]}`);
+      const joiner = await c.add({ id: 'k1', join: [boot.url] });
+      await joiner.start(['--snapshot-entries', '20']);
+      // Killed from the very chunk of stderr that reports the install.
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`k1 installed no snapshot:\n${joiner.log}`)), 30_000);
+        const killAtInstall = (): void => {
+          if (!/snapshot_installed/.test(joiner.log)) return;
+          joiner.proc!.kill('SIGKILL');
+          clearTimeout(timer);
+          resolve();
+        };
+        joiner.proc!.stderr!.on('data', killAtInstall);
+        killAtInstall();
+      });
+      await joiner.kill9();
+      await joiner.start(['--snapshot-entries', '20']); // the old driver refused: "applied N is beyond commit M"
+      await joiner.waitReady();
+      assert.deepEqual(await missingKeys(joiner.url, keys), []);
+      assert.doesNotMatch(joiner.log, /is beyond commit/);
+    } finally { await c.stopAll(); }
+  });
+
   it('conurectl manages members and leadership; SIGTERM on the leader hands leadership over', async () => {
     const c = await threeMembers();
     try {
