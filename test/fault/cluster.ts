@@ -153,7 +153,8 @@ class ConuredNode implements FaultNode {
         seen = (seen + chunk.toString()).slice(-64 * 1024);
         if (seen.includes('conured_started')) { started = true; clearTimeout(timer); resolve(); }
       });
-      void this.exited.then(() => { clearTimeout(timer); reject(new Error(`${this.id} exited while starting; see its log`)); });
+      // The last lines it wrote say why (a port taken meanwhile, a bad flag, ...).
+      void this.exited.then(() => { clearTimeout(timer); reject(new Error(`${this.id} exited while starting: ${seen.trim().split('\n').slice(-3).join(' | ').slice(-600)}`)); });
     });
   }
 
@@ -267,7 +268,12 @@ export const localLauncher: ClusterLauncher = {
       ? { id: `n${i + 1}`, role: 'voter' as const }
       : { id: `a${i - (opts.size - arbiters) + 1}`, role: 'arbiter' as const });
     const ports = new Map<string, NodePorts>();
-    for (const s of specs) ports.set(s.id, { http: await freePort(), raft: await freePort(), client: await freePort() });
+    const taken = new Set<number>();
+    const distinctPort = async (): Promise<number> => {
+      for (let i = 0; i < 20; i++) { const p = await freePort(); if (!taken.has(p)) { taken.add(p); return p; } }
+      throw new Error('no distinct free port after 20 probes');
+    };
+    for (const s of specs) ports.set(s.id, { http: await distinctPort(), raft: await distinctPort(), client: await distinctPort() });
     const proxies = new Map<string, FaultProxy>();
     const nodes: ConuredNode[] = [];
     mkdirSync(opts.dataRoot, { recursive: true });
@@ -284,9 +290,18 @@ export const localLauncher: ClusterLauncher = {
       for (const dir of mounted) unmount(dir);
     })());
     try {
+      // The members' ports were probed free and released; a proxy listening on an ephemeral port
+      // may be handed one of them, and that member then cannot bind it ("exited while
+      // starting"). Such a proxy is started again elsewhere (bounded).
+      const memberPorts = new Set([...ports.values()].flatMap((p) => [p.http, p.raft, p.client]));
       for (const a of specs) for (const b of specs) {
         if (a.id === b.id) continue;
-        proxies.set(linkName(a.id, b.id), await FaultProxy.start({ target: { host: '127.0.0.1', port: ports.get(b.id)!.raft }, name: linkName(a.id, b.id) }));
+        const name = linkName(a.id, b.id);
+        for (let attempt = 0; ; attempt++) {
+          const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: ports.get(b.id)!.raft }, name });
+          if (!memberPorts.has(Number(proxy.address.split(':').pop())) || attempt >= 10) { proxies.set(name, proxy); break; }
+          await proxy.close();
+        }
       }
       for (const s of specs) {
         const others = specs.filter((o) => o.id !== s.id);
