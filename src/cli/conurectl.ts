@@ -10,6 +10,8 @@ import { ConureHttpClient } from '../client/http-client.js';
 import { restoreSnapshot, saveSnapshot } from '../node/backup.js';
 import { PeerSecret } from '../node/peer-auth.js';
 import { runDevCluster } from './dev-cluster.js';
+import { adviseRecovery, askMembers, judgeHealth } from './recover.js';
+import { recoverDataDir } from './recover-offline.js';
 import { PlatformClient, type Accepted } from '../client/platform-client.js';
 import type { OperationRecord } from '../platform/types.js';
 
@@ -27,6 +29,15 @@ function client(): ConureHttpClient {
     endpoints: o.endpoints.split(',').map((s) => s.trim()).filter(Boolean), timeoutMs: Number(o.timeout),
     ...(o.peerSecretFile && { token: PeerSecret.fromFile(o.peerSecretFile).httpToken }),
   });
+}
+
+function endpointList(): string[] {
+  return program.opts<{ endpoints: string }>().endpoints.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function membersAsked() {
+  const o = program.opts<{ timeout: string; peerSecretFile?: string }>();
+  return askMembers(endpointList(), Number(o.timeout), o.peerSecretFile ? PeerSecret.fromFile(o.peerSecretFile).httpToken : undefined);
 }
 
 function print(v: unknown): void {
@@ -54,6 +65,28 @@ program.command('status').description('this endpoint\'s view: leader and raft st
     const c = client();
     const [status, stats] = await Promise.all([c.status(), c.raftStats()]);
     print({ ...status, stats });
+  });
+
+program.command('health').description('exit 0 when a reachable member knows a leader, else 1 (every endpoint is asked)')
+  .action(async () => {
+    const v = judgeHealth(await membersAsked());
+    (v.healthy ? process.stdout : process.stderr).write(`${v.message}\n`);
+    process.exitCode = v.healthy ? 0 : 1;
+  });
+
+program.command('recover').description('quorum loss: say which member to recover from and how (read-only); with --data-dir, rewrite a stopped member\'s data directory as --force-new-cluster would')
+  .option('--data-dir <dir>', 'the stopped member\'s data directory to rewrite (offline recovery)')
+  .option('--node-id <id>', 'with --data-dir: the member\'s id')
+  .option('--yes', 'with --data-dir: carry out the rewrite (without it, only say what it would do)')
+  .action(async (o: { dataDir?: string; nodeId?: string; yes?: boolean }) => {
+    if (o.dataDir !== undefined || o.nodeId !== undefined || o.yes) {
+      if (!o.dataDir || !o.nodeId) throw new UsageError('offline recovery needs both --data-dir and --node-id');
+      print(await recoverDataDir({ dataDir: o.dataDir, nodeId: o.nodeId, apply: o.yes === true }));
+      return;
+    }
+    const advice = adviseRecovery(await membersAsked());
+    print(advice.message);
+    process.exitCode = advice.kind === 'recover' ? 0 : 1;
   });
 
 const members = program.command('members').description('list (default) or change cluster membership')

@@ -4,7 +4,7 @@ import { HttpMetrics } from '../api/http/metrics.js';
 import { LmdbStateStore } from '../storage/lmdb-state-store.js';
 import { MemoryStateStore } from '../storage/memory-state-store.js';
 import { raftLogExists } from '../storage/raft-log-store.js';
-import { anySeedInCluster, isSelf, joinCluster } from '../node/joiner.js';
+import { anySeedInCluster, isSelf, joinCluster, publishClientUrl } from '../node/joiner.js';
 import { RefusingKvService, type KvService } from '../node/kv-service.js';
 import { MemberHttp } from '../node/member-http.js';
 import { MembershipService } from '../node/membership-service.js';
@@ -33,6 +33,8 @@ export interface ConuredConfig {
   advertiseHttp: string;
   advertiseRaft: string;
   bootstrap: boolean;
+  /** `--force-new-cluster`: quorum-loss recovery from this member's log (node/recovery.ts). */
+  forceNewCluster?: boolean;
   join: string[];
   joinBackoffMs: number;
   joinRetries: number;
@@ -102,7 +104,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     replicator = await RaftReplicator.start({
       id: cfg.nodeId, role: cfg.role, dataDir: cfg.dataDir, raftListen: cfg.raft,
       advertiseRaft: cfg.advertiseRaft, advertiseHttp: cfg.advertiseHttp,
-      stateMachine: sm, bootstrap,
+      stateMachine: sm, bootstrap, forceNewCluster: cfg.forceNewCluster === true,
       tickMs: cfg.heartbeatMs, electionTimeoutTicks: Math.max(2, Math.round(cfg.electionTimeoutMs / cfg.heartbeatMs)),
       snapshotEntries: cfg.snapshotEntries, logger: log, onFatal, peerAddresses: cfg.peerAddresses, observer: etcdMetrics,
       ...(cfg.peerSecret && { peerSecret: cfg.peerSecret }),
@@ -175,6 +177,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   if (cfg.join.some((seed) => !isSelf(seed, cfg.advertiseHttp))) {
     joinCluster({
       id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, seeds: cfg.join, fresh: fresh && !bootstrap,
+      ...clusterOf(replicator),
       ...(etcd?.services.clientUrl && { clientUrl: etcd.services.clientUrl }),
       backoffMs: cfg.joinBackoffMs, retries: cfg.joinRetries, logger: log, signal: joining.signal,
       ...(cfg.peerSecret && { token: cfg.peerSecret.httpToken }), http: memberHttp,
@@ -182,7 +185,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   } else if (etcd?.services.clientUrl) {
     // No join to carry it (the bootstrap member, or one restarted without seeds): publish this
     // member's client URL itself, so that every member's MemberList lists it.
-    void publishClientUrl({ replicator, membership, id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, clientUrl: etcd.services.clientUrl,
+    void publishClientUrl({ replicator, join: (body) => membership.join(body), id: cfg.nodeId, raftAddr: cfg.advertiseRaft, httpAddr: cfg.advertiseHttp, role: cfg.role, clientUrl: etcd.services.clientUrl,
       memberHttp, signal: joining.signal, log, ...(cfg.peerSecret && { token: cfg.peerSecret.httpToken }) });
   }
 
@@ -207,35 +210,14 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
   };
 }
 
-function hostOf(hostPort: string): string {
-  return hostPort.slice(0, hostPort.lastIndexOf(':'));
+/** The cluster id this member's data directory holds, for its join requests. */
+function clusterOf(replicator: RaftReplicator): { cluster?: string } {
+  const id = replicator.stats().cluster_id;
+  return typeof id === 'string' ? { cluster: id } : {};
 }
 
-/**
- * Records this member's etcd client URL in the membership registry (an `update` through the log)
- * once a leader is known: directly when this member leads, else through the leader's `/join`
- * (same id and addresses, new ClientURL). Bounded: 120 attempts, 1 s apart; stops on shutdown.
- */
-async function publishClientUrl(o: {
-  replicator: RaftReplicator; membership: MembershipService; id: string; raftAddr: string; httpAddr: string; role: 'voter' | 'arbiter';
-  clientUrl: string; memberHttp: MemberHttp; signal: AbortSignal; log: Logger; token?: string;
-}): Promise<void> {
-  const body = { ID: o.id, RaftAddr: o.raftAddr, HttpAddr: o.httpAddr, ClientURL: o.clientUrl, Role: o.role, Fresh: false };
-  for (let attempt = 0; attempt < 120 && !o.signal.aborted; attempt++) {
-    if (o.replicator.members().find((m) => m.id === o.id)?.clientUrl === o.clientUrl) return;
-    const st = o.replicator.status();
-    try {
-      if (st.isLeader) await o.membership.join(body);
-      else if (st.leaderHttp) {
-        await joinCluster({ id: o.id, raftAddr: o.raftAddr, httpAddr: o.httpAddr, clientUrl: o.clientUrl, role: o.role, fresh: false, seeds: [o.memberHttp.url(st.leaderHttp)],
-          backoffMs: 1000, retries: 1, logger: o.log, signal: o.signal, http: o.memberHttp, ...(o.token && { token: o.token }) });
-      }
-    } catch (err) {
-      o.log.debug({ err: (err as Error).message }, 'client_url_publish_retry');
-    }
-    await new Promise((r) => setTimeout(r, 1000).unref());
-  }
-  if (!o.signal.aborted) o.log.warn({ client_url: o.clientUrl }, 'client_url_not_published');
+function hostOf(hostPort: string): string {
+  return hostPort.slice(0, hostPort.lastIndexOf(':'));
 }
 
 /**

@@ -39,6 +39,7 @@ const program = new Command('conured')
   .addOption(new Option('--http-trusted-ca-file <path>', "CA bundle (PEM) that other members' HTTP certificates must chain to (default: the system's CAs)").env('CONURE_HTTP_TRUSTED_CA_FILE'))
   .addOption(new Option('--data-dir <dir>', 'data directory').default('/var/lib/conure').env('CONURE_DATA_DIR'))
   .addOption(new Option('--bootstrap [bool]', 'form a new single-member cluster when the data directory is empty').env('CONURE_BOOTSTRAP'))
+  .addOption(new Option('--force-new-cluster [bool]', 'quorum-loss recovery: make this member the sole voter of a new cluster built from its own log, keeping every entry (once per data directory; see docs/operations.md)').env('CONURE_FORCE_NEW_CLUSTER'))
   .addOption(new Option('--join <urls>', 'comma-separated seed HTTP URLs to join through').env('CONURE_JOIN'))
   .addOption(new Option('--join-backoff <duration>', 'wait between join attempts').default('2s').env('CONURE_JOIN_BACKOFF'))
   .addOption(new Option('--join-retries <n>', 'join attempts before giving up; 0 = forever').default('0').env('CONURE_JOIN_RETRIES'))
@@ -78,6 +79,7 @@ function config(): ConuredConfig {
     advertiseHttp: advertised(http, o.advertiseHttp as string | undefined, '--advertise-http'),
     advertiseRaft: advertised(raft, o.advertiseRaft as string | undefined, '--advertise-raft'),
     bootstrap: o.bootstrap === undefined ? false : parseBool(o.bootstrap),
+    forceNewCluster: o.forceNewCluster === undefined ? false : parseBool(o.forceNewCluster),
     join: String(o.join ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     joinBackoffMs: parseDurationMs(String(o.joinBackoff)),
     joinRetries,
@@ -107,6 +109,14 @@ async function main(): Promise<void> {
   }
   if (cfg.bootstrap && cfg.role === 'arbiter') {
     console.error('conured: an arbiter cannot --bootstrap a cluster; start it with --join');
+    process.exit(2);
+  }
+  if (cfg.forceNewCluster && cfg.role === 'arbiter') {
+    console.error('conured: an arbiter holds no state: it cannot seed a new cluster with --force-new-cluster; recover from a voter, or restore a backup (conurectl snapshot restore)');
+    process.exit(2);
+  }
+  if (cfg.forceNewCluster && !raftLogExists(cfg.dataDir)) {
+    console.error(`conured: --force-new-cluster: ${cfg.dataDir} holds no cluster data to recover from (wrong --data-dir? restore a backup with conurectl snapshot restore instead)`);
     process.exit(2);
   }
   if (!cfg.bootstrap && cfg.join.length === 0 && !raftLogExists(cfg.dataDir)) {

@@ -7,6 +7,7 @@
 import type { Logger } from '../util/log.js';
 import { ConureError } from '../util/errors.js';
 import { MemberHttp } from './member-http.js';
+import type { Replicator } from './types.js';
 
 export interface JoinOptions {
   id: string;
@@ -17,6 +18,8 @@ export interface JoinOptions {
   role: 'voter' | 'arbiter';
   /** The member's log was empty at start (new, or its disk was lost). */
   fresh: boolean;
+  /** The cluster id in the member's data directory, if it has one (recovery.ts): the leader refuses another cluster's member. */
+  cluster?: string;
   seeds: string[];
   backoffMs: number;
   /** Attempts over all seeds before giving up; 0 means forever. */
@@ -35,7 +38,7 @@ export async function joinCluster(o: JoinOptions): Promise<{ via: string; outcom
   const seeds = o.seeds.map((s) => s.replace(/\/+$/, '')).filter((s) => !isSelf(s, o.httpAddr));
   if (seeds.length === 0) throw new ConureError('invalid_argument', '--join lists no seed other than this member');
   const http = o.http ?? new MemberHttp();
-  const body = JSON.stringify({ ID: o.id, RaftAddr: o.raftAddr, HttpAddr: o.httpAddr, ...(o.clientUrl && { ClientURL: o.clientUrl }), Role: o.role, Fresh: o.fresh });
+  const body = JSON.stringify({ ID: o.id, RaftAddr: o.raftAddr, HttpAddr: o.httpAddr, ...(o.clientUrl && { ClientURL: o.clientUrl }), Role: o.role, Fresh: o.fresh, ...(o.cluster && { Cluster: o.cluster }) });
   for (let attempt = 1; o.retries === 0 || attempt <= o.retries; attempt++) {
     const queue = [...seeds];
     const tried = new Set<string>();
@@ -86,4 +89,34 @@ export async function anySeedInCluster(seeds: string[], selfHttp: string, http =
 /** Whether a seed URL points at this member's own HTTP address. */
 export function isSelf(seed: string, selfHttp: string): boolean {
   return seed.replace(/^https?:\/\//, '').replace(/\/+$/, '') === selfHttp;
+}
+
+/**
+ * Records a member's etcd client URL in the membership registry (an `update` through the log)
+ * once a leader is known: through `join` (the local MembershipService) when this member leads,
+ * else through the leader's `/join` (same id and addresses, new ClientURL). For members with no
+ * join of their own to carry it (the bootstrap member, one restarted without seeds). Bounded:
+ * 120 attempts, 1 s apart; stops on shutdown.
+ */
+export async function publishClientUrl(o: {
+  replicator: Replicator; join: (body: unknown) => Promise<unknown>; id: string; raftAddr: string; httpAddr: string; role: 'voter' | 'arbiter';
+  clientUrl: string; memberHttp: MemberHttp; signal: AbortSignal; log: Logger; token?: string;
+}): Promise<void> {
+  const body = { ID: o.id, RaftAddr: o.raftAddr, HttpAddr: o.httpAddr, ClientURL: o.clientUrl, Role: o.role, Fresh: false };
+  for (let attempt = 0; attempt < 120 && !o.signal.aborted; attempt++) {
+    if (o.replicator.members().find((m) => m.id === o.id)?.clientUrl === o.clientUrl) return;
+    const st = o.replicator.status();
+    const cluster = o.replicator.stats().cluster_id;
+    try {
+      if (st.isLeader) await o.join(body);
+      else if (st.leaderHttp) {
+        await joinCluster({ id: o.id, raftAddr: o.raftAddr, httpAddr: o.httpAddr, clientUrl: o.clientUrl, role: o.role, fresh: false, seeds: [o.memberHttp.url(st.leaderHttp)],
+          backoffMs: 1000, retries: 1, logger: o.log, signal: o.signal, http: o.memberHttp, ...(o.token && { token: o.token }), ...(typeof cluster === 'string' && { cluster }) });
+      }
+    } catch (err) {
+      o.log.debug({ err: (err as Error).message }, 'client_url_publish_retry');
+    }
+    await new Promise((r) => setTimeout(r, 1000).unref());
+  }
+  if (!o.signal.aborted) o.log.warn({ client_url: o.clientUrl }, 'client_url_not_published');
 }

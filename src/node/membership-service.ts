@@ -18,7 +18,8 @@ export interface JoinResult {
  * Validates and carries out membership requests from the seed API (`/join`, `/remove`,
  * `/leader/transfer`) and conurectl. Field names follow the seed API: `ID`, `RaftAddr`,
  * `Role`, plus optional `HttpAddr`, `ClientURL` (the member's etcd client URL, listed by etcd's
- * MemberList) and `Fresh` (the joiner's disk is empty).
+ * MemberList), `Fresh` (the joiner's disk is empty) and `Cluster` (the cluster id in the joiner's
+ * data directory: a member of another cluster is refused).
  *
  * Errors: `InvalidArgumentError` for a malformed request, an empty id or an address that does
  * not resolve; `NotLeaderError` from the replicator on a follower (the HTTP layer answers 409
@@ -45,6 +46,11 @@ export class MembershipService {
       throw new InvalidArgumentError(`Role must be "voter", "arbiter" or "learner", not ${JSON.stringify(role)}`);
     }
     if (req.Fresh !== undefined && typeof req.Fresh !== 'boolean') throw new InvalidArgumentError('Fresh must be true or false');
+    if (req.Cluster !== undefined && (typeof req.Cluster !== 'string' || !/^[0-9a-f]{32}$/.test(req.Cluster))) throw new InvalidArgumentError('Cluster must be a cluster id (32 hex digits)');
+    const ours = this.replicator.stats().cluster_id;
+    if (typeof req.Cluster === 'string' && typeof ours === 'string' && req.Cluster !== ours) {
+      throw new InvalidArgumentError(`${id}'s data belongs to cluster ${req.Cluster}, not to this cluster (${ours}): it was lost before this cluster was recovered with --force-new-cluster, or it belongs elsewhere. Wipe its data directory to join as a new member`);
+    }
     const fresh = req.Fresh === true;
     const existing = this.replicator.members().find((m) => m.id === id);
     const suffrage: Suffrage = role;

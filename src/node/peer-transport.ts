@@ -40,6 +40,8 @@ export interface PeerEnvelope {
   to: string;
   /** The sender's advertised addresses, so a member that does not know them yet can answer. */
   fromAdvertise?: PeerAdvertise;
+  /** The sender's cluster id, once it has one (recovery.ts): members of another cluster are refused. */
+  cluster?: string;
   msg: unknown;
 }
 
@@ -52,8 +54,13 @@ export interface PeerTransportOptions {
   advertise?: PeerAdvertise;
   listenHost: string;
   listenPort: number;
-  /** Called for each frame of an accepted connection; `msg` is untrusted (validate it). */
-  onMessage: (from: string, msg: unknown, fromAdvertise: PeerAdvertise | undefined) => void;
+  /** This member's cluster id (read for every envelope sent: a joiner learns its id late). */
+  cluster?: () => string | undefined;
+  /**
+   * Called for each frame of an accepted connection; `msg` is untrusted (validate it).
+   * `cluster` is the envelope's cluster id as sent (untrusted too; undefined when absent).
+   */
+  onMessage: (from: string, msg: unknown, fromAdvertise: PeerAdvertise | undefined, cluster: unknown) => void;
   logger?: Logger;
   /** The cluster secret: every connection must complete the handshake of peer-auth.ts. */
   secret?: PeerSecret;
@@ -170,7 +177,8 @@ export class PeerTransport {
     }
     let payload: Buffer;
     try {
-      payload = pack({ from: this.opts.id, to, ...(this.opts.advertise && { fromAdvertise: this.opts.advertise }), msg } satisfies PeerEnvelope);
+      const cluster = this.opts.cluster?.();
+      payload = pack({ from: this.opts.id, to, ...(this.opts.advertise && { fromAdvertise: this.opts.advertise }), ...(cluster && { cluster }), msg } satisfies PeerEnvelope);
     } catch (err) {
       this.opts.logger?.error({ err, to }, 'peer_message_unencodable');
       this.stats.dropped++;
@@ -321,7 +329,7 @@ export class PeerTransport {
           const adv = env.fromAdvertise as unknown;
           const ok = typeof adv === 'object' && adv !== null && typeof (adv as PeerAdvertise).raft === 'string' && typeof (adv as PeerAdvertise).http === 'string'
             && (adv as PeerAdvertise).raft.length <= 300 && (adv as PeerAdvertise).http.length <= 300;
-          o.onMessage(env.from, env.msg, ok ? { raft: (adv as PeerAdvertise).raft, http: (adv as PeerAdvertise).http } : undefined);
+          o.onMessage(env.from, env.msg, ok ? { raft: (adv as PeerAdvertise).raft, http: (adv as PeerAdvertise).http } : undefined, env.cluster as unknown);
         } catch (err) {
           o.logger?.error({ err, from: env.from }, 'peer_message_handler_failed');
         }

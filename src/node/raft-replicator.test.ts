@@ -15,6 +15,7 @@ import { LmdbRaftLog } from '../storage/raft-log-store.js';
 import { LmdbStateStore } from '../storage/lmdb-state-store.js';
 import type { Logger } from '../util/log.js';
 import { RaftReplicator, writeBootstrapState, type RaftReplicatorOptions } from './raft-replicator.js';
+import { writeClusterId } from './recovery.js';
 import { TestStateMachine } from './test-state-machine.js';
 
 const dirs: string[] = [];
@@ -168,6 +169,7 @@ describe('RaftReplicator and snapshots', { timeout: 60_000 }, () => {
       // index, while the raft log holds only the snapshot raft announced (index 1) and commit 1.
       const log = new LmdbRaftLog({ dir: join(b.dir, 'raft') });
       await writeBootstrapState(log, 'a', a.raft, a.httpAddress);
+      writeClusterId(log, String(a.r!.stats().cluster_id)); // b had adopted a's cluster id
       await log.close();
       b.openStore();
       const state = a.sm.exportState();

@@ -53,6 +53,7 @@ import type { PeerSecret } from './peer-auth.js';
 import { MemberHttp } from './member-http.js';
 import { PeerTransport, type PeerAdvertise, type PeerTransportOptions } from './peer-transport.js';
 import { validatePeerMessage } from './peer-validation.js';
+import { CLUSTER_ID, forcedMarker, forceNewCluster, newClusterId, readClusterId, REGISTRY_KEY, writeClusterId } from './recovery.js';
 import type { Member, MemberObserver, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from './types.js';
 
 export interface RaftReplicatorOptions {
@@ -67,6 +68,11 @@ export interface RaftReplicatorOptions {
   stateMachine: SnapshottableStateMachine;
   /** Form a new single-member cluster when the log is empty. */
   bootstrap: boolean;
+  /**
+   * Quorum-loss recovery: before raft starts, make this member the sole voter of a new cluster
+   * built from its own log (recovery.ts). Once per data directory; refused on an arbiter.
+   */
+  forceNewCluster?: boolean;
   tickMs?: number;
   electionTimeoutTicks?: number;
   /** Take a snapshot (and let the log be compacted) every this many applied entries. */
@@ -105,7 +111,6 @@ interface SnapshotDoc { index: number; term?: number; membership?: Membership; s
 interface Waiter { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
 interface ReadWaiter extends Waiter { index: number }
 
-const REGISTRY_KEY = 'members';
 const PROPOSAL_BYTES_MAX = 4 * 1024 * 1024;
 const SNAPSHOT_FETCH_TIMEOUT_MS = 60_000;
 /** Wait between attempts while another membership change is uncommitted. */
@@ -150,7 +155,11 @@ export class RaftReplicator implements Replicator {
   private readonly snapshotEntries: number;
   private readonly fetchingSnapshot = new Set<string>();
   /** Peer messages dropped before raft: malformed, or from a sender outside the configuration. */
-  private readonly peerStats = { invalid: 0, nonMember: 0 };
+  private readonly peerStats = { invalid: 0, nonMember: 0, foreignCluster: 0 };
+  /** This member's cluster id (recovery.ts): set at bootstrap, adopted from the leader, or made by a leader without one. */
+  private clusterId: string | undefined;
+  /** When a frame from another cluster was last logged, per sender (one line per 10 s each). */
+  private readonly foreignLogged = new Map<string, number>();
   private fatal: unknown;
 
   private constructor(private readonly opts: RaftReplicatorOptions, bound: { log: LmdbRaftLog; raw: RawNode; storage: LmdbRaftStorage }) {
@@ -162,6 +171,7 @@ export class RaftReplicator implements Replicator {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.snapshotEntries = opts.snapshotEntries ?? 10_000;
     this.lastSnapshotIndex = this.log.snapshot().index;
+    this.clusterId = readClusterId(this.log);
     const saved = this.log.getMeta(REGISTRY_KEY);
     if (saved) for (const [id, a] of Object.entries(unpack(saved) as Record<string, MemberAddress>)) this.registry.set(id, a);
     this.registry.set(opts.id, { raft: opts.advertiseRaft, http: opts.advertiseHttp, intent: this.registry.get(opts.id)?.intent ?? opts.role });
@@ -170,7 +180,8 @@ export class RaftReplicator implements Replicator {
       advertise: { raft: opts.advertiseRaft, http: opts.advertiseHttp },
       listenHost: opts.raftListen.host,
       listenPort: opts.raftListen.port,
-      onMessage: (from, msg, fromAdvertise) => this.receive(from, msg, fromAdvertise),
+      cluster: () => this.clusterId,
+      onMessage: (from, msg, fromAdvertise, cluster) => this.receive(from, msg, fromAdvertise, cluster),
       frameBytesMax: 2 * PROPOSAL_BYTES_MAX + 1024 * 1024,
       ...(opts.peerSecret && { secret: opts.peerSecret }),
       ...(opts.peerTls && { tls: opts.peerTls }),
@@ -193,6 +204,7 @@ export class RaftReplicator implements Replicator {
       const doc = await restoreStagedSnapshot(log, opts.stateMachine, opts.id);
       if (doc) opts.logger?.info({ index: doc.index, applied: opts.stateMachine.appliedIndex() }, 'snapshot_installed_on_start');
     }
+    if (opts.forceNewCluster) await forceOnce(log, opts);
     let applied = opts.role === 'arbiter' ? undefined : Math.max(opts.stateMachine.appliedIndex(), log.snapshot().index);
     const commit = Math.max(storage.initialState().hardState.commit, log.firstIndex() - 1);
     if (applied !== undefined && applied > commit) {
@@ -312,6 +324,7 @@ export class RaftReplicator implements Replicator {
       proposals_pending: this.proposals.size,
       proposals_failed: this.proposalsFailed,
       id: this.opts.id,
+      cluster_id: this.clusterId ?? null,
       role: this.opts.role,
       suffrage: suffrage ?? 'none',
       leader_id: s.lead,
@@ -526,16 +539,18 @@ export class RaftReplicator implements Replicator {
    * configuration) hears from whoever leads the cluster it joins. This stops outsiders that
    * make up an id; one that forges a member's id is stopped only by the cluster secret.
    */
-  private receive(from: string, raw: unknown, fromAdvertise: PeerAdvertise | undefined): void {
+  private receive(from: string, raw: unknown, fromAdvertise: PeerAdvertise | undefined, cluster: unknown): void {
     if (this.closed) return;
     let m: Message;
     try {
       m = validatePeerMessage(raw, from, this.opts.id);
+      if (cluster !== undefined && (typeof cluster !== 'string' || !CLUSTER_ID.test(cluster))) throw new InvalidArgumentError('the envelope\'s cluster id is malformed');
     } catch (err) {
       this.peerStats.invalid++;
       this.opts.logger?.warn({ from, err: (err as Error).message }, 'peer_message_invalid');
       return;
     }
+    if (typeof cluster === 'string' && !this.sameCluster(from, m, cluster)) return;
     // Known: in the configuration, or in the address registry (which a member installing a
     // snapshot has in full before its log catches up with the configuration it will have).
     const config = this.raw.membership;
@@ -642,6 +657,12 @@ export class RaftReplicator implements Replicator {
       else this.retryAwaitingLeader();
       // As etcd: a change to a known leader from another one, or from none.
       if (rd.softState.lead !== '' && rd.softState.lead !== this.lastLeader) this.leaderChangesSeen++;
+      if (rd.softState.lead === this.opts.id && this.clusterId === undefined) {
+        // A cluster from before cluster ids: its first leader names it; followers adopt the id.
+        this.clusterId = newClusterId();
+        writeClusterId(this.log, this.clusterId);
+        this.opts.logger?.info({ cluster_id: this.clusterId }, 'cluster_id_created');
+      }
       this.lastLeader = rd.softState.lead;
     }
     // 3. Then tell the others.
@@ -689,6 +710,33 @@ export class RaftReplicator implements Replicator {
       if (!out || performance.now() - out.at > 1000) this.heartbeatsOut.set(m.to, { stamp: m.index, at: performance.now() });
     }
     this.transport.send(m.to, addr, m);
+  }
+
+  /**
+   * Whether a frame from a member of cluster `cluster` may reach raft. A member without an id
+   * yet (joining, or from before ids) adopts its leader's: the first append, snapshot or
+   * heartbeat it accepts names the cluster it belongs to. After that, frames of another cluster
+   * (a member lost before a `--force-new-cluster` recovery, back with its old disk) are dropped.
+   * Frames without an id (members from before ids) pass: the configuration check still applies.
+   */
+  private sameCluster(from: string, m: Message, cluster: string): boolean {
+    if (this.clusterId === cluster) return true;
+    if (this.clusterId === undefined) {
+      if (m.type === 'app' || m.type === 'snap' || m.type === 'heartbeat') {
+        writeClusterId(this.log, cluster);
+        this.clusterId = cluster;
+        this.opts.logger?.info({ cluster_id: cluster, from }, 'cluster_id_adopted');
+      }
+      return true;
+    }
+    this.peerStats.foreignCluster++;
+    const now = Date.now();
+    if (now - (this.foreignLogged.get(from) ?? 0) > 10_000) {
+      this.foreignLogged.set(from, now);
+      this.opts.logger?.warn({ from, type: m.type, their_cluster_id: cluster, cluster_id: this.clusterId },
+        'peer_message_from_another_cluster: the sender belongs to another cluster (a member lost before a --force-new-cluster recovery?); wipe its data directory and join it anew');
+    }
+    return false;
   }
 
   private learnAddresses(entries: readonly Entry[]): void {
@@ -807,7 +855,24 @@ export class RaftReplicator implements Replicator {
 export async function writeBootstrapState(log: LmdbRaftLog, id: string, advertiseRaft: string, advertiseHttp: string): Promise<void> {
   await new LmdbRaftStorage(log).persist({ term: 1, vote: '', commit: 1 }, [], bootstrapSnapshot({ voters: [id], learners: [], arbiters: [] }));
   log.putMeta(REGISTRY_KEY, pack({ [id]: { raft: advertiseRaft, http: advertiseHttp, intent: 'voter' } satisfies MemberAddress }));
+  writeClusterId(log, newClusterId());
   await log.sync();
+}
+
+/**
+ * `--force-new-cluster`: rewrites the log (recovery.ts) unless this data directory was recovered
+ * already and is still in the cluster it made then.
+ */
+async function forceOnce(log: LmdbRaftLog, opts: RaftReplicatorOptions): Promise<void> {
+  if (opts.role === 'arbiter') throw new InvalidArgumentError('an arbiter holds no state: it cannot seed a new cluster (--force-new-cluster); recover from a voter, or restore a backup');
+  const done = forcedMarker(log);
+  if (done && done.cluster === readClusterId(log)) {
+    opts.logger?.warn({ cluster_id: done.cluster, index: done.index, at: done.at }, 'force_new_cluster_already_done: this data directory was recovered before; starting normally (the flag can be removed)');
+    return;
+  }
+  const r = await forceNewCluster(log, { id: opts.id, raft: opts.advertiseRaft, http: opts.advertiseHttp });
+  opts.logger?.warn({ cluster_id: r.cluster, last_index: r.lastIndex, last_term: r.lastTerm, old_commit: r.commit, kept_uncommitted: r.lastIndex - r.commit, removed: r.removed, term: r.term, index: r.index },
+    'forced_new_cluster: this member is now the sole voter of a new cluster; join others to it');
 }
 
 /**

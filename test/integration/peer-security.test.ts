@@ -17,7 +17,7 @@ import { startWriter, TestCluster, type TestMember } from '../support/cluster.js
 import { tempDir } from '../support/conured-process.js';
 
 /** Sends raw envelopes to a member's raft port, as an outsider would, and closes. */
-async function sendFrames(raftPort: number, envelopes: Array<{ from: string; to: string; msg: unknown }>): Promise<void> {
+async function sendFrames(raftPort: number, envelopes: Array<{ from: string; to: string; cluster?: unknown; msg: unknown }>): Promise<void> {
   const s = connect({ host: '127.0.0.1', port: raftPort });
   s.on('error', () => undefined);
   await new Promise((r) => s.once('connect', r));
@@ -98,6 +98,33 @@ describe('hostile peers', { timeout: 180_000 }, () => {
       const again = await c.leader(30_000);
       assert.equal(await put(again.url, 'after-restart', 'ok'), 200);
       assert.ok(!(await config(again)).includes('mallory'));
+    } finally {
+      await c.stopAll();
+    }
+  });
+
+  it('frames naming a real member but carrying another cluster\'s id, or a malformed one, never reach raft', async () => {
+    const c = await threeMembers();
+    try {
+      const leader = await c.leader();
+      const termBefore = (await stats(leader)).term;
+      const before = await Promise.all(c.members.map(async (m) => (await stats(m)).transport));
+      // A heartbeat at a high term from a real member would depose the leader if raft saw it.
+      const hb = (to: string, from: string) => makeMessage({ type: 'heartbeat', from, to, term: 50_000, commit: 1 });
+      for (const m of c.members) {
+        const from = m.spec.id === 'v1' ? 'boot' : 'v1';
+        await sendFrames(m.raftPort, [
+          { from, to: m.spec.id, cluster: 'f'.repeat(32), msg: hb(m.spec.id, from) },
+          { from, to: m.spec.id, cluster: 'not a cluster id', msg: hb(m.spec.id, from) },
+          { from, to: m.spec.id, cluster: 12345, msg: hb(m.spec.id, from) },
+        ]);
+      }
+      for (const [i, m] of c.members.entries()) {
+        const t = (await stats(m)).transport;
+        assert.ok(t.foreignCluster! >= before[i]!.foreignCluster! + 1, `${m.spec.id} dropped the other cluster's frame: ${JSON.stringify(t)}`);
+        assert.ok(t.invalid! >= before[i]!.invalid! + 2, `${m.spec.id} dropped the malformed ids: ${JSON.stringify(t)}`);
+      }
+      assert.equal((await stats(await c.leader())).term, termBefore, 'the leader was never deposed');
     } finally {
       await c.stopAll();
     }

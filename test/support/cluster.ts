@@ -184,14 +184,26 @@ export function startWriter(endpoints: () => string[], prefix: string): { stop: 
   return { acked, stop: async () => { running = false; await loop; return acked; } };
 }
 
-/** Every key must read back `v-<key>` through `url` (linearizable reads). Returns the missing ones. */
-export async function missingKeys(url: string, keys: string[]): Promise<string[]> {
+/**
+ * Every key must read back `v-<key>` through `url` (linearizable reads). Returns the missing
+ * ones: a key read with another value (or none) is missing at once; a read the member refuses or
+ * cannot answer (503 during an election, a timeout) is retried for up to `retryMs`, since
+ * unavailability is not data loss, and counts as missing only when it never succeeds.
+ */
+export async function missingKeys(url: string, keys: string[], retryMs = 10_000): Promise<string[]> {
   const missing: string[] = [];
-  for (let i = 0; i < keys.length; i += 32) {
-    await Promise.all(keys.slice(i, i + 32).map(async (k) => {
-      const v = await (await fetch(`${url}/kv?key=${k}`)).text();
-      if (v !== `v-${k}`) missing.push(k);
-    }));
-  }
+  const deadline = Date.now() + retryMs;
+  const read = async (k: string): Promise<void> => {
+    for (;;) {
+      try {
+        const res = await fetch(`${url}/kv?key=${k}`, { signal: AbortSignal.timeout(5000) });
+        const v = await res.text();
+        if (res.ok) { if (v !== `v-${k}`) missing.push(k); return; }
+      } catch { /* unreachable or slow: retried */ }
+      if (Date.now() > deadline) { missing.push(k); return; }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  for (let i = 0; i < keys.length; i += 32) await Promise.all(keys.slice(i, i + 32).map(read));
   return missing;
 }

@@ -1,12 +1,14 @@
 #!/bin/sh
-# `helm test` check of chart conuredb: a put/get/del round trip through the client service, and
-# the raft configuration holds exactly the planned voters and arbiters (no leftover learners).
+# `helm test` check of chart conuredb: a member knows a leader (`conurectl health`, the guide's
+# health check), a put/get/del round trip through the client service, and the raft
+# configuration holds exactly the planned voters and arbiters (no leftover learners).
 # Environment: CONURE_ENDPOINTS, EXPECTED_VOTERS, EXPECTED_ARBITERS, TEST_KEY (default helm-test).
 set -eu
 fail() { echo "helm-test: FAIL: $*" >&2; exit 1; }
 key=${TEST_KEY:-helm-test}
 value="ok-$(date +%s)"
 
+conurectl health >/dev/null || fail "health: no member knows a leader"
 conurectl kv put "$key" "$value" >/dev/null || fail "put $key"
 got=$(conurectl kv get "$key") || fail "get $key"
 [ "$got" = "$value" ] || fail "get $key returned '$got', expected '$value'"
