@@ -7,7 +7,7 @@
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ConureHttpClient } from '../client/http-client.js';
-import { restoreSnapshot, saveSnapshot } from '../node/backup.js';
+import { restoreSnapshot, saveSnapshot, snapshotStatus } from '../node/backup.js';
 import { PeerSecret } from '../node/peer-auth.js';
 import { runDevCluster } from './dev-cluster.js';
 import { adviseRecovery, askMembers, judgeHealth } from './recover.js';
@@ -115,6 +115,8 @@ snapshot.command('save <file>').description('stream a consistent snapshot from t
     const r = await saveSnapshot(endpoint.startsWith('http') ? endpoint : `http://${endpoint}`, file);
     print(`Snapshot saved at ${file} (${r.bytes} bytes)`);
   });
+snapshot.command('status <file>').description('verify a snapshot file and print its revision, key count, size and checksum (JSON)')
+  .action((file: string) => print(snapshotStatus(file)));
 snapshot.command('restore <file>').description('create the data directory of a new single-member cluster from a snapshot; start conured on it, then join the others')
   .requiredOption('--data-dir <dir>', 'new, empty data directory')
   .requiredOption('--node-id <id>', 'id of the member that will run on it')

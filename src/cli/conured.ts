@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { raftLogExists } from '../storage/raft-log-store.js';
 import { PeerSecret } from '../node/peer-auth.js';
 import { createLogger } from '../util/log.js';
-import { advertised, parseBool, parseDurationMs, parseHostPort, parsePeerAddresses } from './options.js';
+import { advertised, parseBool, parseDurationMs, parseForceNewCluster, parseHostPort, parsePeerAddresses } from './options.js';
 import { startConured, type ConuredConfig, type TlsConfig } from './conured-server.js';
 import { TlsFiles } from '../util/tls-files.js';
 import { DEFAULT_MVCC_LIMITS } from '../mvcc/mvcc-service.js';
@@ -39,7 +39,7 @@ const program = new Command('conured')
   .addOption(new Option('--http-trusted-ca-file <path>', "CA bundle (PEM) that other members' HTTP certificates must chain to (default: the system's CAs)").env('CONURE_HTTP_TRUSTED_CA_FILE'))
   .addOption(new Option('--data-dir <dir>', 'data directory').default('/var/lib/conure').env('CONURE_DATA_DIR'))
   .addOption(new Option('--bootstrap [bool]', 'form a new single-member cluster when the data directory is empty').env('CONURE_BOOTSTRAP'))
-  .addOption(new Option('--force-new-cluster [bool]', 'quorum-loss recovery: make this member the sole voter of a new cluster built from its own log, keeping every entry (once per data directory; see docs/operations.md)').env('CONURE_FORCE_NEW_CLUSTER'))
+  .addOption(new Option('--force-new-cluster [bool|member-id]', 'quorum-loss recovery: make this member the sole voter of a new cluster built from its own log, keeping every entry (once per data directory; see docs/operations.md). A member id applies it only to that member (one value for a whole StatefulSet)').env('CONURE_FORCE_NEW_CLUSTER'))
   .addOption(new Option('--join <urls>', 'comma-separated seed HTTP URLs to join through').env('CONURE_JOIN'))
   .addOption(new Option('--join-backoff <duration>', 'wait between join attempts').default('2s').env('CONURE_JOIN_BACKOFF'))
   .addOption(new Option('--join-retries <n>', 'join attempts before giving up; 0 = forever').default('0').env('CONURE_JOIN_RETRIES'))
@@ -79,7 +79,7 @@ function config(): ConuredConfig {
     advertiseHttp: advertised(http, o.advertiseHttp as string | undefined, '--advertise-http'),
     advertiseRaft: advertised(raft, o.advertiseRaft as string | undefined, '--advertise-raft'),
     bootstrap: o.bootstrap === undefined ? false : parseBool(o.bootstrap),
-    forceNewCluster: o.forceNewCluster === undefined ? false : parseBool(o.forceNewCluster),
+    forceNewCluster: parseForceNewCluster(o.forceNewCluster, String(o.nodeId ?? hostname())),
     join: String(o.join ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     joinBackoffMs: parseDurationMs(String(o.joinBackoff)),
     joinRetries,

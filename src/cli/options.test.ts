@@ -1,8 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { advertised, parseBool, parseDurationMs, parseHostPort, parsePeerAddresses } from './options.js';
+import { advertised, parseBool, parseDurationMs, parseForceNewCluster, parseHostPort, parsePeerAddresses } from './options.js';
 
 describe('cli options', () => {
+  it('parses --force-new-cluster: a boolean, or a member id that applies to that member only', () => {
+    assert.equal(parseForceNewCluster(undefined, 'a'), false);
+    assert.equal(parseForceNewCluster(true, 'a'), true);
+    assert.equal(parseForceNewCluster('false', 'a'), false);
+    assert.equal(parseForceNewCluster('conure-0', 'conure-0'), true);
+    assert.equal(parseForceNewCluster('conure-0', 'conure-1'), false);
+    assert.throws(() => parseForceNewCluster('not an id!', 'a'), /neither true\/false nor a member id/);
+  });
+
   it('parses durations', () => {
     assert.equal(parseDurationMs('2s'), 2000);
     assert.equal(parseDurationMs('500ms'), 500);

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { MEMBER_ID } from '../node/membership-service.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { joinHostPort, splitHostPort } from '../util/host-port.js';
 
@@ -19,6 +20,17 @@ export function parseBool(text: string | boolean | undefined): boolean {
   if (['true', '1', 'yes', 'on'].includes(t)) return true;
   if (['false', '0', 'no', 'off'].includes(t)) return false;
   throw new InvalidArgumentError(`invalid boolean ${JSON.stringify(text)}; use true or false`);
+}
+
+/**
+ * `--force-new-cluster`: a boolean (bare flag: true), or a member id, which is true only on that
+ * member, so one value serves a whole StatefulSet. Throws for anything else.
+ */
+export function parseForceNewCluster(v: string | boolean | undefined, nodeId: string): boolean {
+  if (v === undefined) return false;
+  try { return parseBool(v); } catch { /* not a boolean: a member id? */ }
+  if (typeof v === 'string' && MEMBER_ID.test(v)) return v === nodeId;
+  throw new InvalidArgumentError(`--force-new-cluster: ${JSON.stringify(v)} is neither true/false nor a member id`);
 }
 
 export interface HostPort { host: string; port: number }

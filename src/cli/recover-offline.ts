@@ -1,7 +1,8 @@
 /**
  * `conurectl recover --data-dir <dir> --node-id <id> [--yes]`: the rewrite of
  * `conured --force-new-cluster` (node/recovery.ts) carried out on a stopped member's data
- * directory, after saying what it will do. Refuses while a process holds the raft log open.
+ * directory, after saying what it will do. Refuses while a process holds the raft log open. It
+ * acts even on a directory recovered before (the flag's once-only rule is for a flag left set).
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -15,10 +16,12 @@ export async function recoverDataDir(o: { dataDir: string; nodeId: string; apply
   if (holders.length > 0) throw new InvalidArgumentError(`the raft log in ${o.dataDir} is open in process ${holders.join(', ')}: stop the member first`);
   const log = new LmdbRaftLog({ dir: o.dataDir });
   try {
+    // Unlike the flag (which may linger in a unit file), an explicit offline run always acts: a
+    // second quorum loss of the same member is recovered this way.
     const done = forcedMarker(log);
-    if (done && done.cluster === readClusterId(log)) return `${o.dataDir} was recovered already (${done.at}, cluster ${done.cluster}, index ${done.index}): nothing to do; start the member as usual`;
+    const earlier = done ? `\n  (it was recovered before: ${done.at}, into cluster ${done.cluster}${done.cluster === readClusterId(log) ? ', its current one' : ''})` : '';
     const plan = planRecovery(log, o.nodeId);
-    if (!o.apply) return `would rewrite ${o.dataDir} (run again with --yes to do it):\n${describePlan(plan)}`;
+    if (!o.apply) return `would rewrite ${o.dataDir} (run again with --yes to do it):\n${describePlan(plan)}${earlier}`;
     const r = await forceNewCluster(log, { id: o.nodeId });
     return `rewrote ${o.dataDir}: ${o.nodeId} is the sole voter of new cluster ${r.cluster}.\n${describePlan(r)}\nStart it as usual (without --join); then start the other members with empty data directories and --join <its URL>.`;
   } finally {

@@ -11,6 +11,8 @@
  *   members join it with empty data directories.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { unpack } from 'msgpackr';
+import { BUCKETS } from '../mvcc/mvcc-state-machine.js';
 import { decodeSnapshot } from '../mvcc/snapshot.js';
 import { LmdbStateStore } from '../storage/lmdb-state-store.js';
 import { LmdbRaftLog } from '../storage/raft-log-store.js';
@@ -66,7 +68,8 @@ export interface RestoreOptions {
 }
 
 export async function restoreSnapshot(o: RestoreOptions): Promise<{ buckets: number }> {
-  if (existsSync(o.dataDir) && readdirSync(o.dataDir).length > 0) {
+  // A filesystem's own lost+found (the root of a volume) does not count.
+  if (existsSync(o.dataDir) && readdirSync(o.dataDir).some((f) => f !== 'lost+found')) {
     throw new InvalidArgumentError(`${o.dataDir} is not empty; restore into a new data directory`);
   }
   const snap = decodeSnapshot(readFileSync(o.file));
@@ -82,4 +85,44 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<{ buckets: num
     await store.close();
   }
   return { buckets: snap.data.size };
+}
+
+export interface SnapshotStatus {
+  /** The MVCC revision the snapshot holds (etcdctl snapshot status's `revision`). */
+  revision: number;
+  compactRevision: number;
+  /** Keys present at `revision` (not deleted), and every stored revision of every key. */
+  keys: number;
+  revisions: number;
+  leases: number;
+  /** Raft index the member had applied when it took the snapshot. */
+  appliedIndex: number;
+  totalSize: number;
+  /** The file's sha256 trailer (verified), hex. */
+  sha256: string;
+}
+
+/** Reads and verifies a snapshot file (`conurectl snapshot status`). Errors: InvalidArgumentError. */
+export function snapshotStatus(file: string): SnapshotStatus {
+  const blob = readFileSync(file);
+  const snap = decodeSnapshot(blob);
+  const meta = new Map((snap.data.get(BUCKETS.meta) ?? []).map((kv) => [Buffer.from(kv.key).toString('utf8'), kv.value]));
+  const u64 = (v: Uint8Array | undefined): number => (v && v.length === 8 ? Number(Buffer.from(v).readBigUInt64BE(0)) : 0);
+  // Rows are in revision order: the last row of a key says whether it is live.
+  const live = new Map<string, boolean>();
+  const rows = snap.data.get(BUCKETS.key) ?? [];
+  for (const { value } of rows) {
+    const row = unpack(value) as [Uint8Array, Uint8Array, number, number, number, boolean | number];
+    live.set(Buffer.from(row[0]).toString('latin1'), !row[5]);
+  }
+  return {
+    revision: u64(meta.get('rev')) || 1,
+    compactRevision: u64(meta.get('compact')),
+    keys: [...live.values()].filter(Boolean).length,
+    revisions: rows.length,
+    leases: (snap.data.get(BUCKETS.lease) ?? []).length,
+    appliedIndex: snap.appliedIndex,
+    totalSize: blob.length,
+    sha256: blob.subarray(blob.length - 32).toString('hex'),
+  };
 }

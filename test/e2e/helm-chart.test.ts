@@ -455,3 +455,49 @@ test('peerAuth: every script that makes a member-only conurectl call runs where 
     assert.doesNotMatch(text, /\/(join|remove|promote|leader\/transfer|raft\/snapshot)\b/, `${f} calls a member-only endpoint directly`);
   }
 });
+
+test('recovery.forceNewCluster: the flag on every data StatefulSet (only the named pod acts on it), never on the arbiter; other values refused', { skip }, () => {
+  const r = template(['--set', 'recovery.forceNewCluster=conure-0']);
+  assert.ok(r.ok, r.stderr);
+  const objs = parseManifests(r.stdout);
+  for (const o of objs) validateObject(o);
+  for (const name of ['conure-bootstrap', 'conure']) assert.equal(argValue((one(objs, 'StatefulSet', name).spec as StsSpec).template.spec.containers[0]!.args!, '--force-new-cluster'), 'conure-0');
+  assert.equal(argValue((one(objs, 'StatefulSet', 'conure-arbiter').spec as StsSpec).template.spec.containers[0]!.args!, '--force-new-cluster'), undefined);
+  assert.ok(template(['--set', 'recovery.forceNewCluster=conure-bootstrap-0']).ok);
+  for (const bad of ['conure-arbiter-0', 'other-0', 'conure-bootstrap-1']) {
+    const b = template(['--set', `recovery.forceNewCluster=${bad}`]);
+    assert.ok(!b.ok && /must name a data pod of this release/.test(b.stderr), `${bad}: ${b.stderr}`);
+  }
+  assert.ok(!template(['--set', 'recovery.forceNewCluster=a b']).ok, 'schema: a member id');
+});
+
+test('backup.enabled: a CronJob running files/backup.sh into a kept PVC (or backup.existingClaim); restore.fromBackup: an init container on the bootstrap pod only', { skip }, () => {
+  const r = template(['--set', 'backup.enabled=true', '--set', 'backup.retention=3', '--set', 'backup.schedule=15 3 * * *', '--set', 'restore.fromBackup=latest']);
+  assert.ok(r.ok, r.stderr);
+  const objs = parseManifests(r.stdout);
+  for (const o of objs) validateObject(o);
+  const pvc = one(objs, 'PersistentVolumeClaim', 'conure-backup');
+  assert.equal((pvc.metadata.annotations as Record<string, string>)['helm.sh/resource-policy'], 'keep');
+  const cron = one(objs, 'CronJob', 'conure-backup').spec as { schedule: string; concurrencyPolicy: string; jobTemplate: { spec: { template: { spec: { containers: { command: string[]; env: { name: string; value?: string }[] }[]; volumes: { name: string; persistentVolumeClaim?: { claimName: string } }[] } } } } };
+  assert.equal(cron.schedule, '15 3 * * *');
+  assert.equal(cron.concurrencyPolicy, 'Forbid');
+  const pod = cron.jobTemplate.spec.template.spec;
+  assert.equal(pod.containers[0]!.command[2], readFileSync(join(CHART_DIR, 'files', 'backup.sh'), 'utf8'));
+  assert.equal(envOf(pod.containers[0]!).RETENTION, '3');
+  assert.equal(pod.volumes.find((v) => v.name === 'backups')!.persistentVolumeClaim!.claimName, 'conure-backup');
+  const boot = (one(objs, 'StatefulSet', 'conure-bootstrap').spec as StsSpec).template.spec;
+  const restore = boot.initContainers!.find((c) => c.name === 'restore-from-backup')!;
+  assert.equal(restore.command![2], readFileSync(join(CHART_DIR, 'files', 'restore.sh'), 'utf8'));
+  assert.equal(envOf(restore).RESTORE_FILE, 'latest');
+  for (const name of ['conure', 'conure-arbiter']) assert.ok(!(one(objs, 'StatefulSet', name).spec as StsSpec).template.spec.initContainers!.some((c) => c.name === 'restore-from-backup'));
+
+  const own = parseManifests(template(['--set', 'backup.enabled=true', '--set', 'backup.existingClaim=my-backups', '--set', 'restore.fromBackup=x.db']).stdout);
+  assert.ok(!own.some((o) => o.kind === 'PersistentVolumeClaim' && o.metadata.name === 'conure-backup'), 'no PVC of its own');
+  assert.ok(JSON.stringify(one(own, 'CronJob', 'conure-backup')).includes('"claimName":"my-backups"'));
+  assert.ok(JSON.stringify(one(own, 'StatefulSet', 'conure-bootstrap')).includes('"claimName":"my-backups"'), 'a restore reads the backup claim by default');
+  // An upgrade with --reuse-values from a chart without these values has none: still renders.
+  assert.ok(template(['--set', 'backup=null', '--set', 'restore=null']).ok);
+  const both = template(['--set', 'restore.fromBackup=x.db', '--set', 'recovery.bootstrapRejoin=true']);
+  assert.ok(!both.ok && /set one of them/.test(both.stderr), both.stderr);
+  for (const bad of ['backup.retention=0', 'restore.fromBackup=../x', 'backup.size=lots']) assert.ok(!template(['--set', bad]).ok, bad);
+});

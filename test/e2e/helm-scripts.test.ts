@@ -131,7 +131,10 @@ class FakeCluster {
       return json(200, { ok: true });
     }
     if (path === '/status') return json(200, { is_leader: self === this.leader, leader: addr(this.leader) });
-    if (path === '/raft/stats') return json(200, { term: 1 });
+    if (path === '/raft/stats') {
+      const id = self || this.leader;
+      return json(200, { id, role: this.members.get(id) === 'arbiter' ? 'arbiter' : 'voter', state: id === this.leader ? 'leader' : 'follower', term: 1, leader_id: this.leader, last_log_index: 10, last_log_term: 1, commit_index: 10 });
+    }
     if (path === '/raft/config') return json(200, { leader: addr(this.leader), servers: this.ids().map((id) => ({ id, address: addr(id), suffrage: this.members.get(id) })) });
     if (path === '/leader/transfer' && req.method === 'POST') {
       if (self !== this.leader) return json(200, { transferred: false, note: 'not the leader' });
@@ -422,6 +425,11 @@ test('helm test script: round trip and exact member counts', { skip }, async () 
     const bad = await runScript(c.command[2]!, env);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /voters\/arbiters\/learners = 2 1 1/);
+    // No member knows a leader: the health check fails first, with its reason.
+    fake.leader = '';
+    const noLeader = await runScript(c.command[2]!, env);
+    assert.equal(noLeader.code, 1);
+    assert.match(noLeader.stderr, /helm-test: FAIL: health: no member knows a leader/);
   });
 });
 

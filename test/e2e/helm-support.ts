@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { parseAllDocuments } from 'yaml';
 import { ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
-import { Job } from 'kubernetes-models/batch/v1';
+import { CronJob, Job } from 'kubernetes-models/batch/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
@@ -22,13 +22,14 @@ import { ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding } from 'kub
 export const CONURED_FLAGS: readonly string[] = [
   '--node-id', '--http-addr', '--raft-addr', '--client-addr', '--advertise-http', '--advertise-raft',
   '--data-dir', '--bootstrap', '--join', '--join-backoff', '--join-retries', '--role', '--peer-secret-file',
+  '--force-new-cluster',
 ];
 
 /** The conured environment-variable contract, plus CONURE_ENDPOINTS (conurectl) and CONURE_PEER_SECRET_FILE (both). */
 export const CONURE_ENV_VARS: readonly string[] = [
   'CONURE_NODE_ID', 'CONURE_HTTP_ADDR', 'CONURE_RAFT_ADDR', 'CONURE_CLIENT_ADDR', 'CONURE_ADVERTISE_HTTP',
   'CONURE_ADVERTISE_RAFT', 'CONURE_DATA_DIR', 'CONURE_BOOTSTRAP', 'CONURE_JOIN', 'CONURE_JOIN_BACKOFF',
-  'CONURE_JOIN_RETRIES', 'CONURE_ROLE', 'CONURE_ENDPOINTS', 'CONURE_PEER_SECRET_FILE',
+  'CONURE_JOIN_RETRIES', 'CONURE_ROLE', 'CONURE_ENDPOINTS', 'CONURE_PEER_SECRET_FILE', 'CONURE_FORCE_NEW_CLUSTER',
 ];
 
 /** The conurectl contract: global flags, and each command with the flags it accepts. */
@@ -43,6 +44,11 @@ export const CONURECTL_COMMANDS: Readonly<Record<string, readonly string[]>> = {
   'kv put': [],
   'kv get': [],
   'kv del': [],
+  health: [],
+  recover: ['--data-dir', '--node-id', '--yes'],
+  'snapshot save': [],
+  'snapshot status': [],
+  'snapshot restore': ['--data-dir', '--node-id', '--advertise-raft', '--advertise-http'],
 };
 
 /** Repository root: the nearest ancestor of this file holding charts/conuredb/Chart.yaml. */
@@ -165,6 +171,7 @@ const MODELS: Record<string, new (data: never) => Validatable> = {
   'v1/PersistentVolumeClaim': PersistentVolumeClaim,
   'apps/v1/StatefulSet': StatefulSet,
   'batch/v1/Job': Job,
+  'batch/v1/CronJob': CronJob,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'networking.k8s.io/v1/Ingress': Ingress,

@@ -25,6 +25,14 @@ describe('conurectl snapshot save and restore', { timeout: 120_000 }, () => {
       const saved = await ctl('--endpoints', s0.url, 'snapshot', 'save', file);
       assert.match(saved.stdout, /Snapshot saved at .*backup\.db \(\d+ bytes\)/);
       assert.ok(statSync(file).size > 1000);
+      // Deleting one key and overwriting another: 200 puts + 1 put + 1 delete after the empty store's revision 1.
+      assert.equal((await fetch(`${s0.url}/kv?key=bk-0&value=v-bk-0`, { method: 'PUT' })).status, 200);
+      assert.equal((await fetch(`${s0.url}/kv?key=gone&value=x`, { method: 'PUT' })).status, 200);
+      assert.equal((await fetch(`${s0.url}/kv?key=gone`, { method: 'DELETE' })).status, 200);
+      await ctl('--endpoints', s0.url, 'snapshot', 'save', file);
+      const status = JSON.parse((await ctl('snapshot', 'status', file)).stdout) as Record<string, unknown>;
+      assert.deepEqual({ ...status, sha256: typeof status.sha256, appliedIndex: typeof status.appliedIndex },
+        { revision: 204, compactRevision: 0, keys: 200, revisions: 203, leases: 0, appliedIndex: 'number', totalSize: statSync(file).size, sha256: 'string' });
 
       // A damaged file and a non-empty directory are refused with a message.
       const bad = join(files.dir, 'bad.db');
@@ -32,6 +40,8 @@ describe('conurectl snapshot save and restore', { timeout: 120_000 }, () => {
       const r0 = await target.add({ id: 'restored0' });
       const restoreArgs = (f: string, dir: string) => ['snapshot', 'restore', f, '--data-dir', dir, '--node-id', 'restored0', '--advertise-raft', r0.raftAddr, '--advertise-http', `127.0.0.1:${r0.httpPort}`];
       await assert.rejects(ctl(...restoreArgs(bad, join(files.dir, 'x'))), (e: { code: number; stderr: string }) => e.code === 1 && /checksum mismatch/.test(e.stderr));
+      await assert.rejects(ctl('snapshot', 'status', bad), (e: { code: number; stderr: string }) => e.code === 1 && /checksum mismatch/.test(e.stderr));
+      await assert.rejects(ctl('snapshot', 'status', join(files.dir, 'absent.db')), (e: { code: number; stderr: string }) => e.code === 1 && /ENOENT|no such file/.test(e.stderr));
       const busy = join(files.dir, 'busy'); mkdirSync(busy); writeFileSync(join(busy, 'something'), 'x');
       await assert.rejects(ctl(...restoreArgs(file, busy)), (e: { stderr: string }) => /is not empty/.test(e.stderr));
 

@@ -265,6 +265,68 @@ spec:
     readAll('conure-0');
   });
 
+  it('quorum loss (docs/operations.md): two voters gone with their volumes; recovery.forceNewCluster brings the survivor back with every write, fresh members join', async () => {
+    const t0 = Date.now();
+    const ctl = (...args: string[]) => k.kubectl(['exec', '-n', ns, 'conure-bootstrap-0', '-c', 'conured', '--', 'conurectl', '--timeout', '3000', ...args], { allowFail: true, timeoutMs: 60_000 });
+    // The loss: conure-0 and conure-1 stop (their preStop keeps them in raft: the desired count is
+    // unchanged) and their volumes are deleted. The bootstrap member alone has no quorum.
+    k.kubectl(['scale', 'statefulset', 'conure', '-n', ns, '--replicas=0']);
+    await until('conure-0 and conure-1 gone', 180_000, () => !readyMembers().has('conure-0') && !readyMembers().has('conure-1'));
+    k.kubectl(['delete', 'pvc', 'data-conure-0', 'data-conure-1', '-n', ns, '--wait=true'], { timeoutMs: 120_000 });
+    await until('conure-bootstrap-0 without a leader', 60_000, () => ctl('health').code === 1);
+    assert.match(ctl('health').stderr, /unhealthy: no reachable member knows a leader/);
+    const plan = ctl('recover');
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.match(plan.stdout, /recover from conure-bootstrap-0 /);
+
+    note('helm upgrade --reuse-values --set recovery.forceNewCluster=conure-bootstrap-0');
+    k.helm(['upgrade', rel, chart, '-n', ns, '--reuse-values', '--set', 'recovery.forceNewCluster=conure-bootstrap-0', '--timeout', '6m'], { timeoutMs: 420_000 });
+    // The survivor restarts with the flag and leads alone; the upgrade also brings the
+    // StatefulSet back to its 2 replicas (and `kubectl scale` would): fresh pods, empty volumes,
+    // that join the new cluster.
+    k.kubectl(['scale', 'statefulset', 'conure', '-n', ns, '--replicas=2']);
+    await converged(3, 300_000);
+    const bootLog = k.kubectl(['logs', '-n', ns, 'conure-bootstrap-0', '-c', 'conured']).stdout;
+    assert.match(bootLog, /forced_new_cluster: this member is now the sole voter/);
+    assert.match(bootLog, /"removed":\["conure-0","conure-1"\]/);
+    for (const p of expectedPods(3)) readAll(p);
+    assert.equal(ctl('health').code, 0);
+    note(`quorum loss recovered in ${Math.round((Date.now() - t0) / 1000)}s`);
+    writeKeys('recovered', 5);
+  });
+
+  it('backup.enabled: the CronJob saves a verified snapshot named with its revision; a new release with restore.fromBackup=latest holds every write', async () => {
+    const t0 = Date.now();
+    note('helm upgrade --reuse-values --set backup.enabled=true');
+    k.helm(['upgrade', rel, chart, '-n', ns, '--reuse-values', '--set', 'backup.enabled=true', '--set', 'backup.retention=2', '--set', 'backup.size=1Gi', '--wait', '--timeout', '6m'], { timeoutMs: 420_000 });
+    await converged(3, 120_000);
+    // A run now, as the schedule would start it.
+    k.kubectl(['create', 'job', 'backup-now', '--from=cronjob/conure-backup', '-n', ns]);
+    await until('job backup-now complete', 180_000, () => {
+      const st = k.kubectl(['get', 'job', 'backup-now', '-n', ns, '-o', 'jsonpath={.status.succeeded}/{.status.failed}'], { allowFail: true }).stdout.trim();
+      assert.ok(!/\/[1-9]/.test(st), `the backup Job failed:\n${k.kubectl(['logs', '-n', ns, 'job/backup-now'], { allowFail: true }).stdout}`);
+      return st.startsWith('1/');
+    });
+    const out = k.kubectl(['logs', '-n', ns, 'job/backup-now']).stdout;
+    note(out.trim());
+    assert.match(out, /^backup: ok: conure-\d{8}T\d{6}Z-r\d+\.db \(revision \d+, \d+ keys, \d+ bytes\); kept 1, pruned 0$/m);
+
+    // A new release, restored from the latest good backup in that claim.
+    const rrel = 'conuredb-restored';
+    k.helm(['install', rrel, chart, '-n', ns, ...imageSets, '--set', 'fullnameOverride=restored', '--set', 'voters.replicas=1',
+      '--set', 'restore.fromBackup=latest', '--set', 'restore.claim=conure-backup', '--set', 'tests.enabled=false', '--wait', '--timeout', '5m'], { timeoutMs: 360_000 });
+    try {
+      const initLog = k.kubectl(['logs', '-n', ns, 'restored-bootstrap-0', '-c', 'restore-from-backup']).stdout + k.kubectl(['logs', '-n', ns, 'restored-bootstrap-0', '-c', 'restore-from-backup'], { allowFail: true }).stderr;
+      note(initLog.trim().split('\n').slice(-2).join(' | '));
+      await until('restored-bootstrap-0 leads', 120_000, () => raftConfig('restored-bootstrap-0')?.leader);
+      readAll('restored-bootstrap-0');
+      assert.deepEqual(raftConfig('restored-bootstrap-0')!.servers.map((x) => x.id), ['restored-bootstrap-0'], 'a new cluster of its own');
+    } finally {
+      k.helm(['uninstall', rrel, '-n', ns, '--wait', '--timeout', '3m'], { allowFail: true });
+    }
+    note(`backup and restore in ${Math.round((Date.now() - t0) / 1000)}s`);
+  });
+
   it('scales to 5 then to 1: members join, the pre-upgrade hook removes them first, every write stays readable', async () => {
     upgrade(5);
     await converged(5, 420_000);
@@ -288,7 +350,7 @@ spec:
     note(`left after uninstall: ${left.join(' ')}`);
     const pvcs = left.filter((r) => r.startsWith('persistentvolumeclaim/'));
     const rest = left.filter((r) => !r.startsWith('persistentvolumeclaim/'));
-    assert.deepEqual(pvcs, ['data-conure-0', 'data-conure-1', 'data-conure-2', 'data-conure-3', 'data-conure-arbiter-0', 'data-conure-bootstrap-0'].map((n) => `persistentvolumeclaim/${n}`));
+    assert.deepEqual(pvcs, ['conure-backup', 'data-conure-0', 'data-conure-1', 'data-conure-2', 'data-conure-3', 'data-conure-arbiter-0', 'data-conure-bootstrap-0'].map((n) => `persistentvolumeclaim/${n}`));
     assert.equal(rest.length, 1, `only the peer Secret: ${rest.join(' ')}`);
     assert.match(rest[0]!, /^secret\/conure-peer/);
   });

@@ -205,3 +205,13 @@ hook runs before the chart's Secret exists, against members that still run witho
     optional: true
     {{- end }}
 {{- end -}}
+
+{{/* The claim the backups go to (and a restore reads from by default). */}}
+{{- define "conuredb.backupClaim" -}}
+{{- (.Values.backup | default dict).existingClaim | default (printf "%s-backup" (include "conuredb.fullname" .)) -}}
+{{- end -}}
+
+{{/* The claim restore.fromBackup reads from. */}}
+{{- define "conuredb.restoreClaim" -}}
+{{- (.Values.restore | default dict).claim | default (include "conuredb.backupClaim" .) -}}
+{{- end -}}
