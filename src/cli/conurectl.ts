@@ -10,7 +10,7 @@ import { ConureHttpClient } from '../client/http-client.js';
 import { restoreSnapshot, saveSnapshot } from '../node/backup.js';
 import { PeerSecret } from '../node/peer-auth.js';
 import { runDevCluster } from './dev-cluster.js';
-import { PlatformClient, type Accepted } from '../client/platform-client.js';
+import { PlatformClient, type Accepted } from '../client/platform/index.js';
 import type { OperationRecord } from '../platform/types.js';
 
 const program = new Command('conurectl')

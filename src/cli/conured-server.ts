@@ -5,7 +5,7 @@ import { LmdbStateStore } from '../storage/lmdb-state-store.js';
 import { MemoryStateStore } from '../storage/memory-state-store.js';
 import { raftLogExists } from '../storage/raft-log-store.js';
 import { anySeedInCluster, isSelf, joinCluster } from '../node/joiner.js';
-import { RefusingKvService, type KvService } from '../node/kv-service.js';
+import { RefusingKvService, type KvService } from '../seams/index.js';
 import { MemberHttp } from '../node/member-http.js';
 import { MembershipService } from '../node/membership-service.js';
 import type { PeerSecret } from '../node/peer-auth.js';

@@ -1,4 +1,4 @@
-import type { Replicator } from '../node/types.js';
+import type { Replicator } from '../seams/index.js';
 import { NotLeaderError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { MvccError } from './errors.js';

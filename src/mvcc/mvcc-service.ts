@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Replicator } from '../node/types.js';
+import type { Replicator } from '../seams/index.js';
 import type { StateStore } from '../storage/state-store.js';
 import { ConureError, NotLeaderError } from '../util/errors.js';
 import { MvccError } from './errors.js';

@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
 import { pack, unpack } from 'msgpackr';
-import type { StateMachine } from '../node/types.js';
+import type { StateMachine } from '../seams/index.js';
 import { decodeUint64, encodeUint64, type StateOp, type StateStore } from '../storage/state-store.js';
 import { ConureError } from '../util/errors.js';
 import { MvccError } from './errors.js';

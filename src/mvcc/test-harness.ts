@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { LmdbStateStore } from '../storage/lmdb-state-store.js';
 import { MemoryStateStore } from '../storage/memory-state-store.js';
 import type { StateStore } from '../storage/state-store.js';
-import type { Member, NodeStatus, RaftStats, Replicator, StateMachine, Suffrage } from '../node/types.js';
+import type { Member, NodeStatus, RaftStats, Replicator, StateMachine, Suffrage } from '../seams/index.js';
 import { ConureError, InvalidArgumentError } from '../util/errors.js';
 import { memberIdOf } from './ids.js';
 import { Lessor, type LeaseClock } from './lessor.js';

@@ -4,7 +4,7 @@ import { MemoryStateStore } from '../storage/memory-state-store.js';
 import { MembershipService } from './membership-service.js';
 import { TestStateMachine } from './test-state-machine.js';
 import { SingleNodeReplicator } from './single-node-replicator.js';
-import type { Member, Replicator } from './types.js';
+import type { Member, Replicator } from '../seams/index.js';
 
 const resolver = async (host: string) => { if (host.endsWith('.invalid')) throw new Error('ENOTFOUND'); };
 

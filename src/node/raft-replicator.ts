@@ -53,7 +53,7 @@ import type { PeerSecret } from './peer-auth.js';
 import { MemberHttp } from './member-http.js';
 import { PeerTransport, type PeerAdvertise, type PeerTransportOptions } from './peer-transport.js';
 import { validatePeerMessage } from './peer-validation.js';
-import type { Member, MemberObserver, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from './types.js';
+import type { Member, MemberObserver, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from '../seams/index.js';
 
 export interface RaftReplicatorOptions {
   id: string;

@@ -1,4 +1,4 @@
-import type { Replicator } from '../../node/types.js';
+import type { Replicator } from '../../seams/index.js';
 import type { StateStore } from '../../storage/state-store.js';
 import { memberIdOf } from '../../mvcc/ids.js';
 import { MvccKvService } from '../../mvcc/kv-service.js';

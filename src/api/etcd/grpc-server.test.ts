@@ -6,7 +6,7 @@ import { LocalReplicator } from '../../mvcc/test-harness.js';
 import type { Msg } from './codec.js';
 import { Registry } from 'prom-client';
 import { EtcdGrpcMetrics, etcdGauges } from './metrics.js';
-import { etcdProto } from './proto.js';
+import { etcdProto } from './proto/index.js';
 import { startTestEtcdServer, type TestEtcdServer } from './test-server.js';
 
 let server: TestEtcdServer;

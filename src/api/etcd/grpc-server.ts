@@ -14,7 +14,7 @@ import { grpcStatusOf, toServiceError } from './grpc-status.js';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { authNotEnabled, leaseKeepAliveOnce, unaryOperations, type UnaryOperation } from './operations.js';
 import type { EtcdGrpcMetrics } from './metrics.js';
-import { etcdPackageDefinition, etcdProto } from './proto.js';
+import { etcdPackageDefinition, etcdProto } from './proto/index.js';
 import { RangeBudget, RangeResponseBuilder } from './range-response.js';
 import { acceptSchemeAuthority } from './scheme-authority.js';
 import { WireError, checkWire, compressedWithoutEncoding, wireSchemas } from './wire-check.js';

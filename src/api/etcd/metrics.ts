@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { memberIdOf } from '../../mvcc/ids.js';
-import type { MemberObserver, Replicator } from '../../node/types.js';
+import type { MemberObserver, Replicator } from '../../seams/index.js';
 import type { StateStore } from '../../storage/state-store.js';
 import type { EtcdApi } from './compose.js';
 

@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib';
-import type { Member, Replicator } from '../../node/types.js';
+import type { Member, Replicator } from '../../seams/index.js';
 import type { StateStore } from '../../storage/state-store.js';
 import { MvccError } from '../../mvcc/errors.js';
 import { clusterIdOf, memberIdOf } from '../../mvcc/ids.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { SingleNodeReplicator } from '../../node/single-node-replicator.js';
 import { LmdbStateStore } from '../../storage/lmdb-state-store.js';
 import { MvccStateMachine } from '../../mvcc/mvcc-state-machine.js';
-import type { Replicator } from '../../node/types.js';
+import type { Replicator } from '../../seams/index.js';
 import type { MvccLimits } from '../../mvcc/mvcc-service.js';
 import { createEtcdApi, type EtcdApi } from './compose.js';
 import { createEtcdGrpcServer, type EtcdGrpcServer } from './grpc-server.js';

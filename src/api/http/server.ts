@@ -3,9 +3,9 @@ import { InvalidArgumentError, TooLargeError, UnauthenticatedError } from '../..
 import type { Logger } from '../../util/log.js';
 import type { TlsFiles } from '../../util/tls-files.js';
 import type { Server as TlsServer } from 'node:tls';
-import { KV_LIMITS, type KvService } from '../../node/kv-service.js';
+import { KV_LIMITS, type KvService } from '../../seams/index.js';
 import type { MembershipService } from '../../node/membership-service.js';
-import type { Replicator } from '../../node/types.js';
+import type { Replicator } from '../../seams/index.js';
 import { sendError } from './errors.js';
 import { HttpMetrics } from './metrics.js';
 
