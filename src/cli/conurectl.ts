@@ -6,12 +6,12 @@
  */
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { ConureHttpClient } from '../client/http-client.js';
-import { restoreSnapshot, saveSnapshot } from '../node/backup.js';
-import { PeerSecret } from '../node/peer-auth.js';
+import { ConureHttpClient } from '../client/index.js';
+import { restoreSnapshot, saveSnapshot } from '../node/index.js';
+import { PeerSecret } from '../node/index.js';
 import { runDevCluster } from './dev-cluster.js';
 import { PlatformClient, type Accepted } from '../client/platform/index.js';
-import type { OperationRecord } from '../platform/types.js';
+import type { OperationRecord } from '../platform/index.js';
 
 const program = new Command('conurectl')
   .description('ConureDB command-line client')

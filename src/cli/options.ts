@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
-import { InvalidArgumentError } from '../util/errors.js';
-import { joinHostPort, splitHostPort } from '../util/host-port.js';
+import { InvalidArgumentError, joinHostPort, splitHostPort } from '../util/index.js';
 
 /** Parses `2s`, `500ms`, `1m`, `1h` or a bare number of milliseconds. */
 export function parseDurationMs(text: string): number {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { createLogger } from '../util/log.js';
+import { createLogger } from '../util/index.js';
 import { CorruptionError } from './errors.js';
 import { DurableLog } from './persistence.js';
 import { FluxionService } from './service.js';

@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { unpack } from 'msgpackr';
 import type { HardState } from '../raft/index.js';
-import { LmdbRaftLog } from '../storage/raft-log-store.js';
-import { LmdbStateStore } from '../storage/lmdb-state-store.js';
-import type { Logger } from '../util/log.js';
+import { LmdbRaftLog, LmdbStateStore } from '../storage/index.js';
+import type { Logger } from '../util/index.js';
 import { RaftReplicator, writeBootstrapState, type RaftReplicatorOptions } from './raft-replicator.js';
 import { TestStateMachine } from './test-state-machine.js';
 

@@ -1,4 +1,4 @@
-import { ClosedError, ConureError, InvalidArgumentError, UnavailableError } from '../util/errors.js';
+import { ClosedError, ConureError, InvalidArgumentError, UnavailableError } from '../util/index.js';
 import type { Member, NodeStatus, RaftStats, Replicator, StateMachine, Suffrage } from '../seams/index.js';
 
 export interface SingleNodeReplicatorOptions {

@@ -1,5 +1,5 @@
 import { pack, unpack } from 'msgpackr';
-import type { StateStore } from '../storage/state-store.js';
+import type { StateStore } from '../storage/index.js';
 import { exportStore, restoreStore } from './state-export.js';
 import type { SnapshottableStateMachine } from '../seams/index.js';
 

@@ -5,10 +5,8 @@ import {
 } from '@grpc/grpc-js';
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { MvccError } from '../../mvcc/errors.js';
-import { InvalidArgumentError } from '../../util/errors.js';
-import { splitHostPort } from '../../util/host-port.js';
-import { createLogger, type Logger } from '../../util/log.js';
+import { MvccError } from '../../mvcc/index.js';
+import { InvalidArgumentError, splitHostPort, createLogger, type Logger } from '../../util/index.js';
 import { decodeRange, type Msg } from './codec.js';
 import { grpcStatusOf, toServiceError } from './grpc-status.js';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';

@@ -1,10 +1,10 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { InvalidArgumentError, TooLargeError, UnauthenticatedError } from '../../util/errors.js';
-import type { Logger } from '../../util/log.js';
-import type { TlsFiles } from '../../util/tls-files.js';
+import { InvalidArgumentError, TooLargeError, UnauthenticatedError } from '../../util/index.js';
+import type { Logger } from '../../util/index.js';
+import type { TlsFiles } from '../../util/index.js';
 import type { Server as TlsServer } from 'node:tls';
 import { KV_LIMITS, type KvService } from '../../seams/index.js';
-import type { MembershipService } from '../../node/membership-service.js';
+import type { MembershipService } from '../../node/index.js';
 import type { Replicator } from '../../seams/index.js';
 import { sendError } from './errors.js';
 import { HttpMetrics } from './metrics.js';

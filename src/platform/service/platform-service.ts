@@ -15,8 +15,8 @@
  * Idempotency-Key reuse), locked (423), resource_exhausted (429), unavailable (503).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { compare, op } from '../../client/etcd-client.js';
-import { ConureError, InvalidArgumentError, UnauthenticatedError, UnprocessableError } from '../../util/errors.js';
+import { compare, op } from '../../client/index.js';
+import { ConureError, InvalidArgumentError, UnauthenticatedError, UnprocessableError } from '../../util/index.js';
 import {
   applyConureDbPatch, applyFluxionPatch, stepsFor, validateConureDbCreate, validateFluxionApiKey, validateFluxionCreate, validateUserId,
 } from '../engines/index.js';

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition, type GrpcObject } from '@grpc/grpc-js';
 import { loadSync, type Options, type PackageDefinition } from '@grpc/proto-loader';
-import { ConureError } from '../../../util/errors.js';
+import { ConureError } from '../../../util/index.js';
 
 const PROTO_SUBDIR = join('src', 'api', 'etcd', 'proto');
 
