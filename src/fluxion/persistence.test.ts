@@ -96,7 +96,7 @@ test('leftover temp files are ignored; a damaged newest snapshot stops start-up'
   await dl.close();
   const snap = join(dir, readdirSync(dir).find((f) => f.endsWith('.snap'))!);
   const b = readFileSync(snap);
-  b[b.length - 10] ^= 0xff;
+  b.writeUInt8(b.readUInt8(b.length - 10) ^ 0xff, b.length - 10); // readUInt8 throws when out of range
   writeFileSync(snap, b);
   await assert.rejects(open(dir), CorruptionError);
 });
