@@ -7,7 +7,7 @@ import { KV_LIMITS, type KvService } from '../../seams/index.js';
 import type { MembershipService } from '../../node/index.js';
 import type { Replicator } from '../../seams/index.js';
 import { sendError } from './errors.js';
-import { HttpMetrics } from './metrics.js';
+import type { HttpMetrics } from './metrics.js';
 
 export interface HttpApiOptions {
   kv: KvService;

@@ -35,7 +35,7 @@
 import { ConureError, InvalidArgumentError, createLogger, type Logger } from '../../util/index.js';
 import { portRequests, stepsFor, type StepName } from '../engines/index.js';
 import type { StepContext, StepExecutor } from '../operations/index.js';
-import { PlatformStore, StoreConflictError, type Versioned } from '../store/index.js';
+import { type PlatformStore, StoreConflictError, type Versioned } from '../store/index.js';
 import type { BackupRecord, DatabaseRecord, Driver, EngineName, EventRecord, InstanceSecret, OperationRecord, PortAllocator } from '../types.js';
 
 export interface PlatformExecutorOptions {

@@ -34,7 +34,7 @@ import { EventEmitter } from 'node:events';
 import { compare, op, type LeaseKeeper, type Watcher } from '../../client/index.js';
 import { asConureError, ConureError, createLogger, type Logger } from '../../util/index.js';
 import type { OperationRecord, StepRecord } from '../types.js';
-import { PlatformStore, type LockRecord } from '../store/index.js';
+import type { PlatformStore, LockRecord } from '../store/index.js';
 import { ClaimLostError, type StepExecutor } from './types.js';
 
 export interface WorkerPoolOptions {

@@ -21,7 +21,7 @@ import {
   applyConureDbPatch, applyFluxionPatch, stepsFor, validateConureDbCreate, validateFluxionApiKey, validateFluxionCreate, validateUserId,
 } from '../engines/index.js';
 import { OperationLockedError, type OperationService, type SubmitResult } from '../operations/index.js';
-import { PlatformStore, StoreConflictError, type TenantRecord, type TokenRecord, type Versioned } from '../store/index.js';
+import { type PlatformStore, StoreConflictError, type TenantRecord, type TokenRecord, type Versioned } from '../store/index.js';
 import type { DatabaseCache } from './database-cache.js';
 import type {
   BackupRecord, DatabaseRecord, DatabaseSpec, DeletionPolicy, EngineName, EventRecord, InstanceSecret, OperationRecord, OperationType,

@@ -22,7 +22,7 @@
 import { ConureHttpClient } from '../../client/index.js';
 import { asConureError, createLogger, type Logger } from '../../util/index.js';
 import { conureDbTopology } from '../engines/index.js';
-import { PlatformStore, StoreConflictError, type LockRecord, type Versioned } from '../store/index.js';
+import { type PlatformStore, StoreConflictError, type LockRecord, type Versioned } from '../store/index.js';
 import type { DatabaseRecord, DatabaseStatus, Driver, InstanceObservation, MemberStatus, OperationRecord, Phase } from '../types.js';
 
 export interface StatusSyncOptions {
