@@ -3,7 +3,8 @@
 #                 wait for /health, print the API URL, the admin token and a curl example
 #   make status | logs | stop | restart   the background platform
 #   make dev-cluster  a local 3-member ConureDB cluster (2 voters + 1 arbiter; see README)
-#   make test     set up, build, run every test suite (what CI runs)
+#   make test     check the layer rules, set up, build, run every test suite (what CI runs)
+#   make check-layers  the import rules of src/ (scripts/check-layers.mjs; DESIGN.md §2)
 #   make bench    benchmarks: prints tables and JSON, asserts nothing
 #   make sim      long raft simulation sweep: make sim SEEDS=100000
 #   make fault    fault-injection suite (PROFILE=short|long)
@@ -20,7 +21,7 @@ PLATFORM_CLI = PLATFORM_DATA_DIR=$(PLATFORM_DATA_DIR) PORT=$(PLATFORM_PORT) $(NO
 CONURE_CACHE ?= /var/cache/conure
 export CONURE_CACHE
 
-.PHONY: all setup deps build run status logs stop restart dev-cluster test test-unit test-sim test-integration test-e2e test-examples test-k8s k8s-binaries k8s-images k8s-up k8s-down bench sim fault clean typecheck
+.PHONY: all setup deps build check-layers run status logs stop restart dev-cluster test test-unit test-sim test-integration test-e2e test-examples test-k8s k8s-binaries k8s-images k8s-up k8s-down bench sim fault clean typecheck
 
 all: build
 
@@ -35,6 +36,10 @@ build: deps
 
 typecheck: deps
 	@npx tsc -p tsconfig.json --noEmit
+
+# Plain node, no install or build: fails with a list of file:line, import and rule.
+check-layers:
+	@$(NODE) scripts/check-layers.mjs
 
 run: build
 	@$(PLATFORM_CLI) daemon start
@@ -55,7 +60,8 @@ restart: build
 dev-cluster: build
 	$(NODE) dist/src/cli/conurectl.js dev cluster --voters 2 --arbiter auto --base-port 8081 --data-dir $(DATA_DIR)
 
-test: setup build k8s-binaries
+# check-layers first: it takes a fraction of a second and fails before the long set-up.
+test: check-layers setup build k8s-binaries
 	@$(NODE) scripts/run-tests.mjs all
 
 test-unit: build

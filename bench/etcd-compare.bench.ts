@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
-import { etcdProto } from '../src/api/etcd/proto.js';
+import { etcdProto } from '../src/api/etcd/proto/index.js';
 import { freePort, TestCluster } from '../test/support/cluster.js';
 import { Latencies, type BenchModule, type BenchRow } from './report.js';
 

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdClient } from '../src/client/etcd-client.js';
-import { PlatformClient } from '../src/client/platform-client.js';
+import { PlatformClient } from '../src/client/platform/index.js';
 import { LocalDriver, MemoryPortAllocator } from '../src/platform/drivers/local/index.js';
 import { LeaderElection } from '../src/platform/election/index.js';
 import { deriveFluxionSpec } from '../src/platform/engines/index.js';

@@ -10,7 +10,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { credentials, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
-import { etcdProto } from '../src/api/etcd/proto.js';
+import { etcdProto } from '../src/api/etcd/proto/index.js';
 import { TestCluster } from '../test/support/cluster.js';
 import type { BenchModule, BenchRow } from './report.js';
 

@@ -2,7 +2,7 @@
 // Runs every compiled test file under dist/ with node's built-in test runner.
 // Usage: node scripts/run-tests.mjs [unit|integration|e2e|sim|fault|k8s|examples|all] [--filter substring]
 //   CONURE_DIST=/tmp/dist-x  read compiled files from there instead of dist/
-// Unit tests are src/**/*.test.js; slower suites live under test/<kind>/.
+// Unit tests are src/**/*.test.js (and scripts/*.test.mjs); slower suites live under test/<kind>/.
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -38,10 +38,15 @@ const roots = {
 }[kind]?.map((r) => join(dist, r));
 if (!roots) { console.error(`unknown test kind: ${kind}`); process.exit(2); }
 
-let files = roots.flatMap((r) => walk(r)).sort();
+// The tests of the repository's own scripts (scripts/*.test.mjs, e.g. check-layers) are plain
+// ESM, never compiled: they run with the unit tests, from scripts/ itself.
+const scriptTests = kind === 'unit' || kind === 'all'
+  ? readdirSync('scripts').filter((n) => n.endsWith('.test.mjs')).map((n) => join('scripts', n))
+  : [];
+let files = [...roots.flatMap((r) => walk(r)).sort(), ...scriptTests.sort()];
 if (filter) files = files.filter((f) => f.includes(filter));
 if (files.length === 0) { console.error('no test files found (did you run the build?)'); process.exit(1); }
-console.error(`running ${files.length} test files: ${files.map((f) => relative(dist, f)).join(' ')}`);
+console.error(`running ${files.length} test files: ${files.map((f) => (f.startsWith(dist) ? relative(dist, f) : f)).join(' ')}`);
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 // Files named *.serial.test.js judge latency (e.g. etcdctl check perf): they run afterwards,
 // one at a time, so CPU-heavy suites running in parallel cannot skew them.

@@ -15,7 +15,7 @@
  * failures surface as the client's typed errors.
  */
 import { EventEmitter } from 'node:events';
-import { EtcdClient, type LeaseKeeper, type WatchEvent } from '../../src/client/etcd-client.js';
+import type { EtcdClient, LeaseKeeper, WatchEvent } from '../../src/client/etcd-client.js';
 
 export const REGISTRY_PREFIX = '/registry/users/';
 /** The guide's lease TTL. */

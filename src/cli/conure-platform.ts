@@ -19,8 +19,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { createLogger } from '../util/log.js';
-import { ConfigError, loadConfig, startPlatform, type PlatformConfig } from '../platform/platform.js';
+import { createLogger } from '../util/index.js';
+import { ConfigError, loadConfig, startPlatform, type PlatformConfig } from '../platform/index.js';
 import { startEmbeddedStore } from './platform-store.js';
 import { exitOnSignals } from './shutdown.js';
 

@@ -6,14 +6,14 @@
  */
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { ConureHttpClient } from '../client/http-client.js';
-import { restoreSnapshot, saveSnapshot, snapshotStatus } from '../node/backup.js';
-import { PeerSecret } from '../node/peer-auth.js';
+import { ConureHttpClient } from '../client/index.js';
+import { restoreSnapshot, saveSnapshot, snapshotStatus } from '../node/index.js';
+import { PeerSecret } from '../node/index.js';
 import { runDevCluster } from './dev-cluster.js';
 import { adviseRecovery, askMembers, judgeHealth } from './recover.js';
 import { recoverDataDir } from './recover-offline.js';
-import { PlatformClient, type Accepted } from '../client/platform-client.js';
-import type { OperationRecord } from '../platform/types.js';
+import { PlatformClient, type Accepted } from '../client/platform/index.js';
+import type { OperationRecord } from '../platform/index.js';
 
 const program = new Command('conurectl')
   .description('ConureDB command-line client')

@@ -5,13 +5,13 @@
  */
 import { Command, Option } from 'commander';
 import { hostname } from 'node:os';
-import { raftLogExists } from '../storage/raft-log-store.js';
-import { PeerSecret } from '../node/peer-auth.js';
-import { createLogger } from '../util/log.js';
+import { raftLogExists } from '../storage/index.js';
+import { PeerSecret } from '../node/index.js';
+import { createLogger } from '../util/index.js';
 import { advertised, parseBool, parseDurationMs, parseForceNewCluster, parseHostPort, parsePeerAddresses } from './options.js';
 import { startConured, type ConuredConfig, type TlsConfig } from './conured-server.js';
-import { TlsFiles } from '../util/tls-files.js';
-import { DEFAULT_MVCC_LIMITS } from '../mvcc/mvcc-service.js';
+import { TlsFiles } from '../util/index.js';
+import { DEFAULT_MVCC_LIMITS } from '../mvcc/index.js';
 import { exitOnSignals } from './shutdown.js';
 
 const SHUTDOWN_TIMEOUT_MS = 15_000;

@@ -8,14 +8,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { MemberHttp } from '../node/member-http.js';
-import { ensurePeerSecretFile } from '../node/peer-auth.js';
-import { TlsFiles } from '../util/tls-files.js';
+import { MemberHttp, ensurePeerSecretFile } from '../node/index.js';
+import { TlsFiles } from '../util/index.js';
 import { ensureDevCertificates, type DevCertificates } from './dev-certs.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { conuredArgs, type LocalMember } from '../planner/conured-args.js';
-import { planTopology, type ArbiterMode } from '../planner/topology.js';
+import { conuredArgs, type LocalMember, planTopology, type ArbiterMode } from '../planner/index.js';
 
 // Shared with the platform's local driver (src/platform/drivers/local), which runs members the same way.
 export { conuredArgs, type LocalMember };

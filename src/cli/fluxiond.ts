@@ -10,10 +10,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { startFluxion, type FluxionApp } from '../fluxion/app.js';
-import { parseBytes, parseInteger } from '../fluxion/options.js';
-import { createLogger } from '../util/log.js';
-import { TlsFiles } from '../util/tls-files.js';
+import { startFluxion, type FluxionApp, parseBytes, parseInteger } from '../fluxion/index.js';
+import { createLogger, TlsFiles } from '../util/index.js';
 
 interface Flags {
   secretKey?: string;

@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
-import { MEMBER_ID } from '../node/membership-service.js';
-import { InvalidArgumentError } from '../util/errors.js';
-import { joinHostPort, splitHostPort } from '../util/host-port.js';
+import { MEMBER_ID } from '../node/index.js';
+import { InvalidArgumentError, joinHostPort, splitHostPort } from '../util/index.js';
 
 /** Parses `2s`, `500ms`, `1m`, `1h` or a bare number of milliseconds. */
 export function parseDurationMs(text: string): number {

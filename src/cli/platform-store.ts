@@ -6,8 +6,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import type { EmbeddedStoreStarter } from '../platform/platform.js';
-import { canBind } from '../platform/store/index.js';
+import { type EmbeddedStoreStarter, canBind } from '../platform/index.js';
 import { startConured } from './conured-server.js';
 
 function freePort(): Promise<number> {

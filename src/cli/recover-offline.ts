@@ -6,9 +6,9 @@
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { forcedMarker, forceNewCluster, planRecovery, readClusterId, type RecoveryPlan } from '../node/recovery.js';
-import { LmdbRaftLog, raftLogExists } from '../storage/raft-log-store.js';
-import { InvalidArgumentError } from '../util/errors.js';
+import { forcedMarker, forceNewCluster, planRecovery, readClusterId, type RecoveryPlan } from '../node/index.js';
+import { LmdbRaftLog, raftLogExists } from '../storage/index.js';
+import { InvalidArgumentError } from '../util/index.js';
 
 export async function recoverDataDir(o: { dataDir: string; nodeId: string; apply: boolean }): Promise<string> {
   if (!raftLogExists(o.dataDir)) throw new InvalidArgumentError(`${o.dataDir} holds no raft log (raft.mdb): wrong --data-dir, or nothing to recover from (restore a backup with conurectl snapshot restore)`);

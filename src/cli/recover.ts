@@ -7,7 +7,7 @@
  * (last log term, last log index), raft's own "most up-to-date" order: it holds every entry a
  * quorum acknowledged. Arbiters hold no state and are never chosen.
  */
-import { normaliseEndpoint } from '../client/http-client.js';
+import { normaliseEndpoint } from '../client/index.js';
 
 /** One endpoint's answer: its `/raft/stats`, or why there was none. */
 export type MemberAnswer = { endpoint: string; stats: MemberStats } | { endpoint: string; error: string };

@@ -1,4 +1,4 @@
-import type { Logger } from '../util/log.js';
+import type { Logger } from '../util/index.js';
 
 /**
  * SIGTERM and SIGINT close `running` once (logged as `shutdown_requested`), then exit 0; exit 1

@@ -1,4 +1,4 @@
-import { ConureError, InvalidArgumentError, NotLeaderError, UnavailableError, type ErrorCode } from '../util/errors.js';
+import { ConureError, InvalidArgumentError, NotLeaderError, UnavailableError, type ErrorCode } from '../util/index.js';
 
 export interface ConureHttpClientOptions {
   /** Base URLs such as `http://127.0.0.1:8081`; tried in turn when one cannot be reached. */

@@ -5,9 +5,8 @@
  * Ownership: the returned `FluxionApp` owns every resource it opened; `close()` stops accepting
  * connections, answers in-flight requests, flushes the WAL and releases the data directory.
  */
-import type { TlsFiles } from '../util/tls-files.js';
+import type { TlsFiles, Logger } from '../util/index.js';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../util/log.js';
 import { FluxionMetrics } from './metrics.js';
 import { DurableLog, MemoryCommitLog, type CommitLog } from './persistence.js';
 import { FluxionServer } from './server.js';

@@ -1,7 +1,7 @@
 /**
  * Errors specific to Fluxion. All extend `ConureError`, so transports map them by `code`.
  */
-import { ConureError } from '../util/errors.js';
+import { ConureError } from '../util/index.js';
 
 /**
  * On-disk data (a WAL segment before the last one, or a snapshot) failed its checksum or framing.

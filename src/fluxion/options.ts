@@ -2,7 +2,7 @@
  * Parsing of `fluxiond` option values. Pure functions; each throws `InvalidArgumentError` with a
  * message naming the offending value.
  */
-import { InvalidArgumentError } from '../util/errors.js';
+import { InvalidArgumentError } from '../util/index.js';
 
 const BYTE_UNITS: Record<string, number> = {
   '': 1, b: 1,

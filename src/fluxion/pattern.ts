@@ -28,7 +28,7 @@
  * when its worst case would overrun the query's remaining budget.
  */
 import { RE2JS } from 're2js';
-import { ConureError } from '../util/errors.js';
+import { ConureError } from '../util/index.js';
 
 /** Longest accepted regex source (between the slashes), in UTF-16 code units. */
 export const PATTERN_CHARS_MAX = 1024;

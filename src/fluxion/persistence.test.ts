@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { createLogger } from '../util/log.js';
+import { createLogger } from '../util/index.js';
 import { CorruptionError } from './errors.js';
 import { DurableLog } from './persistence.js';
 import { FluxionService } from './service.js';
@@ -96,7 +96,7 @@ test('leftover temp files are ignored; a damaged newest snapshot stops start-up'
   await dl.close();
   const snap = join(dir, readdirSync(dir).find((f) => f.endsWith('.snap'))!);
   const b = readFileSync(snap);
-  b[b.length - 10] ^= 0xff;
+  b.writeUInt8(b.readUInt8(b.length - 10) ^ 0xff, b.length - 10); // readUInt8 throws when out of range
   writeFileSync(snap, b);
   await assert.rejects(open(dir), CorruptionError);
 });

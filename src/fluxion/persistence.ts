@@ -20,8 +20,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from '../util/log.js';
-import { InvalidArgumentError } from '../util/errors.js';
+import { type Logger, InvalidArgumentError } from '../util/index.js';
 import { applyOp, decodeLogged } from './ops.js';
 import { listSnapshots, readSnapshot, removeOldSnapshots, writeSnapshot } from './snapshot.js';
 import type { FluxionStore } from './store.js';

@@ -7,7 +7,7 @@
  * with an error carrying the request id unless started with `--compat-close`). They never touch
  * the store.
  */
-import { ConureError, InvalidArgumentError } from '../util/errors.js';
+import { ConureError, InvalidArgumentError } from '../util/index.js';
 
 /** Every request type the server understands. `auth` is answered with a fixed error. */
 export const MESSAGE_TYPES = [

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { createLogger } from '../util/log.js';
+import { createLogger } from '../util/index.js';
 import { FluxionMetrics } from './metrics.js';
 import type { CommitLog } from './persistence.js';
 import { FluxionServer, type ServerOptions } from './server.js';

@@ -24,11 +24,10 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { TlsFiles } from '../util/tls-files.js';
+import type { TlsFiles, Logger } from '../util/index.js';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import type { Logger } from '../util/log.js';
 import { errorText, isMessageType, PayloadError } from './protocol.js';
 import { AuthError, UnknownTypeError, type FluxionService, type Reply, type Session } from './service.js';
 import type { FluxionMetrics } from './metrics.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '../util/log.js';
+import { createLogger } from '../util/index.js';
 import { DurableLog, MemoryCommitLog, type CommitLog } from './persistence.js';
 import { PayloadError } from './protocol.js';
 import { AuthError, FluxionService, UnknownTypeError, type Reply } from './service.js';

@@ -18,8 +18,7 @@
  * limit and WAL failure; it throws (or rejects with) `PayloadError` for an invalid payload and
  * `UnknownTypeError` for an unknown type, which the transport turns into replies or closes.
  */
-import { ConureError } from '../util/errors.js';
-import type { Logger } from '../util/log.js';
+import { ConureError, type Logger } from '../util/index.js';
 import { MemoryLimitError } from './errors.js';
 import { PatternError, QueryBudget, QueryBudgetError } from './pattern.js';
 import { applyOp, checkKeys, decodeOp, isLoggedType, OP_CODES, type KeysOutcome, type LoggedOp } from './ops.js';

@@ -66,7 +66,8 @@ test('a damaged or truncated snapshot is rejected', async (t) => {
   const { path } = await writeSnapshot(dir, 7, store.pin(), 0);
   const good = readFileSync(path);
   const flipped = Buffer.from(good);
-  flipped[Math.floor(good.length / 2)] ^= 0x01;
+  const middle = Math.floor(good.length / 2);
+  flipped.writeUInt8(flipped.readUInt8(middle) ^ 0x01, middle); // readUInt8 throws when out of range
   writeFileSync(path, flipped);
   assert.throws(() => load(path), CorruptionError);
   writeFileSync(path, good.subarray(0, good.length - 5));

@@ -84,7 +84,7 @@ test('corruption before the newest segment is fatal, not silently dropped', asyn
   assert.ok(segs.length >= 3, `rotation expected, got ${segs.join(',')}`);
   const first = join(dir, segs[0]!);
   const b = readFileSync(first);
-  b[b.length - 3] ^= 0xff;
+  b.writeUInt8(b.readUInt8(b.length - 3) ^ 0xff, b.length - 3); // readUInt8 throws when out of range
   writeFileSync(first, b);
   await assert.rejects(Wal.open({ dir, segmentBytesMax: 64 }, 0, () => undefined), CorruptionError);
 });

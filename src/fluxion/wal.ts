@@ -32,7 +32,7 @@ import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, ftruncateSyn
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { ClosedError, TooLargeError } from '../util/errors.js';
+import { ClosedError, TooLargeError } from '../util/index.js';
 import { CorruptionError, WalFailedError } from './errors.js';
 
 const HEADER_BYTES = 8;

@@ -1,4 +1,4 @@
-import { ConureError, type ErrorCode } from '../util/errors.js';
+import { ConureError, type ErrorCode } from '../util/index.js';
 
 /**
  * Why an etcd-API request failed, one value per condition etcd distinguishes. Transports map a

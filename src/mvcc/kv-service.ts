@@ -1,6 +1,5 @@
-import { KV_LIMITS, type KvService } from '../node/kv-service.js';
-import type { ReadConsistency } from '../node/types.js';
-import { InvalidArgumentError, TooLargeError } from '../util/errors.js';
+import { KV_LIMITS, type KvService, type ReadConsistency } from '../seams/index.js';
+import { InvalidArgumentError, TooLargeError } from '../util/index.js';
 import type { MvccService } from './mvcc-service.js';
 
 export type { KvService };

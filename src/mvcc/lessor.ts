@@ -1,6 +1,5 @@
-import type { Replicator } from '../node/types.js';
-import { NotLeaderError } from '../util/errors.js';
-import type { Logger } from '../util/log.js';
+import type { Replicator } from '../seams/index.js';
+import { NotLeaderError, type Logger } from '../util/index.js';
 import { MvccError } from './errors.js';
 import { encodeCommand, leaseNumber, type MvccStateMachine } from './mvcc-state-machine.js';
 import type { Int64 } from './types.js';

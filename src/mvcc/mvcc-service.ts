@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { Replicator } from '../node/types.js';
-import type { StateStore } from '../storage/state-store.js';
-import { ConureError, NotLeaderError } from '../util/errors.js';
+import type { Replicator } from '../seams/index.js';
+import type { StateStore } from '../storage/index.js';
+import { ConureError, NotLeaderError } from '../util/index.js';
 import { MvccError } from './errors.js';
 import type { Lessor } from './lessor.js';
 import { LEASE_TTL_MAX_SECONDS, encodeCommand, leaseNumber, type MvccCommand, type MvccStateMachine } from './mvcc-state-machine.js';

@@ -402,8 +402,8 @@ test('a mass expiry is revoked in bounded waves', async () => {
 
 test('property: apply is deterministic — two members (memory and LMDB) fed the same log agree', async () => {
   const { MvccStateMachine: Sm } = await import('./mvcc-state-machine.js');
-  const { MemoryStateStore } = await import('../storage/memory-state-store.js');
-  const { LmdbStateStore } = await import('../storage/lmdb-state-store.js');
+  const { MemoryStateStore } = await import('../storage/index.js');
+  const { LmdbStateStore } = await import('../storage/index.js');
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');

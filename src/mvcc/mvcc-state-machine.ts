@@ -1,8 +1,8 @@
 import { crc32 } from 'node:zlib';
 import { pack, unpack } from 'msgpackr';
-import type { StateMachine } from '../node/types.js';
-import { decodeUint64, encodeUint64, type StateOp, type StateStore } from '../storage/state-store.js';
-import { ConureError } from '../util/errors.js';
+import type { StateMachine } from '../seams/index.js';
+import { decodeUint64, encodeUint64, type StateOp, type StateStore } from '../storage/index.js';
+import { ConureError } from '../util/index.js';
 import { MvccError } from './errors.js';
 import { KeyIndex } from './key-index.js';
 import { OrderedKeys, bytesToKey, keyToBytes, resolveRange, type KeyBounds } from './ordered-keys.js';

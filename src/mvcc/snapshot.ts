@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { pack, unpack } from 'msgpackr';
-import type { KeyValue, StateStore } from '../storage/state-store.js';
-import { InvalidArgumentError } from '../util/errors.js';
+import type { KeyValue, StateStore } from '../storage/index.js';
+import { InvalidArgumentError } from '../util/index.js';
 
 /**
  * The snapshot file format served by Maintenance.Snapshot (and written by `etcdctl snapshot

@@ -6,11 +6,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LmdbStateStore } from '../storage/lmdb-state-store.js';
-import { MemoryStateStore } from '../storage/memory-state-store.js';
-import type { StateStore } from '../storage/state-store.js';
-import type { Member, NodeStatus, RaftStats, Replicator, StateMachine, Suffrage } from '../node/types.js';
-import { ConureError, InvalidArgumentError } from '../util/errors.js';
+import { LmdbStateStore, MemoryStateStore, type StateStore } from '../storage/index.js';
+import type { Member, NodeStatus, RaftStats, Replicator, StateMachine, Suffrage } from '../seams/index.js';
+import { ConureError, InvalidArgumentError } from '../util/index.js';
 import { memberIdOf } from './ids.js';
 import { Lessor, type LeaseClock } from './lessor.js';
 import { MvccService, type MvccLimits } from './mvcc-service.js';

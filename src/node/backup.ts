@@ -12,11 +12,9 @@
  */
 import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { unpack } from 'msgpackr';
-import { BUCKETS } from '../mvcc/mvcc-state-machine.js';
-import { decodeSnapshot } from '../mvcc/snapshot.js';
-import { LmdbStateStore } from '../storage/lmdb-state-store.js';
-import { LmdbRaftLog } from '../storage/raft-log-store.js';
-import { ConureError, InvalidArgumentError } from '../util/errors.js';
+import { BUCKETS, decodeSnapshot } from '../mvcc/index.js';
+import { LmdbStateStore, LmdbRaftLog } from '../storage/index.js';
+import { ConureError, InvalidArgumentError } from '../util/index.js';
 import { writeBootstrapState } from './raft-replicator.js';
 
 export interface SaveResult { bytes: number; appliedIndex: number }

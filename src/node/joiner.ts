@@ -4,10 +4,10 @@
  * address, which is tried next. Joining is idempotent, so a restarted member (even one that
  * was removed meanwhile) simply joins again and keeps its data.
  */
-import type { Logger } from '../util/log.js';
-import { ConureError } from '../util/errors.js';
+import type { Logger } from '../util/index.js';
+import { ConureError } from '../util/index.js';
 import { MemberHttp } from './member-http.js';
-import type { Replicator } from './types.js';
+import type { Replicator } from '../seams/index.js';
 
 export interface JoinOptions {
   id: string;

@@ -3,9 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { MemoryStorage } from '../raft/storage.js';
-import type { Entry } from '../raft/types.js';
-import { LmdbRaftLog } from '../storage/raft-log-store.js';
+import { MemoryStorage, type Entry } from '../raft/index.js';
+import { LmdbRaftLog } from '../storage/index.js';
 import { LmdbRaftStorage } from './lmdb-raft-storage.js';
 
 const ent = (index: number, term: number, type: Entry['type'] = 'normal', s = `d${index}`): Entry => ({ index, term, type, data: new TextEncoder().encode(s) });

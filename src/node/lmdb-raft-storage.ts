@@ -10,11 +10,11 @@
  * Write side (driver only): `persist` for each Ready, `compact`, `trimPayloads` (arbiters).
  */
 import { pack, unpack } from 'msgpackr';
-import { CompactedError, LogUnavailableError } from '../raft/errors.js';
-import type { InitialState, Storage } from '../raft/storage.js';
-import { emptyMembership, type Entry, type HardState, type Membership, type Snapshot } from '../raft/types.js';
-import type { LmdbRaftLog, LogRecord } from '../storage/raft-log-store.js';
-import { InvalidArgumentError } from '../util/errors.js';
+import {
+  CompactedError, LogUnavailableError, type InitialState, type Storage, emptyMembership, type Entry, type HardState, type Membership, type Snapshot,
+} from '../raft/index.js';
+import type { LmdbRaftLog, LogRecord } from '../storage/index.js';
+import { InvalidArgumentError } from '../util/index.js';
 
 const TYPE_NORMAL = 0;
 const TYPE_CONF = 1;

@@ -5,7 +5,7 @@
  * https goes through `https.request`). Every member of a cluster uses the same scheme.
  */
 import { request } from 'node:https';
-import type { TlsFiles } from '../util/tls-files.js';
+import type { TlsFiles } from '../util/index.js';
 
 export interface MemberFetchInit {
   method?: string;

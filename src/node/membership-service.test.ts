@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MemoryStateStore } from '../storage/memory-state-store.js';
+import { MemoryStateStore } from '../storage/index.js';
 import { MembershipService } from './membership-service.js';
 import { TestStateMachine } from './test-state-machine.js';
 import { SingleNodeReplicator } from './single-node-replicator.js';
-import type { Member, Replicator } from './types.js';
+import type { Member, Replicator } from '../seams/index.js';
 
 const resolver = async (host: string) => { if (host.endsWith('.invalid')) throw new Error('ENOTFOUND'); };
 

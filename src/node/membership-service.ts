@@ -1,7 +1,6 @@
 import { lookup } from 'node:dns/promises';
-import { ConureError, InvalidArgumentError, NotLeaderError } from '../util/errors.js';
-import { splitHostPort } from '../util/host-port.js';
-import type { Member, Replicator, Suffrage } from './types.js';
+import { ConureError, InvalidArgumentError, NotLeaderError, splitHostPort } from '../util/index.js';
+import type { Member, Replicator, Suffrage } from '../seams/index.js';
 
 /** Member ids: 1–128 characters of letters, digits, `.`, `_` and `-` (pod names qualify). */
 export const MEMBER_ID = /^[A-Za-z0-9._-]{1,128}$/;

@@ -24,7 +24,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InvalidArgumentError } from '../util/errors.js';
+import { InvalidArgumentError } from '../util/index.js';
 
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;

@@ -167,7 +167,7 @@ describe('PeerTransport with a cluster secret', () => {
     const ans2 = hs2.answer(Buffer.concat(d.data).subarray(4, 4 + 64))!;
     d.s.write(encodeFrame(ans2.auth));
     const tampered = ans2.mac.sign(pack({ from: 'a', to: 'b', msg: 'ok' }));
-    tampered[5] ^= 1;
+    tampered.writeUInt8(tampered.readUInt8(5) ^ 1, 5); // readUInt8 throws when out of range
     d.s.write(encodeFrame(tampered));
     await d.closed;
     assert.equal(got.length, 1);

@@ -28,9 +28,7 @@
 import { createServer, connect, isIP, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, Server as TlsServer, type TLSSocket } from 'node:tls';
 import { pack, unpack } from 'msgpackr';
-import { ClosedError } from '../util/errors.js';
-import type { Logger } from '../util/log.js';
-import type { TlsFiles } from '../util/tls-files.js';
+import { ClosedError, type Logger, type TlsFiles } from '../util/index.js';
 import { ClientHandshake, decodeHello, ServerHandshake, TAG_BYTES, type FrameMac, type PeerSecret } from './peer-auth.js';
 
 export interface PeerEnvelope {

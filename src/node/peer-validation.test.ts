@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { pack, unpack } from 'msgpackr';
-import { encodeConfChange } from '../raft/conf-change.js';
-import { makeMessage, type Message } from '../raft/types.js';
+import { encodeConfChange, makeMessage, type Message } from '../raft/index.js';
 import { TERM_MAX, validatePeerMessage } from './peer-validation.js';
 
 /** What a message looks like after the wire: msgpack and back, as the transport delivers it. */

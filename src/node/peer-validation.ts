@@ -19,9 +19,8 @@
  *
  * Errors: `InvalidArgumentError` naming the first bad field. Never throws anything else.
  */
-import { decodeConfChange } from '../raft/conf-change.js';
-import type { Entry, Membership, Message, MessageType, Snapshot } from '../raft/types.js';
-import { InvalidArgumentError } from '../util/errors.js';
+import { decodeConfChange, type Entry, type Membership, type Message, type MessageType, type Snapshot } from '../raft/index.js';
+import { InvalidArgumentError } from '../util/index.js';
 import { MEMBER_ID } from './membership-service.js';
 
 /** Largest term accepted from a peer: far beyond any real cluster's, and `term + 1` stays exact. */

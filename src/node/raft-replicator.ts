@@ -42,19 +42,19 @@
 import { pack, unpack } from 'msgpackr';
 import { randomInt } from 'node:crypto';
 import { createRng, decodeConfChange, RawNode, type Ready } from '../raft/index.js';
-import { ProposalDroppedError } from '../raft/errors.js';
-import { bootstrapSnapshot } from '../raft/storage.js';
-import { allMembers, suffrageOf, type ConfChange, type Entry, type Membership, type Message, type Snapshot } from '../raft/types.js';
-import { LmdbRaftLog } from '../storage/raft-log-store.js';
-import { ClosedError, ConureError, InvalidArgumentError, NotLeaderError, UnavailableError } from '../util/errors.js';
-import type { Logger } from '../util/log.js';
+import { ProposalDroppedError } from '../raft/index.js';
+import { bootstrapSnapshot } from '../raft/index.js';
+import { allMembers, suffrageOf, type ConfChange, type Entry, type Membership, type Message, type Snapshot } from '../raft/index.js';
+import { LmdbRaftLog } from '../storage/index.js';
+import { ClosedError, ConureError, InvalidArgumentError, NotLeaderError, UnavailableError } from '../util/index.js';
+import type { Logger } from '../util/index.js';
 import { LmdbRaftStorage } from './lmdb-raft-storage.js';
 import type { PeerSecret } from './peer-auth.js';
 import { MemberHttp } from './member-http.js';
 import { PeerTransport, type PeerAdvertise, type PeerTransportOptions } from './peer-transport.js';
 import { validatePeerMessage } from './peer-validation.js';
 import { CLUSTER_ID, forcedMarker, forceNewCluster, newClusterId, readClusterId, REGISTRY_KEY, writeClusterId } from './recovery.js';
-import type { Member, MemberObserver, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from './types.js';
+import type { Member, MemberObserver, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from '../seams/index.js';
 
 export interface RaftReplicatorOptions {
   id: string;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { pack, unpack } from 'msgpackr';
 import { decodeConfChange, encodeConfChange, RawNode, createRng, type ConfChange, type Entry } from '../raft/index.js';
-import { LmdbRaftLog } from '../storage/raft-log-store.js';
+import { LmdbRaftLog } from '../storage/index.js';
 import { LmdbRaftStorage } from './lmdb-raft-storage.js';
 import { CLUSTER_ID, forcedMarker, forceNewCluster, planRecovery, readClusterId, REGISTRY_KEY } from './recovery.js';
 import { writeBootstrapState } from './raft-replicator.js';

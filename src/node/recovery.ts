@@ -25,8 +25,8 @@
 import { pack, unpack } from 'msgpackr';
 import { randomBytes } from 'node:crypto';
 import { applyConfChange, decodeConfChange, encodeConfChange, type ConfChange, type Entry, type Membership } from '../raft/index.js';
-import type { LmdbRaftLog } from '../storage/raft-log-store.js';
-import { InvalidArgumentError } from '../util/errors.js';
+import type { LmdbRaftLog } from '../storage/index.js';
+import { InvalidArgumentError } from '../util/index.js';
 import { decodeEntry, LmdbRaftStorage } from './lmdb-raft-storage.js';
 
 /** Meta keys beside the raft log. */

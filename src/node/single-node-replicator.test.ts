@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MemoryStateStore } from '../storage/memory-state-store.js';
+import { MemoryStateStore } from '../storage/index.js';
 import { SingleNodeReplicator } from './single-node-replicator.js';
 import { TestStateMachine } from './test-state-machine.js';
-import type { StateMachine } from './types.js';
+import type { StateMachine } from '../seams/index.js';
 
 const cmd = TestStateMachine.command;
 

@@ -1,5 +1,5 @@
-import { ClosedError, ConureError, InvalidArgumentError, UnavailableError } from '../util/errors.js';
-import type { Member, NodeStatus, RaftStats, Replicator, StateMachine, Suffrage } from './types.js';
+import { ClosedError, ConureError, InvalidArgumentError, UnavailableError } from '../util/index.js';
+import type { Member, NodeStatus, RaftStats, Replicator, StateMachine, Suffrage } from '../seams/index.js';
 
 export interface SingleNodeReplicatorOptions {
   id: string;

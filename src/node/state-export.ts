@@ -1,6 +1,6 @@
 import { pack, unpack } from 'msgpackr';
-import { InvalidArgumentError } from '../util/errors.js';
-import type { KeyValue, StateStore } from '../storage/state-store.js';
+import { InvalidArgumentError } from '../util/index.js';
+import type { KeyValue, StateStore } from '../storage/index.js';
 
 const FORMAT = 'conure-state-v1';
 

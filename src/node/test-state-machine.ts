@@ -1,7 +1,7 @@
 import { pack, unpack } from 'msgpackr';
-import type { StateStore } from '../storage/state-store.js';
+import type { StateStore } from '../storage/index.js';
 import { exportStore, restoreStore } from './state-export.js';
-import type { SnapshottableStateMachine } from './types.js';
+import type { SnapshottableStateMachine } from '../seams/index.js';
 
 /**
  * A minimal deterministic state machine for node-layer tests: commands are msgpack

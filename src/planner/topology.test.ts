@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ConureError } from '../util/errors.js';
+import { ConureError } from '../util/index.js';
 import { chartFullname, planScaleDown, planTopology, quorumOf, VOTERS_MAX, type ArbiterMode, type CurrentMember, type Topology, type TopologySpec } from './topology.js';
 
 /** The live membership of a fully formed cluster for a topology. */

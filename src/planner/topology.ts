@@ -16,7 +16,7 @@
  *
  * No I/O, no clock, no randomness: equal inputs give equal outputs.
  */
-import { InvalidArgumentError } from '../util/errors.js';
+import { InvalidArgumentError } from '../util/index.js';
 
 /** `auto`: an arbiter only when the voter count is even; `always`: one arbiter; `never`: none. */
 export type ArbiterMode = 'auto' | 'always' | 'never';

@@ -12,7 +12,7 @@
  *
  * Layers use each other through their folder's index.ts; this file is the common seam.
  */
-import type { ArbiterMode } from '../planner/topology.js';
+import type { ArbiterMode } from '../planner/index.js';
 
 export type EngineName = 'fluxion' | 'conuredb';
 

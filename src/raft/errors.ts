@@ -12,7 +12,7 @@
  * | ProposalTooLargeError            | too_large        | propose (entry above maxSizePerMsgBytes)      |
  * | RaftUsageError                   | internal         | API misuse (ready twice without advance, ...) |
  */
-import { ConureError } from '../util/errors.js';
+import { ConureError } from '../util/index.js';
 
 /** The requested index is at or below the last compaction point (a snapshot covers it). */
 export class CompactedError extends ConureError {

@@ -12,7 +12,7 @@ export {
   InvalidConfChangeError, RaftConfigError, ProposalTooLargeError, RaftUsageError, type DropReason,
 } from './errors.js';
 export {
-  NONE, makeMessage, emptyMembership, suffrageOf, votingMembers, quorumSize,
+  NONE, makeMessage, emptyMembership, suffrageOf, votingMembers, allMembers, quorumSize,
   type NodeId, type Entry, type EntryType, type HardState, type Membership, type Suffrage, type Snapshot,
   type SnapshotMeta, type ConfChange, type ConfChangeType, type Message, type MessageType,
   type SoftState, type Role, type ReadState,

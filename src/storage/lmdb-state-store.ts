@@ -1,7 +1,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { ClosedError, ConureError } from '../util/errors.js';
+import { ClosedError, ConureError } from '../util/index.js';
 import { checkBucket, validateOp } from './memory-state-store.js';
 import { decodeUint64, encodeUint64, type KeyValue, type RangeOptions, type StateOp, type StateStore } from './state-store.js';
 

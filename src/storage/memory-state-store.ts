@@ -1,4 +1,4 @@
-import { ClosedError, InvalidArgumentError } from '../util/errors.js';
+import { ClosedError, InvalidArgumentError } from '../util/index.js';
 import { BUCKET_NAME, compareBytes, type KeyValue, type RangeOptions, type StateOp, type StateStore } from './state-store.js';
 
 /**

@@ -26,7 +26,7 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { ClosedError, ConureError, InvalidArgumentError } from '../util/errors.js';
+import { ClosedError, ConureError, InvalidArgumentError } from '../util/index.js';
 import { decodeUint64, encodeUint64 } from './state-store.js';
 
 export interface LogRecord {

@@ -8,7 +8,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { credentials, type ClientDuplexStream, type ServiceClientConstructor } from '@grpc/grpc-js';
-import { etcdProto } from '../../src/api/etcd/proto.js';
+import { etcdProto } from '../../src/api/etcd/proto/index.js';
 import { TestCluster, type TestMember } from '../support/cluster.js';
 import { HAVE_ETCD, startEtcd } from '../support/etcd-process.js';
 import { buildGoModule, goAvailable } from '../support/go-module.js';

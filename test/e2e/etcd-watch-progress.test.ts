@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { credentials, type ClientDuplexStream, type ServiceClientConstructor } from '@grpc/grpc-js';
-import { etcdProto } from '../../src/api/etcd/proto.js';
+import { etcdProto } from '../../src/api/etcd/proto/index.js';
 import { freePort } from '../support/cluster.js';
 import { CONURED, startConured, tempDir } from '../support/conured-process.js';
 

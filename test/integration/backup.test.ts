@@ -36,7 +36,7 @@ describe('conurectl snapshot save and restore', { timeout: 120_000 }, () => {
 
       // A damaged file and a non-empty directory are refused with a message.
       const bad = join(files.dir, 'bad.db');
-      const bytes = readFileSync(file); bytes[bytes.length - 40] ^= 0xff; writeFileSync(bad, bytes);
+      const bytes = readFileSync(file); bytes.writeUInt8(bytes.readUInt8(bytes.length - 40) ^ 0xff, bytes.length - 40); writeFileSync(bad, bytes);
       const r0 = await target.add({ id: 'restored0' });
       const restoreArgs = (f: string, dir: string) => ['snapshot', 'restore', f, '--data-dir', dir, '--node-id', 'restored0', '--advertise-raft', r0.raftAddr, '--advertise-http', `127.0.0.1:${r0.httpPort}`];
       await assert.rejects(ctl(...restoreArgs(bad, join(files.dir, 'x'))), (e: { code: number; stderr: string }) => e.code === 1 && /checksum mismatch/.test(e.stderr));

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DatabaseView } from '../../src/client/platform-client.js';
+import type { DatabaseView } from '../../src/client/platform/index.js';
 import type { LocalInstanceFile } from '../../src/platform/drivers/local/index.js';
 import { missingKeys, startWriter } from '../support/cluster.js';
 import { killAllUnder } from '../support/local-driver.js';

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PlatformClient } from '../../src/client/platform-client.js';
+import { PlatformClient } from '../../src/client/platform/index.js';
 import { Client } from './fluxion-harness.js';
 import { eventually, startPlatformProcess, type PlatformProcess } from '../support/platform-process.js';
 import { killAllUnder } from '../support/local-driver.js';

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PlatformClient } from '../../src/client/platform-client.js';
+import { PlatformClient } from '../../src/client/platform/index.js';
 import { startConuredEndpoint, type EtcdEndpoint } from '../support/etcd-process.js';
 import { killAllUnder } from '../support/local-driver.js';
 import { ADMIN_TOKEN, eventually, startPlatformProcess, type PlatformProcess } from '../support/platform-process.js';

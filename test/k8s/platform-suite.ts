@@ -21,7 +21,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PlatformClient } from '../../src/client/platform-client.js';
+import { PlatformClient } from '../../src/client/platform/index.js';
 import { Client } from '../integration/fluxion-harness.js';
 import { ADMIN_TOKEN, startPlatformProcess, type PlatformProcess } from '../support/platform-process.js';
 import { platformChartDir } from '../e2e/helm-support.js';

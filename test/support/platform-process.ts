@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { DIST_ROOT } from './conured-process.js';
 import { freePort } from './cluster.js';
-import { PlatformClient } from '../../src/client/platform-client.js';
+import { PlatformClient } from '../../src/client/platform/index.js';
 
 export const CONURE_PLATFORM = join(DIST_ROOT, 'src', 'cli', 'conure-platform.js');
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import { HEADER_BYTES_MAX } from '../http/server.js';
+import { HEADER_BYTES_MAX } from '../http/index.js';
 import { registerEtcdGateway } from './gateway.js';
 import { ETCD_API_VERSION, type EtcdServices } from './services.js';
 

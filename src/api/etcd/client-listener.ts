@@ -25,8 +25,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../../util/log.js';
-import type { TlsFiles } from '../../util/tls-files.js';
+import type { Logger, TlsFiles } from '../../util/index.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** An HTTP/1.x request line starts with a method token (RFC 9110 tchar, upper case in practice). */

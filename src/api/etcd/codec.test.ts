@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { INT64_MAX, bytes, decodeRange, decodeTxn, encodeKv, int, int64, saturated } from './codec.js';
 import { toJson } from './gateway.js';
 import { grpcStatusOf, httpStatusOfGrpc } from './grpc-status.js';
-import { MvccError } from '../../mvcc/errors.js';
-import { NotLeaderError } from '../../util/errors.js';
+import { MvccError } from '../../mvcc/index.js';
+import { NotLeaderError } from '../../util/index.js';
 
 test('int64 fields: parsed strictly to bigint, never through a float', () => {
   assert.equal(int64('42'), 42n);

@@ -4,12 +4,11 @@
  * transport-neutral MVCC types. Shared by the gRPC services and the JSON gateway, which feeds
  * the same object shapes after base64-decoding bytes.
  */
-import type {
-  Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResult, KeyValue, PutRequest, PutResult,
-  RangeRequest, RangeResult, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, TxnResult,
-} from '../../mvcc/types.js';
-import type { WatchEvent } from '../../mvcc/watch-hub.js';
-import { MvccError } from '../../mvcc/errors.js';
+import {
+  type Compare, type CompareResult, type CompareTarget, type DeleteRangeRequest, type DeleteRangeResult, type KeyValue, type PutRequest,
+  type PutResult, type RangeRequest, type RangeResult, type RequestOp, type ResponseOp, type SortOrder, type SortTarget, type TxnRequest,
+  type TxnResult, type WatchEvent, MvccError,
+} from '../../mvcc/index.js';
 
 /** A decoded protobuf message: loose by nature, checked field by field here. */
 export type Msg = Record<string, unknown>;

@@ -1,12 +1,9 @@
-import type { Replicator } from '../../node/types.js';
-import type { StateStore } from '../../storage/state-store.js';
-import { memberIdOf } from '../../mvcc/ids.js';
-import { MvccKvService } from '../../mvcc/kv-service.js';
-import { Lessor, type LeaseClock } from '../../mvcc/lessor.js';
-import { MvccService, type MvccLimits } from '../../mvcc/mvcc-service.js';
-import type { MvccStateMachine } from '../../mvcc/mvcc-state-machine.js';
-import { WatchHub, type WatchHubOptions } from '../../mvcc/watch-hub.js';
-import type { Logger } from '../../util/log.js';
+import type { Replicator } from '../../seams/index.js';
+import type { StateStore } from '../../storage/index.js';
+import {
+  memberIdOf, MvccKvService, Lessor, type LeaseClock, MvccService, type MvccLimits, type MvccStateMachine, WatchHub, type WatchHubOptions,
+} from '../../mvcc/index.js';
+import type { Logger } from '../../util/index.js';
 import { EtcdServices } from './services.js';
 
 export interface EtcdApiOptions {

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidArgumentError } from '../../util/errors.js';
+import { InvalidArgumentError } from '../../util/index.js';
 import type { Msg } from './codec.js';
 import { grpcStatusOf, httpStatusOfGrpc } from './grpc-status.js';
 import { authNotEnabled, leaseKeepAliveOnce, unaryOperations, type UnaryName, type UnaryOperation } from './operations.js';

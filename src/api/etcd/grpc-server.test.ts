@@ -1,12 +1,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { credentials, status, type Client, type ClientDuplexStream, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
-import { decodeSnapshot } from '../../mvcc/snapshot.js';
+import { decodeSnapshot } from '../../mvcc/index.js';
 import { LocalReplicator } from '../../mvcc/test-harness.js';
 import type { Msg } from './codec.js';
 import { Registry } from 'prom-client';
 import { EtcdGrpcMetrics, etcdGauges } from './metrics.js';
-import { etcdProto } from './proto.js';
+import { etcdProto } from './proto/index.js';
 import { startTestEtcdServer, type TestEtcdServer } from './test-server.js';
 
 let server: TestEtcdServer;

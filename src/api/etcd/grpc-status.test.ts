@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MvccError, type MvccErrorReason } from '../../mvcc/errors.js';
-import { ProposalDroppedError } from '../../raft/errors.js';
-import { ClosedError, ConureError, NotLeaderError, ResourceExhaustedError, TooLargeError, UnavailableError } from '../../util/errors.js';
+import { MvccError, type MvccErrorReason } from '../../mvcc/index.js';
+import { ProposalDroppedError } from '../../raft/index.js';
+import { ClosedError, ConureError, NotLeaderError, ResourceExhaustedError, TooLargeError, UnavailableError } from '../../util/index.js';
 import { grpcStatusOf } from './grpc-status.js';
 import { RPC_ERRORS, type RpcErrorName } from './rpctypes.js';
 

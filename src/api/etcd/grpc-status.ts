@@ -1,6 +1,6 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { MvccError, type MvccErrorReason } from '../../mvcc/errors.js';
-import { NotLeaderError, UnavailableError, asConureError, type ErrorCode, type UnavailableReason } from '../../util/errors.js';
+import { MvccError, type MvccErrorReason } from '../../mvcc/index.js';
+import { NotLeaderError, UnavailableError, asConureError, type ErrorCode, type UnavailableReason } from '../../util/index.js';
 import { RangeTooLargeError } from './range-response.js';
 import { RPC_ERRORS, type RpcErrorName } from './rpctypes.js';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:http2';
 import { Client, credentials, status, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import type { Msg } from './codec.js';
-import { etcdProto } from './proto.js';
+import { etcdProto } from './proto/index.js';
 import { startTestEtcdServer, type TestEtcdServer } from './test-server.js';
 
 const RANGE_RESPONSE_BYTES_MAX = 20_000;

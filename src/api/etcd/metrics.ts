@@ -1,8 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { memberIdOf } from '../../mvcc/ids.js';
-import type { MemberObserver, Replicator } from '../../node/types.js';
-import type { StateStore } from '../../storage/state-store.js';
+import { memberIdOf } from '../../mvcc/index.js';
+import type { MemberObserver, Replicator } from '../../seams/index.js';
+import type { StateStore } from '../../storage/index.js';
 import type { EtcdApi } from './compose.js';
 
 /**

@@ -1,10 +1,9 @@
-import { MvccError } from '../../mvcc/errors.js';
+import { MvccError, type KeyValue } from '../../mvcc/index.js';
 import {
   decodeDeleteRange, decodePut, decodeRange, decodeTxn, encodeDeleteRangeResult, encodePutResult, encodeRangeResult,
   encodeTxnResult, int64, type Msg,
 } from './codec.js';
 import type { EtcdServices } from './services.js';
-import type { KeyValue } from '../../mvcc/types.js';
 import { RangeTooLargeError, kvEntryBytes } from './range-response.js';
 
 /** A unary etcd RPC: decode the message, call one service method, encode the response. */

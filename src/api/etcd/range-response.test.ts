@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServiceClientConstructor } from '@grpc/grpc-js';
-import type { KeyValue } from '../../mvcc/types.js';
+import type { KeyValue } from '../../mvcc/index.js';
 import { encodeRangeResult, type Header } from './codec.js';
-import { etcdProto } from './proto.js';
+import { etcdProto } from './proto/index.js';
 import { RangeBudget, RangeResponseBuilder, RangeTooLargeError, kvEntryBytes } from './range-response.js';
 
 const range = (etcdProto().KV as ServiceClientConstructor).service.Range!;

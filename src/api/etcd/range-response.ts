@@ -19,8 +19,8 @@
  * `RangeTooLargeError`, ResourceExhausted with grpc-go's text); `RangeBudget` bounds the bytes
  * of all Range responses built and not yet sent.
  */
-import { ConureError } from '../../util/errors.js';
-import type { KeyValue } from '../../mvcc/types.js';
+import { ConureError } from '../../util/index.js';
+import type { KeyValue } from '../../mvcc/index.js';
 import type { Header } from './codec.js';
 
 const CHUNK_BYTES = 64 * 1024;

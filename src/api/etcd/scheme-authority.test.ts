@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { credentials, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import type { Msg } from './codec.js';
 import { HpackDecoder, HpackError, encodeLiterals, huffmanDecode } from './hpack.js';
-import { etcdProto } from './proto.js';
+import { etcdProto } from './proto/index.js';
 import { authorityWithoutScheme } from './scheme-authority.js';
 import { startTestEtcdServer } from './test-server.js';
 

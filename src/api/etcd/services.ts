@@ -1,12 +1,7 @@
 import { crc32 } from 'node:zlib';
-import type { Member, Replicator } from '../../node/types.js';
-import type { StateStore } from '../../storage/state-store.js';
-import { MvccError } from '../../mvcc/errors.js';
-import { clusterIdOf, memberIdOf } from '../../mvcc/ids.js';
-import type { MvccService } from '../../mvcc/mvcc-service.js';
-import { encodeSnapshot } from '../../mvcc/snapshot.js';
-import type { Alarm, AlarmKind } from '../../mvcc/types.js';
-import type { WatchHub } from '../../mvcc/watch-hub.js';
+import type { Member, Replicator } from '../../seams/index.js';
+import type { StateStore } from '../../storage/index.js';
+import { MvccError, clusterIdOf, memberIdOf, type MvccService, encodeSnapshot, type Alarm, type AlarmKind, type WatchHub } from '../../mvcc/index.js';
 import type { Header } from './codec.js';
 
 /**

@@ -6,11 +6,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SingleNodeReplicator } from '../../node/single-node-replicator.js';
-import { LmdbStateStore } from '../../storage/lmdb-state-store.js';
-import { MvccStateMachine } from '../../mvcc/mvcc-state-machine.js';
-import type { Replicator } from '../../node/types.js';
-import type { MvccLimits } from '../../mvcc/mvcc-service.js';
+import { SingleNodeReplicator } from '../../node/index.js';
+import { LmdbStateStore } from '../../storage/index.js';
+import { MvccStateMachine, type MvccLimits } from '../../mvcc/index.js';
+import type { Replicator } from '../../seams/index.js';
 import { createEtcdApi, type EtcdApi } from './compose.js';
 import { createEtcdGrpcServer, type EtcdGrpcServer } from './grpc-server.js';
 import type { EtcdGrpcMetrics } from './metrics.js';

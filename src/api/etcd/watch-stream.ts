@@ -1,5 +1,4 @@
-import type { WatchDelivery, WatchHandle, WatchHub, WatchSink, WatchSpec } from '../../mvcc/watch-hub.js';
-import { MvccError } from '../../mvcc/errors.js';
+import { type WatchDelivery, type WatchHandle, type WatchHub, type WatchSink, type WatchSpec, MvccError } from '../../mvcc/index.js';
 import { bytes, encodeEvent, eventBytes, saturated, type Header, type Msg } from './codec.js';
 
 /** Limits of one Watch stream. */

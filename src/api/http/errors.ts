@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import { asConureError, NotLeaderError, UnavailableError, type ErrorCode } from '../../util/errors.js';
+import { asConureError, NotLeaderError, UnavailableError, type ErrorCode } from '../../util/index.js';
 
 /** The one place where error codes become HTTP statuses. */
 export const HTTP_STATUS: Record<ErrorCode, number> = {

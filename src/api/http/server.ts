@@ -1,13 +1,13 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { InvalidArgumentError, TooLargeError, UnauthenticatedError } from '../../util/errors.js';
-import type { Logger } from '../../util/log.js';
-import type { TlsFiles } from '../../util/tls-files.js';
+import { InvalidArgumentError, TooLargeError, UnauthenticatedError } from '../../util/index.js';
+import type { Logger } from '../../util/index.js';
+import type { TlsFiles } from '../../util/index.js';
 import type { Server as TlsServer } from 'node:tls';
-import { KV_LIMITS, type KvService } from '../../node/kv-service.js';
-import type { MembershipService } from '../../node/membership-service.js';
-import type { Replicator } from '../../node/types.js';
+import { KV_LIMITS, type KvService } from '../../seams/index.js';
+import type { MembershipService } from '../../node/index.js';
+import type { Replicator } from '../../seams/index.js';
 import { sendError } from './errors.js';
-import { HttpMetrics } from './metrics.js';
+import type { HttpMetrics } from './metrics.js';
 
 export interface HttpApiOptions {
   kv: KvService;

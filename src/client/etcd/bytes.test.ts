@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { fromWireKv, leaseId, prefixEnd, safeInt } from './bytes.js';
 import { encodeCompare, encodeRange } from './wire.js';
-import { ConureError } from '../../util/errors.js';
+import { ConureError } from '../../util/index.js';
 
 test('prefixEnd: etcd rules, and every key with the prefix sorts inside [prefix, end)', () => {
   assert.deepEqual(prefixEnd('abc'), Buffer.from('abd'));

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../../util/errors.js';
+import { InvalidArgumentError } from '../../util/index.js';
 import type { Bytes, KeyValue } from './types.js';
 
 /** `b` as a Buffer (strings are UTF-8). */

@@ -23,8 +23,8 @@
  */
 import { credentials, type Client, type ClientDuplexStream, type GrpcObject, type ServiceClientConstructor, connectivityState, loadPackageDefinition, Metadata } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { protoDir, LOADER_OPTIONS } from '../../api/etcd/proto.js';
-import { ClosedError, ConureError, InvalidArgumentError, UnavailableError } from '../../util/errors.js';
+import { protoDir, LOADER_OPTIONS } from '../../api/etcd/proto/index.js';
+import { ClosedError, ConureError, InvalidArgumentError, UnavailableError } from '../../util/index.js';
 import { jsonBytes, leaseId, safeInt, valueJson } from './bytes.js';
 import { fromGrpcError, isRetryable } from './errors.js';
 import { Txn } from './txn.js';

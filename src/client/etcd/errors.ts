@@ -1,5 +1,5 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { ConureError, InvalidArgumentError, UnavailableError } from '../../util/errors.js';
+import { ConureError, InvalidArgumentError, UnavailableError } from '../../util/index.js';
 
 /**
  * The one place where gRPC failures from an etcd server become ConureErrors, so callers branch

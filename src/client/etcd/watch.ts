@@ -18,7 +18,7 @@
  * `close()`.
  */
 import type { ClientDuplexStream } from '@grpc/grpc-js';
-import type { ConureError } from '../../util/errors.js';
+import type { ConureError } from '../../util/index.js';
 import { fromWireKv, prefixEnd, safeInt, toBuffer } from './bytes.js';
 import type { EtcdClient } from './client.js';
 import type { Bytes, WatchEvent } from './types.js';

@@ -2,7 +2,7 @@
  * Encoding of requests to and decoding of answers from the etcd v3 wire messages (as
  * proto-loader objects with LOADER_OPTIONS: snake_case fields, int64 as strings, enums as names).
  */
-import { InvalidArgumentError } from '../../util/errors.js';
+import { InvalidArgumentError } from '../../util/index.js';
 import { fromWireKv, leaseId, prefixEnd, safeInt, toBuffer } from './bytes.js';
 import type { Compare, DeleteOptions, DeleteResult, KeyValue, PutOptions, PutResult, RangeOptions, RangeResult, TxnOp, TxnOpResult, TxnRequest, TxnResult } from './types.js';
 

@@ -15,10 +15,8 @@
  */
 import { createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
-import { sendError } from '../../api/http/errors.js';
-import { ConureError, InvalidArgumentError, TooLargeError } from '../../util/errors.js';
-import type { Logger } from '../../util/log.js';
-import type { TlsFiles } from '../../util/tls-files.js';
+import { sendError } from '../../api/http/index.js';
+import { ConureError, InvalidArgumentError, TooLargeError, type Logger, type TlsFiles } from '../../util/index.js';
 import type { Server as TlsServer } from 'node:tls';
 import type { Idempotency, MutationResult, PlatformService, Principal } from '../service/index.js';
 import type { PlatformMetrics } from './metrics.js';

@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { EtcdClient, op } from '../../client/etcd-client.js';
+import { EtcdClient, op } from '../../client/index.js';
 import { startConuredEndpoint, type EtcdEndpoint } from '../../../test/support/etcd-process.js';
 import { memoryLogger } from '../../../test/support/counting-executor.js';
 import { FencedError, LeaderElection } from './index.js';

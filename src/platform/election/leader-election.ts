@@ -25,9 +25,8 @@
  * Events: `acquired` (term: number), `lost` (reason: string).
  */
 import { EventEmitter } from 'node:events';
-import { compare, op, type Compare, type EtcdClient, type LeaseKeeper, type TxnOp, type TxnResult, type Watcher } from '../../client/etcd-client.js';
-import { asConureError, ConureError, InvalidArgumentError } from '../../util/errors.js';
-import { createLogger, type Logger } from '../../util/log.js';
+import { compare, op, type Compare, type EtcdClient, type LeaseKeeper, type TxnOp, type TxnResult, type Watcher } from '../../client/index.js';
+import { asConureError, ConureError, InvalidArgumentError, createLogger, type Logger } from '../../util/index.js';
 
 /** The caller is not (or no longer) the leader: its fenced write was refused. */
 export class FencedError extends ConureError {

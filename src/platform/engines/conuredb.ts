@@ -8,9 +8,9 @@
  *
  * Pure: no I/O, clock or randomness. Errors are `InvalidArgumentError` (`invalid_argument`).
  */
-import { planTopology, type ArbiterMode, type Topology } from '../../planner/topology.js';
+import { planTopology, type ArbiterMode, type Topology } from '../../planner/index.js';
 import type { ConureDbSpec } from '../types.js';
-import { InvalidArgumentError } from '../../util/errors.js';
+import { InvalidArgumentError } from '../../util/index.js';
 import { asRecord, refuseUnknown, validateVersion } from './fluxion.js';
 import { describe, formatBytes, parseByteQuantity } from './quantity.js';
 

@@ -22,7 +22,7 @@
  * Pure: no I/O, clock or randomness. Errors are `InvalidArgumentError` (`invalid_argument`).
  */
 import type { FluxionSpec } from '../types.js';
-import { InvalidArgumentError } from '../../util/errors.js';
+import { InvalidArgumentError } from '../../util/index.js';
 import { describe, formatBytes, formatCpuMilli, parseByteQuantity } from './quantity.js';
 
 /** RAM bounds, in bytes. */

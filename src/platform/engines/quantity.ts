@@ -12,7 +12,7 @@
  * Pure: every function throws `InvalidArgumentError` (code `invalid_argument`) with a message
  * naming the field and the value, and never does I/O.
  */
-import { InvalidArgumentError } from '../../util/errors.js';
+import { InvalidArgumentError } from '../../util/index.js';
 
 /** Unit family of a byte quantity: powers of 1024 (`Mi`) or of 1000 (`M`). */
 export type QuantityFamily = 'binary' | 'decimal';

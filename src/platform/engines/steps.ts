@@ -16,7 +16,7 @@
  * the reason, before anything is queued.
  */
 import type { EngineName, OperationType } from '../types.js';
-import { InvalidArgumentError } from '../../util/errors.js';
+import { InvalidArgumentError } from '../../util/index.js';
 
 /** Every step name an executor must know. */
 export type StepName = 'allocate-ports' | 'apply' | 'wait-ready' | 'backup' | 'restore' | 'halt' | 'remove';

@@ -32,11 +32,10 @@
  * Errors: `not_found` when the database or backup vanished, the driver's ConureErrors otherwise
  * (`unavailable` is retried by the worker pool).
  */
-import { ConureError, InvalidArgumentError } from '../../util/errors.js';
-import { createLogger, type Logger } from '../../util/log.js';
+import { ConureError, InvalidArgumentError, createLogger, type Logger } from '../../util/index.js';
 import { portRequests, stepsFor, type StepName } from '../engines/index.js';
 import type { StepContext, StepExecutor } from '../operations/index.js';
-import { PlatformStore, StoreConflictError, type Versioned } from '../store/index.js';
+import { type PlatformStore, StoreConflictError, type Versioned } from '../store/index.js';
 import type { BackupRecord, DatabaseRecord, Driver, EngineName, EventRecord, InstanceSecret, OperationRecord, PortAllocator } from '../types.js';
 
 export interface PlatformExecutorOptions {

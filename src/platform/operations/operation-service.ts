@@ -15,8 +15,8 @@
  * Same key + same body returns the earlier operation with `created: false`, whatever its state.
  */
 import { randomBytes } from 'node:crypto';
-import { compare, op } from '../../client/etcd-client.js';
-import { InvalidArgumentError, ResourceExhaustedError, UnprocessableError } from '../../util/errors.js';
+import { compare, op } from '../../client/index.js';
+import { InvalidArgumentError, ResourceExhaustedError, UnprocessableError } from '../../util/index.js';
 import type { OperationRecord } from '../types.js';
 import { PlatformStore, StoreConflictError, type IdempotencyRecord, type LockRecord, type QueueEntry } from '../store/index.js';
 import { OperationLockedError, type SubmitRequest, type SubmitResult } from './types.js';

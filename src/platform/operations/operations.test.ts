@@ -5,8 +5,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { EtcdClient, compare, op } from '../../client/etcd-client.js';
-import { ConureError } from '../../util/errors.js';
+import { EtcdClient, compare, op } from '../../client/index.js';
+import { ConureError } from '../../util/index.js';
 import { startConuredEndpoint, type EtcdEndpoint } from '../../../test/support/etcd-process.js';
 import { CountingExecutor, memoryLogger } from '../../../test/support/counting-executor.js';
 import { PlatformStore } from '../store/index.js';

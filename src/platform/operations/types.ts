@@ -1,8 +1,8 @@
 /**
  * Seams and errors of the operation machinery.
  */
-import { ConureError } from '../../util/errors.js';
-import type { Compare, TxnOp } from '../../client/etcd-client.js';
+import { ConureError } from '../../util/index.js';
+import type { Compare, TxnOp } from '../../client/index.js';
 import type { OperationRecord, OperationType } from '../types.js';
 
 /** What a step gets besides the operation. */

@@ -31,11 +31,10 @@
  * operation_succeeded, operation_failed, operation_claim_lost, operation_lease_lost.
  */
 import { EventEmitter } from 'node:events';
-import { compare, op, type LeaseKeeper, type Watcher } from '../../client/etcd-client.js';
-import { asConureError, ConureError } from '../../util/errors.js';
-import { createLogger, type Logger } from '../../util/log.js';
+import { compare, op, type LeaseKeeper, type Watcher } from '../../client/index.js';
+import { asConureError, ConureError, createLogger, type Logger } from '../../util/index.js';
 import type { OperationRecord, StepRecord } from '../types.js';
-import { PlatformStore, type LockRecord } from '../store/index.js';
+import type { PlatformStore, LockRecord } from '../store/index.js';
 import { ClaimLostError, type StepExecutor } from './types.js';
 
 export interface WorkerPoolOptions {

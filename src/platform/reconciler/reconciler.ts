@@ -20,9 +20,8 @@
  * start is not resubmitted in a loop. Instances the driver has but the store lacks are logged
  * (`orphan_instance`), never removed automatically.
  */
-import { compare, op, type Watcher } from '../../client/etcd-client.js';
-import { asConureError } from '../../util/errors.js';
-import { createLogger, type Logger } from '../../util/log.js';
+import { compare, op, type Watcher } from '../../client/index.js';
+import { asConureError, createLogger, type Logger } from '../../util/index.js';
 import { stepsFor } from '../engines/index.js';
 import type { LeaderElection } from '../election/index.js';
 import type { OperationService } from '../operations/index.js';

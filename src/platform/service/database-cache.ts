@@ -11,8 +11,8 @@
  * seen as one (503), not hidden behind stale data. Read-your-writes is the caller's part: it
  * compares an entry's modRevision with the revision of its own last write (PlatformService).
  */
-import type { Watcher } from '../../client/etcd-client.js';
-import { createLogger, type Logger } from '../../util/log.js';
+import type { Watcher } from '../../client/index.js';
+import { createLogger, type Logger } from '../../util/index.js';
 import { PlatformStore, type Versioned } from '../store/index.js';
 import type { DatabaseRecord } from '../types.js';
 

@@ -15,13 +15,13 @@
  * Idempotency-Key reuse), locked (423), resource_exhausted (429), unavailable (503).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { compare, op } from '../../client/etcd-client.js';
-import { ConureError, InvalidArgumentError, UnauthenticatedError, UnprocessableError } from '../../util/errors.js';
+import { compare, op } from '../../client/index.js';
+import { ConureError, InvalidArgumentError, UnauthenticatedError, UnprocessableError } from '../../util/index.js';
 import {
   applyConureDbPatch, applyFluxionPatch, stepsFor, validateConureDbCreate, validateFluxionApiKey, validateFluxionCreate, validateUserId,
 } from '../engines/index.js';
 import { OperationLockedError, type OperationService, type SubmitResult } from '../operations/index.js';
-import { PlatformStore, StoreConflictError, type TenantRecord, type TokenRecord, type Versioned } from '../store/index.js';
+import { type PlatformStore, StoreConflictError, type TenantRecord, type TokenRecord, type Versioned } from '../store/index.js';
 import type { DatabaseCache } from './database-cache.js';
 import type {
   BackupRecord, DatabaseRecord, DatabaseSpec, DeletionPolicy, EngineName, EventRecord, InstanceSecret, OperationRecord, OperationType,

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EtcdClient } from '../../client/etcd-client.js';
+import { EtcdClient } from '../../client/index.js';
 import { startConuredEndpoint, type EtcdEndpoint } from '../../../test/support/etcd-process.js';
 import { killAllUnder, record } from '../../../test/support/local-driver.js';
 import { LocalDriver, MemoryPortAllocator } from '../drivers/local/index.js';

@@ -19,11 +19,10 @@
  * Probes run `concurrency` at a time with a 1 s timeout each, so a pass over N databases takes
  * about N / concurrency probe round trips. Errors of one database never stop the pass.
  */
-import { ConureHttpClient } from '../../client/http-client.js';
-import { asConureError } from '../../util/errors.js';
-import { createLogger, type Logger } from '../../util/log.js';
+import { ConureHttpClient } from '../../client/index.js';
+import { asConureError, createLogger, type Logger } from '../../util/index.js';
 import { conureDbTopology } from '../engines/index.js';
-import { PlatformStore, StoreConflictError, type LockRecord, type Versioned } from '../store/index.js';
+import { type PlatformStore, StoreConflictError, type LockRecord, type Versioned } from '../store/index.js';
 import type { DatabaseRecord, DatabaseStatus, Driver, InstanceObservation, MemberStatus, OperationRecord, Phase } from '../types.js';
 
 export interface StatusSyncOptions {

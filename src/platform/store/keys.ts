@@ -23,7 +23,7 @@
  * else is `invalid_argument`, so no id can reach into another kind's range. Idempotency keys
  * come from clients and are URI-encoded (at most 255 characters before encoding).
  */
-import { InvalidArgumentError } from '../../util/errors.js';
+import { InvalidArgumentError } from '../../util/index.js';
 
 const SEGMENT = /^[A-Za-z0-9_:-][A-Za-z0-9._:-]{0,127}$/;
 

@@ -5,8 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
-import { EtcdClient } from '../../client/etcd-client.js';
-import { ConureError } from '../../util/errors.js';
+import { EtcdClient } from '../../client/index.js';
+import { ConureError } from '../../util/index.js';
 import { startConuredEndpoint, type EtcdEndpoint } from '../../../test/support/etcd-process.js';
 import { freePort } from '../../../test/support/cluster.js';
 import { PlatformStore, StoreConflictError, StorePortAllocator } from './index.js';

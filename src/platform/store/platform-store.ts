@@ -10,9 +10,8 @@
  * re-reads and retries or gives up. Store failures are the client's ConureErrors
  * (`unavailable` when unreachable). Values that are not JSON throw `invalid_argument`.
  */
-import type { EtcdClient } from '../../client/etcd-client.js';
-import { compare, op, valueJson, type Compare, type KeyValue, type TxnOp } from '../../client/etcd-client.js';
-import { ConureError } from '../../util/errors.js';
+import { type EtcdClient, compare, op, valueJson, type Compare, type KeyValue, type TxnOp } from '../../client/index.js';
+import { ConureError } from '../../util/index.js';
 import type { BackupRecord, DatabaseRecord, EventRecord, InstanceSecret, OperationRecord } from '../types.js';
 import { KeyLayout, DEFAULT_PREFIX } from './keys.js';
 import type { TenantRecord, Versioned } from './records.js';

@@ -10,8 +10,8 @@
  * ports reserved by that call are released again and `resource_exhausted` is thrown.
  */
 import { createServer } from 'node:net';
-import { op, compare } from '../../client/etcd-client.js';
-import { InvalidArgumentError, ResourceExhaustedError } from '../../util/errors.js';
+import { op, compare } from '../../client/index.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../../util/index.js';
 import type { PortAllocator } from '../types.js';
 import type { PlatformStore } from './platform-store.js';
 import type { PortRecord } from './records.js';

@@ -20,7 +20,7 @@
  * shared by the KV, Lease and Watch stubs and reused across operations. `close()` closes them.
  */
 import { credentials, status, type ChannelOptions, type Client, type ClientDuplexStream, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
-import { etcdProto } from '../../../src/api/etcd/proto.js';
+import { etcdProto } from '../../../src/api/etcd/proto/index.js';
 import type { Outcome } from './http-kv.js';
 
 /** A proto-loader message object (keepCase, int64 as decimal strings, bytes as Buffers). */

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { ConureError } from '../../../util/errors.js';
+import { ConureError } from '../../../util/index.js';
 import type { KubeObject } from './manifests.js';
 
 export interface HelmRendererOptions {

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ApiException, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
-import { ConureError, type ErrorCode } from '../../../util/errors.js';
+import { ConureError, type ErrorCode } from '../../../util/index.js';
 import { FIELD_MANAGER, type KubeObject } from './manifests.js';
 
 export class KubeApi {

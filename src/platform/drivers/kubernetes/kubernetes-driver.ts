@@ -21,10 +21,8 @@
  * Every method is idempotent and serialised per database; every wait is bounded.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { ConureError, InvalidArgumentError } from '../../../util/errors.js';
-import { KeyedLock } from '../../../util/keyed-lock.js';
-import { createLogger, type Logger } from '../../../util/log.js';
-import { ConureHttpClient } from '../../../client/http-client.js';
+import { ConureError, InvalidArgumentError, KeyedLock, createLogger, type Logger } from '../../../util/index.js';
+import { ConureHttpClient } from '../../../client/index.js';
 import type { BackupResult, ConureDbSpec, DatabaseRecord, Driver, FluxionSpec, InstanceObservation, InstanceSecret } from '../../types.js';
 import type { HelmRenderer } from './helm.js';
 import type { KubeApi } from './kube-api.js';

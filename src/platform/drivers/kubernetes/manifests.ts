@@ -21,7 +21,7 @@
  * the charts allow are shortened with a hash suffix, so they stay unique and stable.
  */
 import { createHash } from 'node:crypto';
-import { chartFullname, type Topology } from '../../../planner/topology.js';
+import { chartFullname, type Topology } from '../../../planner/index.js';
 import { conureDbTopology } from '../../engines/index.js';
 import type { DatabaseRecord, FluxionSpec, ConureDbSpec } from '../../types.js';
 

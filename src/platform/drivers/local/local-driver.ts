@@ -40,13 +40,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, cpSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensurePeerSecretFile, PeerSecret } from '../../../node/peer-auth.js';
-import { conuredArgs, type LocalMember } from '../../../planner/conured-args.js';
-import { ConureHttpClient } from '../../../client/http-client.js';
-import { planScaleDown } from '../../../planner/topology.js';
-import { ClosedError, ConureError, InvalidArgumentError } from '../../../util/errors.js';
-import { KeyedLock } from '../../../util/keyed-lock.js';
-import { createLogger, type Logger } from '../../../util/log.js';
+import { ensurePeerSecretFile, PeerSecret } from '../../../node/index.js';
+import { conuredArgs, type LocalMember, planScaleDown } from '../../../planner/index.js';
+import { ConureHttpClient } from '../../../client/index.js';
+import { ClosedError, ConureError, InvalidArgumentError, KeyedLock, createLogger, type Logger } from '../../../util/index.js';
 import { conureDbTopology, memberPortOwner, portRequests, validateFluxionApiKey, CONUREDB_PORTS_PER_MEMBER } from '../../engines/index.js';
 import type {
   BackupRecord, BackupResult, ConureDbSpec, DatabaseRecord, Driver, EngineName, FluxionSpec, InstanceObservation, InstanceSecret, PortAllocator,

@@ -11,7 +11,7 @@
 import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { PortAllocator } from '../../types.js';
-import { ConureError, InvalidArgumentError } from '../../../util/errors.js';
+import { ConureError, InvalidArgumentError } from '../../../util/index.js';
 
 /**
  * Optional extension of a PortAllocator whose reservations do not survive a restart (the memory

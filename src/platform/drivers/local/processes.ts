@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
-import { ConureError } from '../../../util/errors.js';
+import { ConureError } from '../../../util/index.js';
 
 /** Starts `process.execPath args…` detached, stdout+stderr appended to `logFile`; returns its pid. */
 export function spawnDetached(args: string[], logFile: string, env: Record<string, string> = {}): number {

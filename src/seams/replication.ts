@@ -1,5 +1,7 @@
 /**
- * The seams of a running member.
+ * The seams of a running member: the interfaces between the replication driver (node/) and
+ * what it replicates (mvcc/), used by the API layers too. They live below all of their users
+ * (DESIGN.md §2; docs/decisions/003-layer-rules.md), so mvcc/ never imports node/.
  *
  * ```
  *   api/http, api/etcd  ──►  Replicator  ──►  StateMachine  ──►  StateStore (LMDB)

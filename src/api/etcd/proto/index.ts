@@ -1,15 +1,21 @@
+/**
+ * api/etcd/proto: the etcd v3 protobuf definitions we own (the .proto files beside this module)
+ * and their loader. A layer of its own below both of its users, the etcd API (api/etcd) and
+ * the etcd client (client/etcd), as etcd's own `api/etcdserverpb` is: the client must not
+ * import the server's layer (docs/decisions/003-layer-rules.md).
+ */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition, type GrpcObject } from '@grpc/grpc-js';
 import { loadSync, type Options, type PackageDefinition } from '@grpc/proto-loader';
-import { ConureError } from '../../util/errors.js';
+import { ConureError } from '../../../util/index.js';
 
 const PROTO_SUBDIR = join('src', 'api', 'etcd', 'proto');
 
 /**
  * Where our .proto files live. tsc does not copy them next to the compiled code, so walk up
- * from this module (src/api/etcd or <outDir>/src/api/etcd) to the first directory holding
+ * from this module (src/api/etcd/proto or <outDir>/src/api/etcd/proto) to the first directory holding
  * `src/api/etcd/proto/rpc.proto`: the repository (or installed package) root.
  */
 export function protoDir(): string {

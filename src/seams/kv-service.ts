@@ -1,4 +1,4 @@
-import type { ReadConsistency } from './types.js';
+import type { ReadConsistency } from './replication.js';
 
 /**
  * The seed REST API's view of the keyspace (`/kv`). Implementations replicate writes through

@@ -8,9 +8,8 @@
  * The Fluxion guide's calls are here too: `provision({ userId, ramSize, apiKey })` creates the
  * tenant's Fluxion database, `updateRam(userId, ramSize)` finds it by tenant and resizes it.
  */
-import { ConureError, type ErrorCode } from '../util/errors.js';
-import type { BackupRecord, EventRecord, OperationRecord } from '../platform/types.js';
-import type { DatabaseView } from '../platform/service/index.js';
+import { ConureError, type ErrorCode } from '../../util/index.js';
+import type { BackupRecord, DatabaseView, EventRecord, OperationRecord } from '../../platform/index.js';
 
 export type { DatabaseView };
 

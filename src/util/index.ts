@@ -1,0 +1,12 @@
+/**
+ * util: the bottom layer (typed errors, logging, host:port parsing, TLS files, a keyed lock).
+ * Imports no other layer; every layer may import it, raft included (scripts/check-layers.mjs).
+ */
+export {
+  ConureError, InvalidArgumentError, TooLargeError, NotLeaderError, UnavailableError, UnauthenticatedError,
+  ClosedError, UnprocessableError, ResourceExhaustedError, asConureError, type ErrorCode, type UnavailableReason,
+} from './errors.js';
+export { createLogger, type Logger } from './log.js';
+export { splitHostPort, joinHostPort } from './host-port.js';
+export { TlsFiles, type TlsFilesOptions, type TlsMaterial } from './tls-files.js';
+export { KeyedLock } from './keyed-lock.js';
