@@ -41,13 +41,12 @@
  */
 import { pack, unpack } from 'msgpackr';
 import { randomInt } from 'node:crypto';
-import { createRng, decodeConfChange, RawNode, type Ready } from '../raft/index.js';
-import { ProposalDroppedError } from '../raft/index.js';
-import { bootstrapSnapshot } from '../raft/index.js';
-import { allMembers, suffrageOf, type ConfChange, type Entry, type Membership, type Message, type Snapshot } from '../raft/index.js';
+import {
+  allMembers, bootstrapSnapshot, createRng, decodeConfChange, ProposalDroppedError, RawNode, suffrageOf,
+  type ConfChange, type Entry, type Membership, type Message, type Ready, type Snapshot,
+} from '../raft/index.js';
 import { LmdbRaftLog } from '../storage/index.js';
-import { ClosedError, ConureError, InvalidArgumentError, NotLeaderError, UnavailableError } from '../util/index.js';
-import type { Logger } from '../util/index.js';
+import { ClosedError, ConureError, InvalidArgumentError, NotLeaderError, UnavailableError, type Logger } from '../util/index.js';
 import { LmdbRaftStorage } from './lmdb-raft-storage.js';
 import type { PeerSecret } from './peer-auth.js';
 import { MemberHttp } from './member-http.js';
@@ -550,7 +549,6 @@ export class RaftReplicator implements Replicator {
       this.opts.logger?.warn({ from, err: (err as Error).message }, 'peer_message_invalid');
       return;
     }
-    if (typeof cluster === 'string' && !this.sameCluster(from, m, cluster)) return;
     // Known: in the configuration, or in the address registry (which a member installing a
     // snapshot has in full before its log catches up with the configuration it will have).
     const config = this.raw.membership;
@@ -559,6 +557,8 @@ export class RaftReplicator implements Replicator {
       this.opts.logger?.debug({ from, type: m.type }, 'peer_message_from_non_member');
       return;
     }
+    // After the membership check, so that an outsider cannot make a member adopt its cluster id.
+    if (typeof cluster === 'string' && !this.sameCluster(from, m, cluster)) return;
     if (fromAdvertise) {
       const known = this.registry.get(from);
       if (!known) this.hints.set(from, fromAdvertise);
