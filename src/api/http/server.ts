@@ -195,10 +195,14 @@ function keyOf(q: KvQuery): Uint8Array {
   return Buffer.from(q.key, 'utf8');
 }
 
-/** A repeated query parameter means its first value, as in the seed API (Go's `Query().Get`). */
-async function firstValues(req: FastifyRequest): Promise<void> {
+/**
+ * A repeated query parameter means its first value, as in the seed API (Go's `Query().Get`).
+ * A callback hook, not an async one: /kv is the hot path.
+ */
+function firstValues(req: FastifyRequest, _reply: FastifyReply, done: () => void): void {
   const q = req.query as Record<string, unknown>;
-  for (const [name, v] of Object.entries(q)) if (Array.isArray(v)) q[name] = v[0];
+  for (const name in q) if (Array.isArray(q[name])) q[name] = (q[name] as unknown[])[0];
+  done();
 }
 
 /** The only rule /kv's query schema has is a non-empty `key`; the seed API's answer is this. */
