@@ -4,7 +4,8 @@
  * conure-platform on the local driver, and a real fluxiond the platform started. Each run
  * generates requests from the document (examples, coverage and fuzzing phases, a bounded number
  * per operation) and checks every answer: no 5xx, the status, content type, headers and body
- * as documented, schema-violating requests refused (and, on conured, 405 for other methods).
+ * as documented, schema-violating requests refused (and, on conured and fluxiond, 405 for
+ * another method; the platform answers 404 there).
  * Afterwards the state is intact: keys written before read back, the raft configuration is the
  * same, and the platform's database made before still exists, unchanged and Ready.
  *
