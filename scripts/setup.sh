@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh machine: node modules, Debian packages (etcd client and
-# server as test peers), helm through `go install`. Safe to run repeatedly; each step is
-# skipped when already satisfied. Usage: scripts/setup.sh [node|all]
+# server as test peers), helm through `go install`, schemathesis from PyPI. Safe to run
+# repeatedly; each step is skipped when already satisfied. Usage: scripts/setup.sh [node|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
@@ -45,4 +45,15 @@ if ! go version -m "$GOBIN/helm" 2>/dev/null | grep -qE "^\s+mod\s+helm.sh/helm/
   log "go install helm.sh/helm/v3/cmd/helm@${HELM_VERSION} (a few minutes on 2 cores)"
   GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 fi
-log "ready: $(etcdctl version 2>/dev/null | head -1), helm ${HELM_VERSION} at $GOBIN/helm"
+# 4. schemathesis, pinned, in a venv outside the repository: test/e2e/openapi-fuzz fuzzes every
+# /openapi.json with it. Reinstalled only when the venv lacks this exact version.
+SCHEMATHESIS_VERSION=4.32.5
+ST_VENV="${CONURE_CACHE:-/var/cache/conure}/venv-schemathesis"
+if [ "$("$ST_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$SCHEMATHESIS_VERSION" ]; then
+  python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+  log "pip install schemathesis==${SCHEMATHESIS_VERSION} into $ST_VENV"
+  mkdir -p "$(dirname "$ST_VENV")"
+  python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==${SCHEMATHESIS_VERSION}"
+fi
+log "ready: $(etcdctl version 2>/dev/null | head -1), helm ${HELM_VERSION} at $GOBIN/helm, schemathesis ${SCHEMATHESIS_VERSION} at $ST_VENV"

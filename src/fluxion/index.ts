@@ -4,7 +4,7 @@
  */
 export { startFluxion, type FluxionConfig, type FluxionApp } from './app.js';
 export { parseBytes, parseInteger } from './options.js';
-export { FluxionServer, type ServerOptions } from './server.js';
+export { FluxionServer, fluxionOpenApi, type ServerOptions } from './server.js';
 export { FluxionService, type ServiceOptions } from './service.js';
 export { FluxionStore, type StoreStats } from './store.js';
 export { FluxionMetrics } from './metrics.js';

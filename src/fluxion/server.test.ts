@@ -108,3 +108,16 @@ test('connection caps: per scoped key (429) and slots reserved for the master ke
   assert.equal(server.connectionCount, 5);
   assert.equal(service.sessionCount, 5);
 });
+
+test('plain HTTP: /openapi.json is the document of the routes served; another method there is 405, other paths 426', async () => {
+  const { server, url } = await serve();
+  const base = url.replace('ws://', 'http://').replace(/\/\?.*$/, '');
+  const doc = await (await fetch(`${base}/openapi.json`)).json() as { openapi: string; paths: Record<string, Record<string, unknown>> };
+  assert.equal(doc.openapi, '3.0.3');
+  assert.deepEqual(Object.keys(doc.paths), ['/health', '/metrics', '/openapi.json']);
+  assert.equal((await fetch(`${base}/health`)).status, 200);
+  const post = await fetch(`${base}/health`, { method: 'POST' });
+  assert.deepEqual([post.status, post.headers.get('allow')], [405, 'GET']);
+  assert.equal((await fetch(`${base}/elsewhere`)).status, 426);
+  await server.close(100);
+});

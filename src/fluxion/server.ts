@@ -1,6 +1,7 @@
 /**
  * The Fluxion transport: one HTTP listener serving the FluxionDB WebSocket protocol on any path
- * (upgrade with `?api-key=…&name=…`) plus `GET /health` and `GET /metrics`.
+ * (upgrade with `?api-key=…&name=…`) plus `GET /health`, `GET /metrics` and `GET /openapi.json`
+ * (HTTP_ROUTES: what the listener dispatches on and what its OpenAPI document describes).
  *
  * The transport only decodes the envelope `{id, type, data}`, calls `FluxionService.handle` once
  * and encodes the reply as `{"id": …, …reply}`. Policy for bad input (see docs/fluxion.md):
@@ -28,6 +29,7 @@ import type { TlsFiles, Logger } from '../util/index.js';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { openApi, type OpenApiRoute } from '../util/index.js';
 import { errorText, isMessageType, PayloadError } from './protocol.js';
 import { AuthError, UnknownTypeError, type FluxionService, type Reply, type Session } from './service.js';
 import type { FluxionMetrics } from './metrics.js';
@@ -63,6 +65,51 @@ const CLOSE_UNSUPPORTED = 1003;
 const CLOSE_TOO_BIG = 1009;
 const CLOSE_GOING_AWAY = 1001;
 const READY_FRAME = JSON.stringify({ message: 'Authentication successful', type: 'ready' });
+
+const count = { type: 'integer', minimum: 0 };
+const healthBody = (description: string) => ({
+  type: 'object', description,
+  required: ['status', 'collections', 'documents', 'records', 'keyValues', 'estimatedBytes', 'connections'],
+  properties: {
+    status: { type: 'string', enum: ['ok', 'draining'] },
+    collections: count, documents: count, records: count, keyValues: count,
+    estimatedBytes: { ...count, description: 'bytes held by records, documents and key/values, estimated' },
+    connections: { ...count, description: 'open WebSocket connections' },
+    durable: { type: 'boolean', description: 'acknowledged writes are on disk (false: --data not set, memory only)' },
+    writable: { type: 'boolean', description: 'false once a write-ahead-log write failed: writes are refused' },
+  },
+});
+
+/**
+ * The plain-HTTP routes: `onHttp` dispatches on this table and `/openapi.json` is generated from
+ * it. Another method on these paths gets 405; any other request without an upgrade gets 426
+ * (this listener speaks WebSocket).
+ */
+export const HTTP_ROUTES = [
+  {
+    method: 'GET', url: '/health',
+    schema: { summary: 'Liveness and store counters', response: { 200: healthBody('serving'), 503: healthBody('shutting down') } },
+  },
+  {
+    method: 'GET', url: '/metrics',
+    schema: { summary: 'Prometheus metrics', response: { 200: { description: 'the Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } },
+  },
+  {
+    method: 'GET', url: '/openapi.json',
+    schema: { summary: 'This API as OpenAPI 3', response: { 200: { type: 'object', additionalProperties: true, description: 'this document' } } },
+  },
+] as const satisfies readonly OpenApiRoute[];
+
+/** The version of this API's OpenAPI document (docs/openapi/fluxion.json). */
+export const FLUXION_HTTP_API_VERSION = '0.1.0';
+
+/** Fluxion's HTTP endpoints as OpenAPI 3 (the WebSocket protocol: docs/fluxion.md). */
+export function fluxionOpenApi(): Record<string, unknown> {
+  return openApi(HTTP_ROUTES, {
+    title: 'Fluxion HTTP endpoints', version: FLUXION_HTTP_API_VERSION,
+    description: 'The plain-HTTP side of fluxiond; the FluxionDB protocol itself is WebSocket, on any path of the same port (docs/fluxion.md).',
+  });
+}
 
 export class FluxionServer {
   private readonly http: Server;
@@ -138,16 +185,29 @@ export class FluxionServer {
 
   private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    const route = HTTP_ROUTES.find((r) => r.method === req.method && r.url === path);
     try {
-      if (req.method === 'GET' && path === '/health') {
-        const body = { status: this.draining ? 'draining' : 'ok', ...this.service.store.stats(), connections: this.conns.size, ...this.opts.health?.() };
-        res.writeHead(this.draining ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-      } else if (req.method === 'GET' && path === '/metrics') {
-        const text = await this.metrics.registry.metrics();
-        res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text);
-      } else {
-        res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
-          .end('FluxionDB speaks WebSocket: connect with ws://host:port/?api-key=KEY; GET /health and /metrics are plain HTTP\n');
+      switch (route?.url) {
+        case '/health': {
+          const body = { status: this.draining ? 'draining' : 'ok', ...this.service.store.stats(), connections: this.conns.size, ...this.opts.health?.() };
+          res.writeHead(this.draining ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+          break;
+        }
+        case '/metrics': {
+          const text = await this.metrics.registry.metrics();
+          res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text);
+          break;
+        }
+        case '/openapi.json':
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(fluxionOpenApi()));
+          break;
+        default:
+          if (HTTP_ROUTES.some((r) => r.url === path)) {
+            res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET' }).end(`method ${req.method} not allowed; use GET\n`);
+            break;
+          }
+          res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
+            .end('FluxionDB speaks WebSocket: connect with ws://host:port/?api-key=KEY; GET /health, /metrics and /openapi.json are plain HTTP\n');
       }
     } catch (err) {
       this.log.error({ err }, 'http_handler_failed');

@@ -10,3 +10,4 @@ export {
 export type * from './types.js';
 export type { DatabaseView, MutationResult, Principal } from './service/index.js';
 export { canBind } from './store/index.js';
+export { createPlatformApi, platformOpenApi, PlatformMetrics, type PlatformApiOptions } from './api/index.js';

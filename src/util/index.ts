@@ -1,5 +1,6 @@
 /**
- * util: the bottom layer (typed errors, logging, host:port parsing, TLS files, a keyed lock).
+ * util: the bottom layer (typed errors, logging, host:port parsing, TLS files, a keyed lock,
+ * the OpenAPI generator).
  * Imports no other layer; every layer may import it, raft included (scripts/check-layers.mjs).
  */
 export {
@@ -10,3 +11,4 @@ export { createLogger, type Logger } from './log.js';
 export { splitHostPort, joinHostPort } from './host-port.js';
 export { TlsFiles, type TlsFilesOptions, type TlsMaterial } from './tls-files.js';
 export { KeyedLock } from './keyed-lock.js';
+export { openApi, type JsonSchema, type MediaTypes, type ResponseSpec, type SecurityRequirement, type OpenApiSchemaKeys, type OpenApiRoute, type OpenApiOptions } from './openapi.js';

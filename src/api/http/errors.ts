@@ -23,6 +23,21 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
 };
 
 /**
+ * The JSON error body `sendError` writes, as a schema (OpenAPI documents reference it).
+ * `leader` and `leader_http` come with `not_leader` only.
+ */
+export const ERROR_SCHEMA = {
+  type: 'object',
+  required: ['error', 'code'],
+  properties: {
+    error: { type: 'string', description: 'what went wrong, for a human' },
+    code: { type: 'string', enum: Object.keys(HTTP_STATUS), description: 'stable, for programs' },
+    leader: { type: 'string', description: 'not_leader: the leader\'s raft address, or "" when none is known' },
+    leader_http: { type: 'string', description: 'not_leader: the leader\'s HTTP address, or ""' },
+  },
+};
+
+/**
  * Sends `err` as an HTTP error. `format: 'text'` (the seed `/kv` API) answers with the bare
  * message, as the seed API does; `json` answers `{"error": message, "code": code}`.
  * A NotLeaderError also carries `leader` / `leader_http`; an UnavailableError sets Retry-After.

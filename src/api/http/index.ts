@@ -5,4 +5,4 @@
  */
 export { createHttpApi, HEADER_BYTES_MAX, MEMBER_ONLY, type HttpApiOptions } from './server.js';
 export { HttpMetrics } from './metrics.js';
-export { sendError, HTTP_STATUS } from './errors.js';
+export { sendError, HTTP_STATUS, ERROR_SCHEMA } from './errors.js';

@@ -1,3 +1,3 @@
 /** The platform's HTTP API (fastify, OpenAPI from the route schemas) and its metrics. */
-export { createPlatformApi, openApi, type PlatformApiOptions, type HealthSource } from './server.js';
+export { createPlatformApi, platformOpenApi, type PlatformApiOptions, type HealthSource } from './server.js';
 export { PlatformMetrics, type MetricsSources } from './metrics.js';

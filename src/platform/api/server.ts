@@ -15,11 +15,12 @@
  */
 import { createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
-import { sendError } from '../../api/http/index.js';
-import { ConureError, InvalidArgumentError, TooLargeError, type Logger, type TlsFiles } from '../../util/index.js';
+import { ERROR_SCHEMA, sendError } from '../../api/http/index.js';
+import { ConureError, InvalidArgumentError, TooLargeError, openApi, type Logger, type OpenApiRoute, type TlsFiles } from '../../util/index.js';
 import type { Server as TlsServer } from 'node:tls';
 import type { Idempotency, MutationResult, PlatformService, Principal } from '../service/index.js';
 import type { PlatformMetrics } from './metrics.js';
+import { ACCEPTED, BACKUP_SCHEMA, DATABASE_SCHEMA, EVENT_SCHEMA, list, OPERATION_SCHEMA, TENANT_SCHEMA } from './schemas.js';
 
 export interface HealthSource {
   /** Component → state; `running` is healthy. */
@@ -44,7 +45,6 @@ const PUBLIC = new Set(['/health', '/ready', '/metrics', '/openapi.json']);
 
 declare module 'fastify' {
   interface FastifyRequest { principal?: Principal }
-  interface FastifySchema { summary?: string }
 }
 
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 128, description: 'database id' } } } as const;
@@ -58,9 +58,17 @@ export function createPlatformApi(opts: PlatformApiOptions): FastifyInstance {
     logger: false,
     // Types are checked by the engines (e.g. voters "3" is refused, not coerced).
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    // Ids are up to 128 characters (the schemas say so, and answer 400 beyond): the router's
+    // own limit (100 by default, 414) must not refuse valid ones first.
+    routerOptions: { maxParamLength: 1024 },
+    // Errors the router raises before any route runs (a path parameter over maxParamLength, or
+    // one that is not valid percent-encoding) get the API's error body too.
+    frameworkErrors: (err, _req, reply) => { sendError(reply, frameworkError(err), 'json'); },
     ...(opts.tls && { https: opts.tls.current() }),
   }) as FastifyInstance;
   if (opts.tls) opts.tls.serve(app.server as unknown as TlsServer);
+  // Response schemas describe, they do not filter (see schemas.ts).
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   const routes: RouteOptions[] = [];
   app.addHook('onRoute', (r) => { routes.push(r); });
 
@@ -104,25 +112,34 @@ export function createPlatformApi(opts: PlatformApiOptions): FastifyInstance {
     reply.code(ok ? 200 : 503);
     return { status: ok ? 'healthy' : 'unhealthy', components };
   });
-  app.get('/ready', { schema: { summary: 'Readiness: the store is reachable' } }, async (_req, reply) => {
+  app.get('/ready', {
+    schema: {
+      summary: 'Readiness: the store is reachable',
+      response: {
+        200: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ready'] } } },
+        503: { type: 'object', required: ['status', 'store'], properties: { status: { type: 'string', enum: ['not_ready'] }, store: { type: 'string', enum: ['unreachable'] } } },
+      },
+    },
+  }, async (_req, reply) => {
     const ok = await opts.health.storeReachable();
     reply.code(ok ? 200 : 503);
     return ok ? { status: 'ready' } : { status: 'not_ready', store: 'unreachable' };
   });
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics' } }, async (_req, reply) => {
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', response: { 200: { description: 'the Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } }, async (_req, reply) => {
     reply.type(opts.metrics.contentType);
     return opts.metrics.render();
   });
-  app.get('/openapi.json', { schema: { summary: 'This API as OpenAPI 3' } }, async () => openApi(routes, opts.version ?? '0.1.0'));
+  app.get('/openapi.json', { schema: { summary: 'This API as OpenAPI 3', response: { 200: { type: 'object', additionalProperties: true, description: 'this document' } } } }, async () => platformOpenApi(routes, opts.version ?? '0.1.0'));
 
   // ---- tenants --------------------------------------------------------------------------------
   app.post('/v1/tenants', {
     schema: {
       summary: 'Create a tenant (admin); its token is returned once',
       body: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 53 }, name: { type: 'string', maxLength: 128 } } },
+      response: { 201: { type: 'object', required: ['tenant', 'token'], properties: { tenant: TENANT_SCHEMA, token: { type: 'string', description: 'shown once' } } } },
     },
   }, async (req, reply) => { reply.code(201); return svc.createTenant(who(req), req.body); });
-  app.get('/v1/tenants', { schema: { summary: 'List tenants (admin)' } }, async (req) => ({ tenants: await svc.listTenants(who(req)) }));
+  app.get('/v1/tenants', { schema: { summary: 'List tenants (admin)', response: { 200: list('tenants', TENANT_SCHEMA) } } }, async (req) => ({ tenants: await svc.listTenants(who(req)) }));
 
   // ---- databases ------------------------------------------------------------------------------
   app.post('/v1/databases', {
@@ -145,20 +162,28 @@ export function createPlatformApi(opts: PlatformApiOptions): FastifyInstance {
           version: { type: 'string' },
         },
       },
+      response: { 202: ACCEPTED },
     },
   }, async (req, reply) => accepted(reply, await svc.createDatabase(who(req), req.body, idem(req))));
   app.get('/v1/databases', {
-    schema: { summary: 'List databases (own; all for the admin)', querystring: { type: 'object', properties: { tenant: { type: 'string' }, engine: { type: 'string' } } } },
+    schema: {
+      summary: 'List databases (own; all for the admin)', querystring: { type: 'object', properties: { tenant: { type: 'string' }, engine: { type: 'string' } } },
+      response: { 200: list('databases', DATABASE_SCHEMA) },
+    },
   }, async (req) => {
     const q = req.query as { tenant?: string; engine?: string };
     return { databases: await svc.listDatabases(who(req), q) };
   });
-  app.get('/v1/databases/:id', { schema: { summary: 'Get a database', params: idParams } }, async (req) => svc.getDatabase(who(req), (req.params as { id: string }).id));
+  app.get('/v1/databases/:id', { schema: { summary: 'Get a database', params: idParams, response: { 200: DATABASE_SCHEMA } } }, async (req) => svc.getDatabase(who(req), (req.params as { id: string }).id));
   app.patch('/v1/databases/:id', {
     schema: {
       summary: 'Resize/scale (202 + operation), or change deletionPolicy (200)',
       params: idParams, headers: idemHeader,
       body: { type: 'object', properties: { ram: quantity, voters: {}, storage: quantity, deletionPolicy: { type: 'string' } } },
+      response: {
+        200: { type: 'object', required: ['database'], properties: { database: DATABASE_SCHEMA }, description: 'only deletionPolicy changed: done' },
+        202: ACCEPTED,
+      },
     },
   }, async (req, reply) => {
     const r = await svc.patchDatabase(who(req), (req.params as { id: string }).id, req.body, idem(req));
@@ -169,42 +194,48 @@ export function createPlatformApi(opts: PlatformApiOptions): FastifyInstance {
       summary: 'Delete (policy Delete | WipeOut) or halt (Halt); DoNotTerminate refuses with 422',
       params: idParams, headers: idemHeader,
       querystring: { type: 'object', properties: { policy: { type: 'string', enum: ['Delete', 'WipeOut', 'Halt', 'DoNotTerminate'] } } },
+      response: { 202: ACCEPTED },
     },
   }, async (req, reply) => accepted(reply, await svc.deleteDatabase(who(req), (req.params as { id: string }).id, (req.query as { policy?: string }).policy, idem(req))));
-  app.post('/v1/databases/:id/backups', { schema: { summary: 'Take a backup (202 + operation)', params: idParams, headers: idemHeader } },
+  app.post('/v1/databases/:id/backups', { schema: { summary: 'Take a backup (202 + operation)', params: idParams, headers: idemHeader, response: { 202: ACCEPTED } } },
     async (req, reply) => accepted(reply, await svc.backup(who(req), (req.params as { id: string }).id, idem(req))));
-  app.get('/v1/databases/:id/backups', { schema: { summary: 'List a database\'s backups', params: idParams } },
+  app.get('/v1/databases/:id/backups', { schema: { summary: 'List a database\'s backups', params: idParams, response: { 200: list('backups', BACKUP_SCHEMA) } } },
     async (req) => ({ backups: await svc.listBackups(who(req), (req.params as { id: string }).id) }));
-  app.get('/v1/backups', { schema: { summary: 'List every visible backup, including those of deleted databases' } },
+  app.get('/v1/backups', { schema: { summary: 'List every visible backup, including those of deleted databases', response: { 200: list('backups', BACKUP_SCHEMA) } } },
     async (req) => ({ backups: await svc.listAllBackups(who(req)) }));
   app.post('/v1/databases/:id/restore', {
     schema: {
       summary: 'Restore a backup (of this or another database of the tenant, same engine) into this database',
       params: idParams, headers: idemHeader,
       body: { type: 'object', required: ['backupId'], properties: { backupId: { type: 'string', maxLength: 128 } } },
+      response: { 202: ACCEPTED },
     },
   }, async (req, reply) => accepted(reply, await svc.restore(who(req), (req.params as { id: string }).id, req.body, idem(req))));
-  app.post('/v1/databases/:id/halt', { schema: { summary: 'Stop the instance, keep its data (202)', params: idParams, headers: idemHeader } },
+  app.post('/v1/databases/:id/halt', { schema: { summary: 'Stop the instance, keep its data (202)', params: idParams, headers: idemHeader, response: { 202: ACCEPTED } } },
     async (req, reply) => accepted(reply, await svc.halt(who(req), (req.params as { id: string }).id, idem(req))));
-  app.post('/v1/databases/:id/resume', { schema: { summary: 'Start a halted instance again (202)', params: idParams, headers: idemHeader } },
+  app.post('/v1/databases/:id/resume', { schema: { summary: 'Start a halted instance again (202)', params: idParams, headers: idemHeader, response: { 202: ACCEPTED } } },
     async (req, reply) => accepted(reply, await svc.resume(who(req), (req.params as { id: string }).id, idem(req))));
   app.post('/v1/databases/:id/rotate-key', {
     schema: {
       summary: 'Fluxion: replace the master API key (202)', params: idParams, headers: idemHeader,
       body: { type: 'object', required: ['apiKey'], properties: { apiKey: { type: 'string' } } },
+      response: { 202: ACCEPTED },
     },
   }, async (req, reply) => accepted(reply, await svc.rotateKey(who(req), (req.params as { id: string }).id, req.body, idem(req))));
   app.get('/v1/databases/:id/events', {
-    schema: { summary: 'A database\'s events, oldest first', params: idParams, querystring: { type: 'object', properties: { limit: { type: 'string', pattern: '^[0-9]{1,6}$' } } } },
+    schema: {
+      summary: 'A database\'s events, oldest first', params: idParams, querystring: { type: 'object', properties: { limit: { type: 'string', pattern: '^[0-9]{1,6}$' } } },
+      response: { 200: list('events', EVENT_SCHEMA) },
+    },
   }, async (req) => {
     const limit = (req.query as { limit?: string }).limit;
     return { events: await svc.events(who(req), (req.params as { id: string }).id, limit === undefined ? undefined : Number(limit)) };
   });
 
   // ---- operations -----------------------------------------------------------------------------
-  app.get('/v1/operations/:id', { schema: { summary: 'Get an operation: state, steps, progress', params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 128 } } } } },
+  app.get('/v1/operations/:id', { schema: { summary: 'Get an operation: state, steps, progress', params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 128 } } }, response: { 200: OPERATION_SCHEMA } } },
     async (req) => svc.getOperation(who(req), (req.params as { id: string }).id));
-  app.get('/v1/operations', { schema: { summary: 'List operations', querystring: { type: 'object', properties: { database: { type: 'string', maxLength: 128 } } } } },
+  app.get('/v1/operations', { schema: { summary: 'List operations', querystring: { type: 'object', properties: { database: { type: 'string', maxLength: 128 } } }, response: { 200: list('operations', OPERATION_SCHEMA) } } },
     async (req) => {
       const q = req.query as { database?: string };
       return { operations: await svc.listOperations(who(req), q.database === undefined ? {} : { database: q.database }) };
@@ -226,54 +257,18 @@ function frameworkError(err: unknown): unknown {
   return err;
 }
 
-/** OpenAPI 3.0 from the collected routes' schemas. */
-export function openApi(routes: readonly RouteOptions[], version: string): Record<string, unknown> {
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const r of routes) {
-    const methods = (Array.isArray(r.method) ? r.method : [r.method]).map((m) => m.toLowerCase()).filter((m) => m !== 'head');
-    const path = r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
-    const s = (r.schema ?? {}) as Record<string, unknown> & { params?: JsonObj; querystring?: JsonObj; headers?: JsonObj; body?: unknown; summary?: string; response?: Record<string, unknown> };
-    const parameters: unknown[] = [];
-    const add = (where: string, obj?: JsonObj) => {
-      for (const [name, schema] of Object.entries(obj?.properties ?? {})) {
-        parameters.push({ name, in: where, required: where === 'path' || (obj?.required ?? []).includes(name), schema });
-      }
-    };
-    add('path', s.params);
-    add('query', s.querystring);
-    add('header', s.headers);
-    for (const m of methods) {
-      const entry: Record<string, unknown> = {
-        summary: s.summary ?? '',
-        operationId: `${m}${path.replace(/[{}]/g, '').split('/').map((x) => x.charAt(0).toUpperCase() + x.slice(1)).join('').replace(/[^A-Za-z0-9]/g, '')}`,
-        parameters,
-        responses: responsesFor(m, path, s.response),
-      };
-      if (s.body) entry.requestBody = { required: true, content: { 'application/json': { schema: s.body } } };
-      if (PUBLIC.has(path)) entry.security = [];
-      paths[path] = { ...(paths[path] ?? {}), [m]: entry };
-    }
-  }
-  return {
-    openapi: '3.0.3',
-    info: { title: 'Conure platform API', version },
-    components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-      schemas: { Error: { type: 'object', required: ['error', 'code'], properties: { error: { type: 'string' }, code: { type: 'string' } } } },
-    },
+/** The statuses every authenticated route may answer, with `{"error","code"}`. */
+const API_ERRORS = ['400', '401', '403', '404', '409', '413', '422', '423', '429', '503'];
+
+/** The platform API's OpenAPI document, from the collected routes' schemas. */
+export function platformOpenApi(routes: readonly OpenApiRoute[], version: string): Record<string, unknown> {
+  const error = { description: 'error', content: { 'application/json': { schema: ERROR_SCHEMA } } };
+  return openApi(routes, {
+    title: 'Conure platform API', version,
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
     security: [{ bearer: [] }],
-    paths,
-  };
-}
-
-type JsonObj = { properties?: Record<string, unknown>; required?: string[] };
-
-function responsesFor(method: string, path: string, declared?: Record<string, unknown>): Record<string, unknown> {
-  const err = { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
-  const out: Record<string, unknown> = {};
-  if (declared) for (const [code, schema] of Object.entries(declared)) out[code] = { description: code, content: { 'application/json': { schema } } };
-  else if (method !== 'get' && path.startsWith('/v1/databases')) out['202'] = { description: 'accepted: { database, operation }; Location: /v1/operations/<id>' };
-  else out['200'] = { description: 'OK' };
-  if (!PUBLIC.has(path)) for (const c of ['400', '401', '404', '413', '422', '423', '429', '503']) out[c] = err;
-  return out;
+    securityOf: (path) => (PUBLIC.has(path) ? [] : undefined),
+    schemas: { Error: ERROR_SCHEMA, Database: DATABASE_SCHEMA, Operation: OPERATION_SCHEMA, Backup: BACKUP_SCHEMA, Event: EVENT_SCHEMA, Tenant: TENANT_SCHEMA },
+    extraResponses: (path) => (PUBLIC.has(path) ? {} : Object.fromEntries(API_ERRORS.map((c) => [c, error]))),
+  });
 }
