@@ -45,6 +45,20 @@ async function acknowledgedWrites(c: TestCluster, prefix: string): Promise<strin
 }
 
 const clusters: TestCluster[] = [];
+
+/** Voters a (bootstrap) and b, arbiter z, all in the configuration. */
+async function twoVotersAndArbiter(): Promise<{ c: TestCluster; a: TestMember; b: TestMember; z: TestMember }> {
+  const c = new TestCluster();
+  clusters.push(c);
+  const a = await c.add({ id: 'a', bootstrap: true });
+  await a.start();
+  await a.waitReady();
+  const b = await c.add({ id: 'b', join: [a.url] });
+  const z = await c.add({ id: 'z', role: 'arbiter', join: [a.url] });
+  await Promise.all([b.start(), z.start()]);
+  await c.waitConfig((s) => s.filter((x) => x.suffrage === 'voter').length === 2 && s.some((x) => x.suffrage === 'arbiter'), '2 voters + arbiter');
+  return { c, a, b, z };
+}
 after(async () => { for (const c of clusters) await c.stopAll(); });
 
 describe('quorum-loss recovery: conured --force-new-cluster and conurectl recover', { timeout: 240_000 }, () => {
@@ -128,15 +142,7 @@ describe('quorum-loss recovery: conured --force-new-cluster and conurectl recove
   });
 
   it('2 voters + arbiter: the voter survives and recovers; a fresh voter and arbiter join', async () => {
-    const c = new TestCluster();
-    clusters.push(c);
-    const a = await c.add({ id: 'a', bootstrap: true });
-    await a.start();
-    await a.waitReady();
-    const b = await c.add({ id: 'b', join: [a.url] });
-    const z = await c.add({ id: 'z', role: 'arbiter', join: [a.url] });
-    await Promise.all([b.start(), z.start()]);
-    await c.waitConfig((s) => s.filter((x) => x.suffrage === 'voter').length === 2 && s.some((x) => x.suffrage === 'arbiter'), '2 voters + arbiter');
+    const { c, a, b, z } = await twoVotersAndArbiter();
     const acked = await acknowledgedWrites(c, 'two');
     await Promise.all([b.kill9(), z.kill9()]);
     rmSync(b.dataDir, { recursive: true, force: true });
@@ -161,15 +167,7 @@ describe('quorum-loss recovery: conured --force-new-cluster and conurectl recove
   });
 
   it('2 voters + arbiter: when only the arbiter survives, recovery is refused with the reason', async () => {
-    const c = new TestCluster();
-    clusters.push(c);
-    const a = await c.add({ id: 'a', bootstrap: true });
-    await a.start();
-    await a.waitReady();
-    const b = await c.add({ id: 'b', join: [a.url] });
-    const z = await c.add({ id: 'z', role: 'arbiter', join: [a.url] });
-    await Promise.all([b.start(), z.start()]);
-    await c.waitConfig((s) => s.filter((x) => x.suffrage === 'voter').length === 2 && s.some((x) => x.suffrage === 'arbiter'), '2 voters + arbiter');
+    const { a, b, z } = await twoVotersAndArbiter();
     await Promise.all([a.kill9(), b.kill9()]);
 
     const all = [a.url, b.url, z.url];

@@ -267,12 +267,14 @@ const MEMBER_ERRORS: Record<string, ResponseSpec> = {
 };
 const ok = { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean', enum: [true] } } };
 
+const KEY_PARAM = { type: 'string', minLength: 1, description: `the key, UTF-8, at most ${KV_LIMITS.keyBytesMax} bytes` };
+
 const SCHEMAS = {
   kvGet: {
     summary: 'Read a key',
     description: 'The raw value; an empty body when the key is absent. HEAD answers the same without a body.',
     querystring: { type: 'object', required: ['key'], properties: {
-      key: { type: 'string', minLength: 1, description: `the key, UTF-8, at most ${KV_LIMITS.keyBytesMax} bytes` },
+      key: KEY_PARAM,
       consistency: { type: 'string', description: '`serializable` (or `stale`): the local copy, without a read barrier; anything else: linearizable (the default)' },
     } },
     response: { 200: { description: 'the value, byte for byte', content: binary }, ...KV_ERRORS },
@@ -281,7 +283,7 @@ const SCHEMAS = {
     summary: 'Write a key',
     description: 'The value is the `value` parameter (URL-encoded UTF-8) when given, else the request body as sent.',
     querystring: { type: 'object', required: ['key'], properties: {
-      key: { type: 'string', minLength: 1, description: `the key, UTF-8, at most ${KV_LIMITS.keyBytesMax} bytes` },
+      key: KEY_PARAM,
       value: { type: 'string', description: 'the value; the body is ignored when this is given' },
     } },
     rawBody: {
@@ -294,7 +296,7 @@ const SCHEMAS = {
   kvDelete: {
     summary: 'Delete a key (also when absent)',
     querystring: { type: 'object', required: ['key'], properties: {
-      key: { type: 'string', minLength: 1, description: `the key, UTF-8, at most ${KV_LIMITS.keyBytesMax} bytes` },
+      key: KEY_PARAM,
     } },
     response: { 200: text('deleted', { type: 'string', enum: ['OK'] }), ...KV_ERRORS },
   },
