@@ -6,7 +6,7 @@ import {
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { MvccError } from '../../mvcc/index.js';
-import { InvalidArgumentError, splitHostPort, createLogger, type Logger } from '../../util/index.js';
+import { InvalidArgumentError, UnavailableError, splitHostPort, createLogger, type Logger } from '../../util/index.js';
 import { decodeRange, type Msg } from './codec.js';
 import { grpcStatusOf, toServiceError } from './grpc-status.js';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
@@ -27,7 +27,19 @@ export interface EtcdGrpcServerOptions {
   streamsMax?: number;
   /** Where to count requests and latency (e.g. on the HTTP server's /metrics registry). */
   metrics?: EtcdGrpcMetrics;
+  /**
+   * Streams opened with clientv3's `WithRequireLeader` (metadata `hasleader: true`) end with
+   * "etcdserver: no leader" once the member has had no leader for this long (etcd: three
+   * election timeouts). Default 3 s; checked every `leaderCheckMs` (default 500 ms).
+   */
+  requireLeaderGraceMs?: number;
+  leaderCheckMs?: number;
 }
+
+/** clientv3's `WithRequireLeader` metadata key (rpctypes.MetadataRequireLeaderKey). */
+const REQUIRE_LEADER_KEY = 'hasleader';
+const requiresLeader = (md: Metadata): boolean => md.get(REQUIRE_LEADER_KEY)[0] === 'true';
+const noLeader = (): UnavailableError => new UnavailableError('no leader', 1, { reason: 'no_leader' });
 
 export interface EtcdGrpcServer {
   /** Binds `addr` (host:port; port 0 for an ephemeral port) and resolves with the bound port. */
@@ -112,7 +124,17 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   const log = opts.log ?? createLogger('etcd-grpc');
   const watchLimits = { ...DEFAULT_WATCH_STREAM_LIMITS, ...opts.watch };
   const streamsMax = opts.streamsMax ?? 10_000;
-  const streams = new Set<{ end(): void }>();
+  const streams = new Set<{ end(): void; noLeader?: () => void }>();
+  // WithRequireLeader streams end once the member has been without a leader for the grace time.
+  const graceMs = opts.requireLeaderGraceMs ?? 3000;
+  let leaderlessSince: number | undefined;
+  const leaderWatch = setInterval(() => {
+    if (svc.hasLeader()) { leaderlessSince = undefined; return; }
+    leaderlessSince ??= Date.now();
+    if (Date.now() - leaderlessSince < graceMs) return;
+    for (const s of streams) if (s.noLeader) { streams.delete(s); s.noLeader(); }
+  }, opts.leaderCheckMs ?? 500);
+  leaderWatch.unref();
   /**
    * Range responses hold their bytes in the budget until grpc-js has written them (its
    * sendStatus follows the message write) or the call is cancelled.
@@ -158,6 +180,12 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
       if (bad) {
         opts.metrics?.record(name, bad.code, (performance.now() - started) / 1000);
         cb(rejectedError(bad));
+        return;
+      }
+      // WithRequireLeader: fail at once instead of waiting for a leader (etcd's interceptor).
+      if (requiresLeader(call.metadata) && !svc.hasLeader()) {
+        opts.metrics?.record(name, status.UNAVAILABLE, (performance.now() - started) / 1000);
+        cb(toServiceError(noLeader()));
         return;
       }
       fn(call.request).then((res) => {
@@ -297,7 +325,12 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
       endWithError(call, new MvccError('invalid', `too many streams (limit ${streamsMax})`));
       return false;
     }
-    const entry = { end: () => call.end() };
+    const leaderBound = requiresLeader(call.metadata);
+    if (leaderBound && !svc.hasLeader()) {
+      endWithError(call, noLeader());
+      return false;
+    }
+    const entry = { end: () => call.end(), ...(leaderBound && { noLeader: () => endWithError(call, noLeader()) }) };
     streams.add(entry);
     const drop = () => streams.delete(entry);
     call.on('close', drop);
@@ -339,6 +372,7 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
       });
     },
     close(): Promise<void> {
+      clearInterval(leaderWatch);
       for (const s of streams) s.end();
       streams.clear();
       listener?.close();

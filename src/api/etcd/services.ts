@@ -65,6 +65,12 @@ export class EtcdServices {
 
   private get replicator(): Replicator { return this.opts.mvcc.replicator; }
 
+  /** Whether this member knows a leader (itself or another): clientv3's WithRequireLeader asks. */
+  hasLeader(): boolean {
+    const st = this.replicator.status();
+    return st.isLeader || st.leader !== '';
+  }
+
   /** A response header at the current revision (or `revision`). */
   header(revision?: number): Header {
     return { ...this.clusterHeader(), revision: String(revision ?? this.mvcc.sm.currentRevision()) };
