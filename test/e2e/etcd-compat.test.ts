@@ -44,6 +44,31 @@ function halfClosedKeepAlive(endpoint: string, id: string): Promise<{ replies: A
   });
 }
 
+/**
+ * A raw Watch stream: one create request, then the client half-closes; two puts follow (after
+ * the half-close). Resolves with what arrived before the client cancels.
+ */
+function halfClosedWatch(endpoint: string, key: string, put: (kv: string) => Promise<unknown>): Promise<{ created: boolean; events: string[] }> {
+  const Watch = etcdProto().Watch as ServiceClientConstructor;
+  const client = new Watch(endpoint, credentials.createInsecure());
+  const stream = (client as unknown as { Watch(): ClientDuplexStream<object, { created?: boolean; events?: Array<{ kv: { key: Buffer; value: Buffer } }> }> }).Watch();
+  const out = { created: false, events: [] as string[] };
+  stream.on('error', () => { /* the cancel below */ });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { stream.cancel(); client.close(); resolve(out); }, 10_000);
+    stream.on('data', (r) => {
+      if (r.created) {
+        out.created = true;
+        stream.end(); // half-close, then write
+        put(`${key}=1`).then(() => put(`${key}=2`)).catch(reject);
+      }
+      for (const e of r.events ?? []) out.events.push(`${e.kv.key.toString()}=${e.kv.value.toString()}`);
+      if (out.events.length >= 2) { clearTimeout(timer); stream.cancel(); client.close(); resolve(out); }
+    });
+    stream.write({ create_request: { key: Buffer.from(key) } });
+  });
+}
+
 describe('etcd compatibility (issue 19) on a 3-member cluster', { skip, timeout: 240_000 }, () => {
   const c = new TestCluster();
   let members: TestMember[] = [];
@@ -146,6 +171,20 @@ describe('etcd compatibility (issue 19) on a 3-member cluster', { skip, timeout:
       const r = await halfClosedKeepAlive(etcd.endpoint, BigInt(`0x${etcdLease}`).toString());
       assert.equal(r.ended, 'status 0');
       assert.equal(r.replies.length, 1, 'etcd answers too');
+    } finally { await etcd.close(); }
+  });
+
+  it('a half-closed Watch keeps delivering events until the client cancels, as etcd does', async () => {
+    const check = async (endpoint: string, put: (k: string) => Promise<unknown>, who: string) => {
+      const r = await halfClosedWatch(endpoint, `hw-${who}`, put);
+      assert.deepEqual(r, { created: true, events: [`hw-${who}=1`, `hw-${who}=2`] }, who);
+    };
+    const m = members[1]!;
+    await check(`127.0.0.1:${m.clientPort}`, (k) => etcdctl(url(m), 'put', k.split('=')[0]!, k.split('=')[1]!), 'conuredb');
+    if (!HAVE_ETCD) return;
+    const etcd = await startEtcd();
+    try {
+      await check(etcd.endpoint.replace(/^http:\/\//, ''), (k) => etcdctl(etcd.endpoint, 'put', k.split('=')[0]!, k.split('=')[1]!), 'etcd');
     } finally { await etcd.close(); }
   });
 

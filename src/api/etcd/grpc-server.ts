@@ -256,7 +256,9 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   };
 
   impls.Watch!.Watch = (call: ServerDuplexStream<Msg, Msg>) => {
-    if (!admitStream(call, 'Watch.Watch')) return;
+    // A client that half-closes keeps its watches: etcd's recvLoop ends on EOF, the send side
+    // runs until the client cancels (or the server stops).
+    if (!admitStream(call, 'Watch.Watch', () => undefined)) return;
     const ws = new WatchStream(svc.hub, {
       send: (msg) => { call.write(msg); },
       queuedBytes: () => call.writableLength,
@@ -268,7 +270,6 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
     });
     call.on('drain', () => ws.drained());
     const done = () => ws.close();
-    call.on('end', done);
     call.on('cancelled', done);
     call.on('error', done);
     call.on('close', done);
@@ -316,8 +317,8 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
   }
 
   /**
-   * Counts the stream against `streamsMax` (and in the metrics as `method`); `onHalfClose` runs
-   * when the client ends its side (default: end ours).
+   * Counts the stream against `streamsMax` (and in the metrics as `method`) until it ends;
+   * `onHalfClose` runs when the client ends its side (default: end ours).
    */
   function admitStream(call: ServerDuplexStream<Msg, Msg>, method: string, onHalfClose: () => void = () => { call.end(); }): boolean {
     countStream(call, 'bidi_stream', method);
@@ -334,12 +335,10 @@ export function createEtcdGrpcServer(opts: EtcdGrpcServerOptions): EtcdGrpcServe
     streams.add(entry);
     const drop = () => streams.delete(entry);
     call.on('close', drop);
+    call.on('finish', drop);
     call.on('cancelled', drop);
     call.on('error', drop);
-    call.on('end', () => {
-      drop();
-      onHalfClose();
-    });
+    call.on('end', onHalfClose);
     return true;
   }
 
