@@ -10,7 +10,7 @@ import { MemberHttp } from '../node/index.js';
 import { MembershipService } from '../node/index.js';
 import type { PeerSecret } from '../node/index.js';
 import { RaftReplicator } from '../node/index.js';
-import { createEtcdApi, type EtcdApi } from '../api/etcd/index.js';
+import { createEtcdApi, RpcStatusError, type EtcdApi, type MembershipForwarder } from '../api/etcd/index.js';
 import { registerEtcdGateway } from '../api/etcd/index.js';
 import { createEtcdGrpcServer, type EtcdGrpcServer } from '../api/etcd/index.js';
 import { ClientListener } from '../api/etcd/index.js';
@@ -125,6 +125,7 @@ export async function startConured(cfg: ConuredConfig, log: Logger, onFatal: (er
     },
     ...(cfg.watchProgressNotifyMs !== undefined && { watch: { progressIntervalMs: cfg.watchProgressNotifyMs } }),
     forwardKeepAlive: (id) => forwardKeepAlive(replicator, memberHttp, id),
+    forwardMembership: membershipForwarder(replicator, memberHttp),
   });
   const kv: KvService = etcd
     ? etcd.kv
@@ -221,22 +222,48 @@ function hostOf(hostPort: string): string {
 }
 
 /**
+ * POSTs `body` (JSON) to `path` on the leader's HTTP API, as a follower does on behalf of a
+ * client. Resolves with the answer's status and text; a leader that cannot be reached, or none
+ * known, is an UnavailableError (clients retry).
+ */
+async function postToLeader(replicator: RaftReplicator, members: MemberHttp, path: string, body: unknown, what: string): Promise<{ status: number; text: string }> {
+  const leaderHttp = replicator.status().leaderHttp;
+  if (!leaderHttp) throw new UnavailableError(`no leader is known to ${what}; retry shortly`, 1, { reason: 'no_leader' });
+  try {
+    const res = await members.fetch(`${members.url(leaderHttp)}${path}`, {
+      method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(15_000),
+      headers: { 'content-type': 'application/json' },
+    });
+    return { status: res.status, text: await res.text() };
+  } catch (err) {
+    // The leader went away or is slow: a client should retry (UNAVAILABLE), not give up (INTERNAL).
+    throw new UnavailableError(`could not reach the leader at ${leaderHttp} to ${what} (${(err as Error).message}); retry shortly`, 1, { cause: err });
+  }
+}
+
+/**
  * A follower forwards a lease keep-alive to the leader (leases live on the leader's lessor),
  * through the leader's JSON gateway. Returns the renewed TTL in seconds (≤ 0: lease not found).
  */
 async function forwardKeepAlive(replicator: RaftReplicator, members: MemberHttp, id: number): Promise<number> {
-  const leaderHttp = replicator.status().leaderHttp;
-  if (!leaderHttp) throw new UnavailableError('no leader is known to renew the lease with; retry shortly', 1, { reason: 'no_leader' });
-  let res: Response;
-  let text: string;
-  try {
-    res = await members.fetch(`${members.url(leaderHttp)}/v3/lease/keepalive`, { method: 'POST', body: JSON.stringify({ ID: String(id) }), signal: AbortSignal.timeout(5000) });
-    text = await res.text();
-  } catch (err) {
-    // The leader went away or is slow: a client should retry (UNAVAILABLE), not give up (INTERNAL).
-    throw new UnavailableError(`could not reach the leader at ${leaderHttp} to renew the lease (${(err as Error).message}); retry shortly`, 1, { cause: err });
-  }
-  if (!res.ok) throw new ConureError(res.status === 404 ? 'not_found' : 'unavailable', `the leader refused the keep-alive: ${text.slice(0, 200)}`);
+  const { status, text } = await postToLeader(replicator, members, '/v3/lease/keepalive', { ID: String(id) }, 'renew the lease with');
+  if (status !== 200) throw new ConureError(status === 404 ? 'not_found' : 'unavailable', `the leader refused the keep-alive: ${text.slice(0, 200)}`);
   const result = (JSON.parse(text.split('\n')[0]!) as { result?: { TTL?: string | number } }).result;
   return Number(result?.TTL ?? 0);
+}
+
+/**
+ * A follower carries an etcd Cluster change (MemberAdd, MemberRemove, MemberUpdate,
+ * MemberPromote) to the leader's JSON gateway, as etcd forwards it. The leader's refusal reaches
+ * the client with the leader's gRPC code and text.
+ */
+function membershipForwarder(replicator: RaftReplicator, members: MemberHttp): MembershipForwarder {
+  return async (method, body) => {
+    const { status, text } = await postToLeader(replicator, members, `/v3/cluster/member/${method}`, body, 'change the membership');
+    if (status === 200) return;
+    let answer: { code?: number; message?: string; error?: string } = {};
+    try { answer = JSON.parse(text) as typeof answer; } catch { /* not the gateway's JSON */ }
+    if (typeof answer.code === 'number' && answer.code > 0) throw new RpcStatusError(answer.code, answer.message ?? answer.error ?? text.slice(0, 300));
+    throw new UnavailableError(`the leader answered ${status} to the membership change: ${text.slice(0, 300)}`, 1);
+  };
 }

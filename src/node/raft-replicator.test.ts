@@ -123,6 +123,22 @@ async function withLeaderAndJoiner(scenario: (a: Member, b: Member) => Promise<v
   }
 }
 
+describe('RaftReplicator.addMember', { timeout: 30_000 }, () => {
+  it('refuses a member id that peers would refuse in a conf entry (it would stall replication), changing nothing', async () => {
+    const a = await member('a');
+    await a.start({ bootstrap: true });
+    try {
+      await until('a leads', () => a.r!.status().isLeader);
+      const before = a.r!.stats().last_log_index;
+      await assert.rejects(a.r!.addMember({ id: '127.0.0.1:7999', address: '127.0.0.1:7999', suffrage: 'learner' }), /member id "127\.0\.0\.1:7999" must be/);
+      assert.deepEqual(a.r!.members().map((m) => m.id), ['a']);
+      assert.equal(a.r!.stats().last_log_index, before, 'nothing proposed');
+    } finally {
+      await a.stop();
+    }
+  });
+});
+
 describe('RaftReplicator and snapshots', { timeout: 60_000 }, () => {
   it('a member stopped right after installing a snapshot starts again and has every key', async () => {
     await withLeaderAndJoiner(async (a, b) => {

@@ -51,7 +51,7 @@ import { LmdbRaftStorage } from './lmdb-raft-storage.js';
 import type { PeerSecret } from './peer-auth.js';
 import { MemberHttp } from './member-http.js';
 import { PeerTransport, type PeerAdvertise, type PeerTransportOptions } from './peer-transport.js';
-import { validatePeerMessage } from './peer-validation.js';
+import { isMemberId, validatePeerMessage } from './peer-validation.js';
 import { CLUSTER_ID, forcedMarker, forceNewCluster, newClusterId, readClusterId, REGISTRY_KEY, writeClusterId } from './recovery.js';
 import type { Member, MemberObserver, NodeStatus, RaftStats, Replicator, SnapshottableStateMachine, Suffrage } from '../seams/index.js';
 
@@ -346,6 +346,9 @@ export class RaftReplicator implements Replicator {
    */
   async addMember(m: { id: string; address: string; httpAddress?: string; clientUrl?: string; suffrage: Suffrage; fresh?: boolean }): Promise<void> {
     this.requireLeader();
+    // Every member validates conf entries as peer-validation.ts does: an id it would refuse
+    // would stall replication for good, so the leader never proposes one.
+    if (!isMemberId(m.id)) throw new InvalidArgumentError(`member id ${JSON.stringify(m.id)} must be 1-128 letters, digits, ".", "_" or "-"`);
     const current = this.raw.membership;
     const existing = suffrageOf(current, m.id);
     const wantsArbiter = m.suffrage === 'arbiter';

@@ -174,6 +174,25 @@ describe('etcd compatibility (issue 19) on a 3-member cluster', { skip, timeout:
     } finally { await etcd.close(); }
   });
 
+  it('member add, update and remove through a follower are forwarded to the leader, as etcd does; its errors keep etcd\'s code and text', async () => {
+    const leader = await c.leader();
+    const follower = members.find((m) => m !== leader && m.spec.role !== 'arbiter')!;
+    const ep = url(follower);
+    const added = await etcdctl(ep, 'member', 'add', 'extra', '--peer-urls=http://127.0.0.1:7999', '--learner');
+    assert.match(added, /Member\s+[0-9a-f]+ added to cluster\s+[0-9a-f]+/);
+    const id = /Member\s+([0-9a-f]+) added/.exec(added)![1]!;
+    const listed = await etcdctl(ep, 'member', 'list', '-w', 'json');
+    const learner = (JSON.parse(listed) as { members: Array<{ ID: string | number; peerURLs: string[]; isLearner?: boolean }> }).members
+      .find((m) => m.peerURLs.includes('http://127.0.0.1:7999'));
+    assert.ok(learner?.isLearner, `the follower lists the new learner at once: ${listed}`);
+    assert.match(await etcdctl(ep, 'member', 'update', id, '--peer-urls=http://127.0.0.1:7998'), /updated in cluster/);
+    assert.match(await etcdctl(url(leader), 'member', 'list'), /http:\/\/127\.0\.0\.1:7998/);
+    assert.match(await etcdctl(ep, 'member', 'remove', id), new RegExp(`Member\\s+${id} removed from cluster`));
+    assert.doesNotMatch(await etcdctl(ep, 'member', 'list'), /127\.0\.0\.1:799[89]/);
+    // The leader's refusal, through the follower: etcd's NotFound "etcdserver: member not found".
+    await assert.rejects(etcdctl(ep, 'member', 'remove', id), (e: { stderr: string }) => /etcdserver: member not found/.test(e.stderr));
+  });
+
   it('a half-closed Watch keeps delivering events until the client cancels, as etcd does', async () => {
     const check = async (endpoint: string, put: (k: string) => Promise<unknown>, who: string) => {
       const r = await halfClosedWatch(endpoint, `hw-${who}`, put);

@@ -4,7 +4,7 @@ import {
   memberIdOf, MvccKvService, Lessor, type LeaseClock, MvccService, type MvccLimits, type MvccStateMachine, WatchHub, type WatchHubOptions,
 } from '../../mvcc/index.js';
 import type { Logger } from '../../util/index.js';
-import { EtcdServices } from './services.js';
+import { EtcdServices, type MembershipForwarder } from './services.js';
 
 export interface EtcdApiOptions {
   store: StateStore;
@@ -20,6 +20,8 @@ export interface EtcdApiOptions {
   log?: Logger;
   /** Forwards a keep-alive to the leader when this member is a follower (see MvccService). */
   forwardKeepAlive?: (id: number) => Promise<number>;
+  /** Forwards Cluster membership changes to the leader when this member is a follower. */
+  forwardMembership?: MembershipForwarder;
 }
 
 export interface EtcdApi {
@@ -63,6 +65,7 @@ export function createEtcdApi(opts: EtcdApiOptions): EtcdApi {
   const servicesOpts: ConstructorParameters<typeof EtcdServices>[0] = { mvcc, hub, store: opts.store };
   if (opts.clusterName) servicesOpts.clusterName = opts.clusterName;
   if (opts.clientUrl) servicesOpts.clientUrl = opts.clientUrl;
+  if (opts.forwardMembership) servicesOpts.forwardMembership = opts.forwardMembership;
   const services = new EtcdServices(servicesOpts);
   return {
     services, mvcc, hub, lessor,

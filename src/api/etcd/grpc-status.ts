@@ -67,8 +67,17 @@ const rpc = (name: RpcErrorName): { code: status; details: string } => {
   return { code, details };
 };
 
+/**
+ * A gRPC status another member answered (a request forwarded to the leader), passed on to the
+ * client as it is: etcd's code and text.
+ */
+export class RpcStatusError extends Error {
+  constructor(readonly code: status, readonly details: string) { super(details); }
+}
+
 /** The gRPC status and text for `err`. */
 export function grpcStatusOf(err: unknown): { code: status; details: string } {
+  if (err instanceof RpcStatusError) return { code: err.code, details: err.details };
   if (err instanceof MvccError) {
     // 'invalid' covers several conditions; its own message says which.
     return err.reason === 'invalid' ? { code: status.INVALID_ARGUMENT, details: `etcdserver: ${err.message}` } : rpc(BY_REASON[err.reason]);

@@ -9,5 +9,5 @@ export { registerEtcdGateway, toJson, type EtcdGatewayOptions } from './gateway.
 export { ClientListener, type ClientListenerOptions, type ClientListenerStats } from './client-listener.js';
 export { createEtcdClientHttp, type EtcdClientHttpOptions } from './client-http.js';
 export { EtcdGrpcMetrics, EtcdServerMetrics, etcdGauges } from './metrics.js';
-export { EtcdServices, ETCD_API_VERSION, type EtcdMember, type EtcdServicesOptions } from './services.js';
-export { grpcStatusOf, toServiceError, httpStatusOfGrpc } from './grpc-status.js';
+export { EtcdServices, ETCD_API_VERSION, type EtcdMember, type EtcdServicesOptions, type MembershipForwarder } from './services.js';
+export { grpcStatusOf, toServiceError, httpStatusOfGrpc, RpcStatusError } from './grpc-status.js';

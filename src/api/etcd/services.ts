@@ -1,5 +1,6 @@
 import { crc32 } from 'node:zlib';
 import type { Member, Replicator } from '../../seams/index.js';
+import { NotLeaderError } from '../../util/index.js';
 import type { StateStore } from '../../storage/index.js';
 import { MvccError, clusterIdOf, memberIdOf, type MvccService, encodeSnapshot, type Alarm, type AlarmKind, type WatchHub } from '../../mvcc/index.js';
 import type { Header } from './codec.js';
@@ -29,7 +30,19 @@ export interface EtcdServicesOptions {
   clusterName?: string;
   /** This member's advertised client URL (e.g. http://10.0.0.5:2379), reported in member lists. */
   clientUrl?: string;
+  /** Carries a membership change to the leader when this member is a follower (as etcd forwards its proposals). */
+  forwardMembership?: MembershipForwarder;
 }
+
+/**
+ * Sends an etcd Cluster request (`add`: MemberAdd, …, in the JSON gateway's form) to the leader,
+ * as a follower does on behalf of its client. Resolves once the leader has committed the change;
+ * rejects with the leader's error.
+ */
+export type MembershipForwarder = (method: 'add' | 'remove' | 'update' | 'promote', body: Record<string, unknown>) => Promise<void>;
+
+/** How long a follower waits, after the leader committed a forwarded change, to see it applied itself. */
+const FORWARDED_CHANGE_VISIBLE_MS = 5000;
 
 /**
  * The service layer behind the etcd v3 API: KV/Lease/Watch live in MvccService and WatchHub;
@@ -38,7 +51,7 @@ export interface EtcdServicesOptions {
  *
  * Member mapping: a Conure member `id` is etcd member `memberIdOf(id)` named `id`, peer URL
  * `http://<raft address>`. MemberAdd only receives peer URLs (etcd's request has no name), so
- * the new Conure member's id is its peer address `host:port`; learners are added with suffrage
+ * the new Conure member's id is its peer address `host-port` (memberIdForAddress); learners are added with suffrage
  * `learner`. Arbiters are listed as ordinary (non-learner) members. Client URLs are those each
  * member published with its join (`ClientURL`), and this member's own.
  * Errors: MvccError (`member_not_found`, `member_not_learner`, `peer_url_exists`, `invalid`) and
@@ -93,29 +106,56 @@ export class EtcdServices {
     const address = addressOf(peerURLs[0]!);
     const existing = this.replicator.members();
     if (existing.some((m) => m.address === address)) throw new MvccError('peer_url_exists', `peer URL ${peerURLs[0]} is already a member`);
-    await this.replicator.addMember({ id: address, address, suffrage: isLearner ? 'learner' : 'voter' });
+    const id = memberIdForAddress(address);
+    await this.onLeader(() => this.replicator.addMember({ id, address, suffrage: isLearner ? 'learner' : 'voter' }),
+      (f) => f('add', { peerURLs, isLearner }),
+      () => this.replicator.members().some((m) => m.address === address));
     const members = this.memberList();
-    const member = members.find((m) => m.name === address) ?? this.toEtcdMember({ id: address, address, suffrage: isLearner ? 'learner' : 'voter' }, false);
+    const member = members.find((m) => m.name === id) ?? this.toEtcdMember({ id, address, suffrage: isLearner ? 'learner' : 'voter' }, false);
     return { member, members };
   }
 
   async memberRemove(id: string): Promise<EtcdMember[]> {
-    await this.replicator.removeMember(this.conureId(id).id);
+    const conureId = this.conureId(id).id;
+    await this.onLeader(() => this.replicator.removeMember(conureId), (f) => f('remove', { ID: id }),
+      () => !this.replicator.members().some((m) => m.id === conureId));
     return this.memberList();
   }
 
   async memberUpdate(id: string, peerURLs: string[]): Promise<EtcdMember[]> {
     if (peerURLs.length === 0) throw new MvccError('invalid', 'no peer URL given');
     const m = this.conureId(id);
-    await this.replicator.addMember({ id: m.id, address: addressOf(peerURLs[0]!), ...(m.httpAddress ? { httpAddress: m.httpAddress } : {}), suffrage: m.suffrage });
+    const address = addressOf(peerURLs[0]!);
+    await this.onLeader(() => this.replicator.addMember({ id: m.id, address, ...(m.httpAddress ? { httpAddress: m.httpAddress } : {}), suffrage: m.suffrage }),
+      (f) => f('update', { ID: id, peerURLs }),
+      () => this.replicator.members().some((x) => x.id === m.id && x.address === address));
     return this.memberList();
   }
 
   async memberPromote(id: string): Promise<EtcdMember[]> {
     const m = this.conureId(id);
     if (m.suffrage !== 'learner') throw new MvccError('member_not_learner', `member ${m.id} is not a learner`);
-    await this.replicator.promoteMember(m.id);
+    await this.onLeader(() => this.replicator.promoteMember(m.id), (f) => f('promote', { ID: id }),
+      () => this.replicator.members().some((x) => x.id === m.id && x.suffrage === 'voter'));
     return this.memberList();
+  }
+
+  /**
+   * Runs a membership change here when this member leads; on a follower that knows its leader,
+   * forwards it there and waits (bounded) until this member has applied it, so the member list
+   * it answers with shows the change. Without a forwarder, or a known leader, the NotLeaderError
+   * stands (FailedPrecondition "etcdserver: not leader").
+   */
+  private async onLeader(local: () => Promise<void>, remote: (f: MembershipForwarder) => Promise<void>, visible: () => boolean): Promise<void> {
+    try {
+      await local();
+      return;
+    } catch (err) {
+      const fwd = this.opts.forwardMembership;
+      if (!(err instanceof NotLeaderError) || !err.leaderHttp || !fwd) throw err;
+    }
+    await remote(this.opts.forwardMembership!);
+    for (const deadline = Date.now() + FORWARDED_CHANGE_VISIBLE_MS; !visible() && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 50));
   }
 
   // ---- Maintenance ----
@@ -212,6 +252,15 @@ export class EtcdServices {
       isLearner: m.suffrage === 'learner',
     };
   }
+}
+
+/**
+ * The Conure member id MemberAdd gives a peer address (etcd's request names no member): the
+ * address with every character a member id may not hold (`:`, `[`, `]`) replaced by `-`, e.g.
+ * `10.0.0.5-2380`. Start the member with that `--node-id`.
+ */
+export function memberIdForAddress(address: string): string {
+  return address.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 128);
 }
 
 function addressOf(url: string): string {
