@@ -39,11 +39,21 @@ function rendered(): { backup: Container; restore: Container } {
   return { backup, restore: inits.find((c) => c.name === 'restore-from-backup')! };
 }
 
-async function revisionAndKeys(url: string, prefix: string): Promise<{ revision: number; kvs: Record<string, string> }> {
+interface GatewayKv { key: string; value: string; create_revision: string; mod_revision: string; version: string }
+
+/**
+ * Every key under `prefix` (at `revision`, or the latest) through the JSON gateway, as
+ * `value@create/mod/version`: the value and the MVCC revisions a restore must keep.
+ */
+async function keysAt(url: string, prefix: string, revision?: number): Promise<{ revision: number; kvs: Record<string, string> }> {
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   const end = prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-  const r = await (await fetch(`${url}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: b64(prefix), range_end: b64(end) }) })).json() as { header: { revision: string }; kvs?: { key: string; value: string }[] };
-  return { revision: Number(r.header.revision), kvs: Object.fromEntries((r.kvs ?? []).map((kv) => [Buffer.from(kv.key, 'base64').toString(), Buffer.from(kv.value, 'base64').toString()])) };
+  const body = { key: b64(prefix), range_end: b64(end), ...(revision !== undefined && { revision: String(revision) }) };
+  const r = await (await fetch(`${url}/v3/kv/range`, { method: 'POST', body: JSON.stringify(body) })).json() as { header: { revision: string }; kvs?: GatewayKv[] };
+  return {
+    revision: Number(r.header.revision),
+    kvs: Object.fromEntries((r.kvs ?? []).map((kv) => [Buffer.from(kv.key, 'base64').toString(), `${Buffer.from(kv.value, 'base64').toString()}@${kv.create_revision}/${kv.mod_revision}/${kv.version}`])),
+  };
 }
 
 test('chart backup CronJob script and restore init container, on a real cluster', { skip: SKIP_NO_HELM, timeout: 240_000 }, async () => {
@@ -93,18 +103,13 @@ test('chart backup CronJob script and restore init container, on a real cluster'
     const r1 = await run(restore.command[2]!, renv, PATH);
     assert.equal(r1.code, 0, r1.stderr);
     assert.match(r1.stderr, new RegExp(`restored ${last.file.replace(/\./g, '\\.')} into`));
-    const source = await (async () => {
-      const kvs: Record<string, string> = {};
-      const at = await (await fetch(`${a.url}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('bk').toString('base64'), range_end: Buffer.from('bl').toString('base64'), revision: String(last.revision) }) })).json() as { kvs?: { key: string; value: string }[] };
-      for (const kv of at.kvs ?? []) kvs[Buffer.from(kv.key, 'base64').toString()] = Buffer.from(kv.value, 'base64').toString();
-      return kvs;
-    })();
+    const source = (await keysAt(a.url, 'bk', last.revision)).kvs;
     await target.start();
     try {
       await target.waitReady();
-      const got = await revisionAndKeys(target.url, 'bk');
+      const got = await keysAt(target.url, 'bk');
       assert.ok(Object.keys(source).length > 10, `the snapshot holds the writes (${Object.keys(source).length})`);
-      assert.deepEqual(got.kvs, source, 'every key of the snapshot, with its value at that revision');
+      assert.deepEqual(got.kvs, source, 'every key of the snapshot: its value and create/mod revisions and version at that revision');
       assert.equal(got.revision, last.revision, 'the restored cluster continues at the snapshot\'s revision');
       const again = await run(restore.command[2]!, renv, PATH);
       assert.equal(again.code, 0);
