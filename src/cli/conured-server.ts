@@ -17,7 +17,7 @@ import { ClientListener } from '../api/etcd/index.js';
 import { createEtcdClientHttp } from '../api/etcd/index.js';
 import type { TlsFiles } from '../util/index.js';
 import { EtcdGrpcMetrics, EtcdServerMetrics, etcdGauges } from '../api/etcd/index.js';
-import { MvccStateMachine } from '../mvcc/index.js';
+import { MvccStateMachine, type LeaseId } from '../mvcc/index.js';
 import { ConureError, UnavailableError } from '../util/index.js';
 import type { Logger } from '../util/index.js';
 import type { HostPort } from './options.js';
@@ -224,7 +224,7 @@ function hostOf(hostPort: string): string {
  * A follower forwards a lease keep-alive to the leader (leases live on the leader's lessor),
  * through the leader's JSON gateway. Returns the renewed TTL in seconds (≤ 0: lease not found).
  */
-async function forwardKeepAlive(replicator: RaftReplicator, members: MemberHttp, id: number): Promise<number> {
+async function forwardKeepAlive(replicator: RaftReplicator, members: MemberHttp, id: LeaseId): Promise<number> {
   const leaderHttp = replicator.status().leaderHttp;
   if (!leaderHttp) throw new UnavailableError('no leader is known to renew the lease with; retry shortly', 1, { reason: 'no_leader' });
   let res: Response;

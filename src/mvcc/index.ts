@@ -10,7 +10,7 @@ export { MvccKvService } from './kv-service.js';
 export { Lessor, systemClock, type LeaseClock, type LessorOptions } from './lessor.js';
 export { MvccService, DEFAULT_MVCC_LIMITS, type MvccLimits, type MvccServiceOptions, type RangeGate } from './mvcc-service.js';
 export {
-  MvccStateMachine, BUCKETS, LEASE_TTL_MAX_SECONDS, encodeCommand, leaseNumber,
+  MvccStateMachine, BUCKETS, LEASE_TTL_MAX_SECONDS, encodeCommand, leaseKey,
   type MvccCommand, type MvccObserver, type MvccStateMachineOptions,
 } from './mvcc-state-machine.js';
 export { encodeSnapshot, decodeSnapshot } from './snapshot.js';
