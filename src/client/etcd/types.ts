@@ -50,6 +50,9 @@ export interface RangeResult {
   count: number;
   /** Store revision the answer was read at. */
   revision: number;
+  /** The answering server's cluster and member ids (uint64, decimal). */
+  clusterId: string;
+  memberId: string;
 }
 
 export interface PutOptions {
