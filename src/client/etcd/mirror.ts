@@ -129,6 +129,9 @@ interface TrackedLease {
   renewedAt: number;
 }
 
+/** One change to make on the target: a key-value to put (with its source lease) or a key to delete. */
+interface Change { type: 'put' | 'delete'; kv: KeyValue }
+
 const DEFAULTS = {
   pageKeysMax: 1000, pageBytesTarget: 4 * 1024 * 1024, txnOpsMax: 128, txnBytesMax: 1024 * 1024,
   writesInFlightMax: 4, leaseCallsInFlightMax: 16, leaseSyncMs: 500, targetRetryMs: 60_000,
@@ -159,7 +162,8 @@ export class EtcdMirror {
   private lock: Promise<void> = Promise.resolve();
   private failure: MirrorError | undefined;
   private failedListeners: Array<(e: MirrorError) => void> = [];
-  private state: 'new' | 'copied' | 'mirroring' | 'stopped' = 'new';
+  private state: 'new' | 'copying' | 'copied' | 'mirroring' | 'stopped' = 'new';
+  private readonly reported = new Map<string, number>();
   /** Revision of the last progress answer, and whether events at or below it came after it. */
   private progressAt = 0;
   private lateEvents = false;
@@ -231,36 +235,45 @@ export class EtcdMirror {
    */
   async copy(): Promise<number> {
     if (this.state !== 'new') throw new MirrorError('failed', 'copy() runs once, first');
+    this.state = 'copying';
     const inFlight = new Set<Promise<void>>();
     let firstError: unknown;
-    const write = (ops: TxnOp[]): void => {
-      const p = this.writeTarget(ops).catch((err: unknown) => { firstError ??= err; }).finally(() => { inFlight.delete(p); });
+    const write = (changes: Change[]): void => {
+      const p = this.writeTarget(changes).catch((err: unknown) => { firstError ??= err; }).finally(() => { inFlight.delete(p); });
       inFlight.add(p);
     };
-    // Without a prefix every source lease is in scope, those without keys too.
-    if (!this.prefix.length) {
-      const ids = await this.side('source', () => this.source.leaseLeases());
-      await this.ensureLeases(ids, 'copy');
-    }
-    let revision = 0;
-    for await (const page of this.scan(this.source, 'source', 0)) {
-      if (firstError) break;
-      revision = page.revision;
-      await this.ensureLeases([...new Set(page.kvs.map((kv) => kv.lease).filter((l) => l !== '0'))], 'copy');
-      for (const batch of this.batches(page.kvs.map((kv) => ({ kv, type: 'put' as const })))) {
-        while (inFlight.size >= this.o.writesInFlightMax) await Promise.race(inFlight);
-        if (firstError) break;
-        write(batch);
+    // Leases granted now are renewed from now on, however long the copy takes.
+    this.leaseLoop();
+    try {
+      // Without a prefix every source lease is in scope, those without keys too.
+      if (!this.prefix.length) {
+        const ids = await this.side('source', () => this.source.leaseLeases());
+        await this.exclusive(() => this.ensureLeases(ids, 'copy'));
       }
-      this.stats.keysCopied += page.kvs.length;
-      this.progress(`copied ${this.stats.keysCopied} keys (source revision ${revision})`);
+      let revision = 0;
+      for await (const page of this.scan(this.source, 'source', 0)) {
+        if (firstError || this.failure) break;
+        revision = page.revision;
+        await this.exclusive(() => this.ensureLeases([...new Set(page.kvs.map((kv) => kv.lease).filter((l) => l !== '0'))], 'copy'));
+        for (const batch of this.batches(page.kvs.map((kv) => ({ kv, type: 'put' as const })))) {
+          while (inFlight.size >= this.o.writesInFlightMax) await Promise.race(inFlight);
+          if (firstError) break;
+          write(batch);
+        }
+        this.stats.keysCopied += page.kvs.length;
+        this.progress(`copied ${this.stats.keysCopied} keys (source revision ${revision})`);
+      }
+      await Promise.all(inFlight);
+      if (firstError) throw firstError;
+      if (this.failure) throw this.failure;
+      this.stats.snapshotRevision = revision;
+      this.stats.appliedThrough = revision;
+      this.state = 'copied';
+      return revision;
+    } catch (err) {
+      this.fail(err);
+      throw err;
     }
-    await Promise.all(inFlight);
-    if (firstError) throw firstError;
-    this.stats.snapshotRevision = revision;
-    this.stats.appliedThrough = revision;
-    this.state = 'copied';
-    return revision;
   }
 
   /** Follows the source from the copy's revision + 1 until `stop()`. */
@@ -273,7 +286,7 @@ export class EtcdMirror {
       onCompacted: (rev) => {
         this.fail(new MirrorError('compacted', `the source compacted its history to revision ${rev} before the mirror had read it (applied through ${this.stats.appliedThrough}); the target misses changes: run the migration again with --force`));
       },
-      onError: (err) => this.progress(`source watch: ${err.message}; retrying`),
+      onError: (err) => this.report('watch', `source watch: ${err.message}; retrying`),
     });
     let timer: NodeJS.Timeout | undefined;
     const ms = 2 * this.source.callTimeoutMs;
@@ -288,12 +301,15 @@ export class EtcdMirror {
     } finally {
       clearTimeout(timer);
     }
-    const tick = (): void => {
-      this.syncTimer = setTimeout(() => {
-        void this.exclusive(() => this.syncLeases()).catch((err: unknown) => this.fail(err)).finally(() => { if (this.state === 'mirroring') tick(); });
-      }, this.o.leaseSyncMs);
-    };
-    tick();
+  }
+
+  /** The periodic lease sync, from the copy until stop(). */
+  private leaseLoop(): void {
+    this.syncTimer = setTimeout(() => {
+      void this.exclusive(() => this.syncLeases()).catch((err: unknown) => this.fail(err)).finally(() => {
+        if (!this.failure && (this.state === 'copying' || this.state === 'copied' || this.state === 'mirroring')) this.leaseLoop();
+      });
+    }, this.o.leaseSyncMs);
   }
 
   /**
@@ -301,10 +317,15 @@ export class EtcdMirror {
    * target (bounded by `drainTimeoutMs`). Returns the revision the target is known to match.
    */
   async stop(): Promise<number> {
-    if (this.state === 'copied') { this.state = 'stopped'; return this.stats.appliedThrough; }
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    if (this.state === 'copied') {
+      this.state = 'stopped';
+      await this.exclusive(async () => {});
+      if (this.failure) throw this.failure;
+      return this.stats.appliedThrough;
+    }
     if (this.state !== 'mirroring') return this.stats.appliedThrough;
     this.state = 'stopped';
-    if (this.syncTimer) clearTimeout(this.syncTimer);
     const w = this.watcher!;
     try {
       if (!this.failure) {
@@ -346,12 +367,21 @@ export class EtcdMirror {
     let x = await a.next();
     let y = await b.next();
     const leaseGone = new Map<string, boolean>();
+    /** The mirror saw `lease` end on the source, and the source confirms it is gone. */
+    const ended = async (lease: string): Promise<boolean> => {
+      if (!this.ended.has(lease)) return false;
+      if (!leaseGone.has(lease)) leaseGone.set(lease, (await this.side('source', () => this.source.leaseTimeToLive(lease))).ttlSeconds < 0);
+      return leaseGone.get(lease) === true;
+    };
     while (!x.done || !y.done) {
       const cmp = x.done ? 1 : y.done ? -1 : Buffer.compare(x.value.keyBytes, y.value.keyBytes);
       result.keys++;
       if (cmp < 0) {
-        add({ kind: 'missing_on_target', key: printable(x.value.keyBytes), detail: `on the source at revision ${revision}, not on the target` });
-        if (x.value.lease !== '0') sourceLeases.add(x.value.lease);
+        // A key whose lease has ended on the source since `revision` went with it on the target.
+        if (!(x.value.lease !== '0' && await ended(x.value.lease))) {
+          add({ kind: 'missing_on_target', key: printable(x.value.keyBytes), detail: `on the source at revision ${revision}, not on the target` });
+          if (x.value.lease !== '0') sourceLeases.add(x.value.lease);
+        }
         x = await a.next();
       } else if (cmp > 0) {
         add({ kind: 'extra_on_target', key: printable(y.value.keyBytes), detail: `on the target, not on the source at revision ${revision}` });
@@ -365,11 +395,7 @@ export class EtcdMirror {
         } else if (s.lease !== t.lease) {
           // A key put without its lease because the lease had ended on the source is doomed
           // there too (its revoke deletes it): not a mismatch once the source confirms the end.
-          let ok = false;
-          if (t.lease === '0' && this.ended.has(s.lease)) {
-            if (!leaseGone.has(s.lease)) leaseGone.set(s.lease, (await this.side('source', () => this.source.leaseTimeToLive(s.lease))).ttlSeconds < 0);
-            ok = leaseGone.get(s.lease) === true;
-          }
+          const ok = t.lease === '0' && await ended(s.lease);
           if (!ok) add({ kind: 'lease', key: printable(s.keyBytes), detail: `lease ${hexLease(s.lease)} on the source, ${t.lease === '0' ? 'none' : hexLease(t.lease)} on the target` });
         }
         x = await a.next();
@@ -433,46 +459,73 @@ export class EtcdMirror {
   }
 
   /** Groups changes into target Txns: at most txnOpsMax ops and txnBytesMax bytes (one bigger change alone). */
-  private *batches(changes: Array<{ type: 'put' | 'delete'; kv: KeyValue }>): Generator<TxnOp[]> {
-    let ops: TxnOp[] = [];
+  private *batches(changes: Change[]): Generator<Change[]> {
+    let batch: Change[] = [];
     let bytes = 0;
     for (const c of changes) {
-      const size = c.kv.keyBytes.length + (c.type === 'put' ? c.kv.value.length : 0) + KV_OVERHEAD_BYTES;
-      if (ops.length && (ops.length >= this.o.txnOpsMax || bytes + size > this.o.txnBytesMax)) {
-        yield ops;
-        ops = [];
+      const size = changeBytes(c);
+      if (batch.length && (batch.length >= this.o.txnOpsMax || bytes + size > this.o.txnBytesMax)) {
+        yield batch;
+        batch = [];
         bytes = 0;
       }
-      ops.push(this.toOp(c));
+      batch.push(c);
       bytes += size;
     }
-    if (ops.length) yield ops;
+    if (batch.length) yield batch;
   }
 
-  private toOp(c: { type: 'put' | 'delete'; kv: KeyValue }): TxnOp {
+  /** The target operation for a change; a put keeps its lease only while the mirror holds it. */
+  private toOp(c: Change): TxnOp {
     if (c.type === 'delete') return { type: 'delete', key: c.kv.keyBytes };
     const lease = c.kv.lease !== '0' && this.leases.has(c.kv.lease) ? c.kv.lease : '0';
     return { type: 'put', key: c.kv.keyBytes, value: c.kv.value, options: { lease } };
   }
 
-  /** One target Txn of `ops`, retried while the target is unavailable (up to targetRetryMs). */
-  private async writeTarget(ops: TxnOp[]): Promise<void> {
+  /**
+   * One target Txn of `changes`, retried while the target is unavailable (up to targetRetryMs).
+   * The operations are rebuilt on each attempt: a lease revoked meanwhile (it ended on the
+   * source) is left out. A lease the target lost while the source holds it fails the mirror.
+   */
+  private async writeTarget(changes: Change[]): Promise<void> {
     const deadline = Date.now() + this.o.targetRetryMs;
-    for (let delay = 100; ; delay = Math.min(2000, delay * 2)) {
+    for (let delay = 100, attempt = 0; ; delay = Math.min(2000, delay * 2), attempt++) {
+      const ops = changes.map((c) => this.toOp(c));
       try {
         await this.target.runTxn({ success: ops });
         return;
       } catch (err) {
         const e = err instanceof ConureError ? err : new ConureError('internal', String(err), { cause: err });
+        if (e.code === 'not_found' && attempt < 3) {
+          // Which lease? Those the mirror still holds: ask the source whether they ended.
+          const held = [...new Set(ops.flatMap((o) => (o.type === 'put' && o.options?.lease && o.options.lease !== '0' ? [o.options.lease] : [])))];
+          let endedNow = false;
+          for (const id of held) {
+            if ((await this.side('source', () => this.source.leaseTimeToLive(id))).ttlSeconds < 0) {
+              this.leases.delete(id);
+              this.ended.add(id);
+              endedNow = true;
+            }
+          }
+          if (endedNow || held.some((id) => !this.leases.has(id))) continue;
+          throw new MirrorError('lease_lost', `the target refused a write (${e.message}): a lease expired there while the source still holds it (was the target unreachable for longer than its TTL?); run the migration again with --force`, { cause: err });
+        }
         if ((e.code !== 'unavailable' && e.code !== 'timeout') || Date.now() + delay > deadline) {
-          if (e.code === 'unavailable' || e.code === 'timeout') throw new MirrorError('target_unreachable', `the target did not take a write for ${Math.round(this.o.targetRetryMs / 1000)} s: ${e.message}`, { cause: err });
-          if (e.code === 'not_found') throw new MirrorError('lease_lost', `the target refused a write (${e.message}): a lease expired there while the source still holds it (was the target unreachable for longer than its TTL?); run the migration again with --force`, { cause: err });
+          if (e.code === 'unavailable' || e.code === 'timeout') throw new MirrorError('target_unreachable', `the target (${this.target.endpoints.join(',')}) did not take a write for ${Math.round(this.o.targetRetryMs / 1000)} s: ${e.message}`, { cause: err });
           throw new MirrorError('failed', `the target refused a write: ${e.message}`, { cause: err });
         }
-        this.progress(`target write failed (${e.message}); retrying`);
+        this.report('target-write', `target write failed (${e.message}); retrying`);
         await sleep(delay);
       }
     }
+  }
+
+  /** A progress line of a repeating kind, at most every 5 s. */
+  private report(kind: string, line: string): void {
+    const now = Date.now();
+    if (now - (this.reported.get(kind) ?? 0) < 5000) return;
+    this.reported.set(kind, now);
+    this.progress(line);
   }
 
   /**
@@ -514,7 +567,7 @@ export class EtcdMirror {
     try {
       onSource = new Set(await this.source.leaseLeases());
     } catch (err) {
-      this.progress(`lease sync: the source did not answer (${(err as Error).message}); renewing target leases meanwhile`);
+      this.report('lease-sync', `lease sync: the source did not answer (${(err as Error).message}); renewing target leases meanwhile`);
     }
     if (onSource) {
       const gone = [...this.leases.keys()].filter((id) => !onSource!.has(id));
@@ -528,7 +581,7 @@ export class EtcdMirror {
         this.ended.add(id);
         this.stats.leasesRevoked++;
       });
-      if (!this.prefix.length) await this.ensureLeases([...onSource], 'mirror');
+      if (!this.prefix.length) await this.ensureLeases([...onSource], this.state === 'copying' ? 'copy' : 'mirror');
     }
     const now = Date.now();
     const due = [...this.leases].filter(([, l]) => now - l.renewedAt >= (l.ttlSeconds * 1000) / 3).map(([id]) => id);
@@ -538,7 +591,7 @@ export class EtcdMirror {
       try {
         ttl = await this.target.leaseKeepAliveOnce(id);
       } catch (err) {
-        this.progress(`renewing lease ${hexLease(id)} on the target failed (${(err as Error).message}); retrying`);
+        this.report('lease-renew', `renewing lease ${hexLease(id)} on the target failed (${(err as Error).message}); retrying`);
         return;
       }
       if (ttl <= 0) {
@@ -559,7 +612,7 @@ export class EtcdMirror {
     const fresh = [...new Set(events.filter((e) => e.type === 'put' && e.kv.lease !== '0').map((e) => e.kv.lease))];
     await this.ensureLeases(fresh, 'mirror');
     // Consecutive revisions whose keys do not overlap share a target Txn, within the limits.
-    let ops: TxnOp[] = [];
+    let ops: Change[] = [];
     let bytes = 0;
     let keys = new Set<string>();
     let revs = 0;
@@ -580,7 +633,7 @@ export class EtcdMirror {
       while (j < events.length && events[j]!.kv.modRevision === rev) j++;
       const group = events.slice(i, j);
       i = j;
-      const groupBytes = group.reduce((n, e) => n + e.kv.keyBytes.length + (e.type === 'put' ? e.kv.value.length : 0) + KV_OVERHEAD_BYTES, 0);
+      const groupBytes = group.reduce((n, e) => n + changeBytes(e), 0);
       const groupKeys = group.map((e) => e.kv.keyBytes.toString('latin1'));
       const overlaps = groupKeys.some((k) => keys.has(k));
       if (ops.length && (overlaps || ops.length + group.length > this.o.txnOpsMax || bytes + groupBytes > this.o.txnBytesMax)) await flush();
@@ -590,7 +643,7 @@ export class EtcdMirror {
         this.stats.appliedThrough = rev;
         this.stats.revisionsMirrored++;
       } else {
-        for (const e of group) ops.push(this.toOp(e));
+        for (const e of group) ops.push(e);
         for (const k of groupKeys) keys.add(k);
         bytes += groupBytes;
         revs++;
@@ -688,6 +741,10 @@ export function printable(key: Buffer): string {
 /** A lease id as etcdctl prints it (hex). */
 export function hexLease(id: string): string {
   return BigInt(id).toString(16);
+}
+
+function changeBytes(c: Change): number {
+  return c.kv.keyBytes.length + (c.type === 'put' ? c.kv.value.length : 0) + KV_OVERHEAD_BYTES;
 }
 
 function digest(b: Buffer): string {
