@@ -128,10 +128,15 @@ snapshot.command('restore <file>').description('create the data directory of a n
     print(`Restored ${file} into ${o.dataDir}; start: conured --node-id ${o.nodeId} --data-dir ${o.dataDir} --advertise-raft ${o.advertiseRaft} --advertise-http ${o.advertiseHttp} …`);
   });
 
-const migrate = program.command('migrate').description('move data between etcd and ConureDB');
-migrate.command('from-etcd').description('copy a live etcd v3 cluster into a ConureDB cluster (keys, values, lease ids and attachments), follow its changes until SIGINT/SIGTERM (or --once), then check that both agree; revisions are not preserved')
-  .requiredOption('--source <endpoints>', 'the etcd cluster\'s client endpoints, comma-separated (host:port, http:// or https://)')
-  .requiredOption('--dest <endpoints>', 'the ConureDB cluster\'s etcd client endpoints (its client port, gRPC), comma-separated')
+const migrate = program.command('migrate').description('move data between etcd and ConureDB, live (both etcd v3 client ports)');
+const MIGRATIONS = {
+  'from-etcd': ['copy a live etcd v3 cluster into a ConureDB cluster', 'the etcd cluster\'s client endpoints', 'the ConureDB cluster\'s etcd client endpoints (its client port, gRPC)'],
+  'to-etcd': ['copy a live ConureDB cluster into an etcd v3 cluster, the way back', 'the ConureDB cluster\'s etcd client endpoints (its client port, gRPC)', 'the etcd cluster\'s client endpoints'],
+} as const;
+for (const [direction, [what, sourceHelp, destHelp]] of Object.entries(MIGRATIONS) as Array<[keyof typeof MIGRATIONS, readonly [string, string, string]]>) migrate.command(direction)
+  .description(`${what} (keys, values, lease ids and attachments), follow its changes until SIGINT/SIGTERM (or --once), then check that both agree; revisions are not preserved`)
+  .requiredOption('--source <endpoints>', `${sourceHelp}, comma-separated (host:port, http:// or https://)`)
+  .requiredOption('--dest <endpoints>', `${destHelp}, comma-separated`)
   .option('--prefix <prefix>', 'only keys starting with this (default: every key)')
   .option('--once', 'copy a snapshot at one revision, check and exit, instead of mirroring until SIGINT/SIGTERM')
   .option('--force', 'write into a target that holds keys in scope: they are deleted first (and its own leases with ids the source uses are revoked)')
@@ -177,7 +182,7 @@ migrate.command('from-etcd').description('copy a live etcd v3 cluster into a Con
       process.once('SIGTERM', () => resolve('SIGTERM'));
     });
     const { summary, exitCode } = await migrateFromEtcd({
-      source, dest, once: o.once === true, force: o.force === true, leaseTtl: o.leaseTtl, timeoutMs, pageKeysMax, stop,
+      direction, source, dest, once: o.once === true, force: o.force === true, leaseTtl: o.leaseTtl, timeoutMs, pageKeysMax, stop,
       ...(typeof o.prefix === 'string' && { prefix: o.prefix }),
       ...(sourceTls && { sourceTls }), ...(destTls && { destTls }),
       progress: (line) => process.stderr.write(`conurectl: ${line}\n`),

@@ -1,6 +1,7 @@
 /**
- * `conurectl migrate from-etcd`: an EtcdMirror from a live etcd to a ConureDB cluster (both
- * through their etcd v3 client ports), run to the end: preflight, copy, mirror until `stop`
+ * `conurectl migrate from-etcd` (and `to-etcd`, the way back): an EtcdMirror from a live etcd
+ * to a ConureDB cluster, or from ConureDB to etcd (both through their etcd v3 client ports; the
+ * mirror is the same either way), run to the end: preflight, copy, mirror until `stop`
  * resolves (a signal) unless `once`, stop, check. Returns the summary and the exit status
  * (0: the check found no mismatch, 1: it found some); failures are thrown (MirrorError and the
  * client's errors, with messages meant for the user). Testable without the CLI.
@@ -10,6 +11,8 @@ import { EtcdClient, EtcdMirror, printable, type CheckResult, type MirrorStats, 
 export interface TlsFiles { ca?: Buffer; cert?: Buffer; key?: Buffer }
 
 export interface MigrateOptions {
+  /** What each side is, for messages: `from-etcd` (etcd → ConureDB) or `to-etcd` (ConureDB → etcd). */
+  direction: 'from-etcd' | 'to-etcd';
   source: string[];
   dest: string[];
   prefix?: string;
@@ -31,6 +34,7 @@ export interface MigrateOptions {
 }
 
 export interface MigrateSummary extends MirrorStats {
+  direction: 'from-etcd' | 'to-etcd';
   source: string;
   target: string;
   prefix: string;
@@ -56,7 +60,8 @@ export async function migrateFromEtcd(o: MigrateOptions): Promise<{ summary: Mig
       ...(o.drainTimeoutMs !== undefined && { drainTimeoutMs: o.drainTimeoutMs }),
     });
     const scope = o.prefix ? `keys under ${printable(Buffer.from(o.prefix))}` : 'every key';
-    o.progress(`migrating ${scope} from etcd ${o.source.join(',')} to ${o.dest.join(',')}`);
+    const [from, to] = o.direction === 'from-etcd' ? ['etcd', 'ConureDB'] : ['ConureDB', 'etcd'];
+    o.progress(`migrating ${scope} from ${from} ${o.source.join(',')} to ${to} ${o.dest.join(',')}`);
     const pre = await mirror.preflight();
     o.progress(`source at revision ${pre.sourceRevision}; copying`);
     const r = await mirror.copy();
@@ -74,7 +79,7 @@ export async function migrateFromEtcd(o: MigrateOptions): Promise<{ summary: Mig
     const targetRevision = (await target.range(mirror.start, { rangeEnd: mirror.end, countOnly: true })).revision;
     const stats = mirror.summary();
     const summary: MigrateSummary = {
-      source: o.source.join(','), target: o.dest.join(','), prefix: o.prefix ?? '', mode: o.once ? 'once' : 'mirror',
+      direction: o.direction, source: o.source.join(','), target: o.dest.join(','), prefix: o.prefix ?? '', mode: o.once ? 'once' : 'mirror',
       ...stats,
       checkedAtRevision: check.revision, checkedKeys: check.keys, checkedLeases: check.leases,
       mismatches: check.mismatches, firstMismatches: check.first, targetRevision,

@@ -24,7 +24,7 @@ const ALL = Buffer.from([0]);
 interface Run { code: number | null; stdout: string; stderr: string }
 
 /** Starts conurectl; `done` resolves with its exit and output, `stderrMatch` waits for a line. */
-function conurectl(args: string[]): { done: Promise<Run>; signal: (s: NodeJS.Signals) => void; stderrMatch: (re: RegExp, ms?: number) => Promise<void> } {
+function conurectl(args: string[]): { done: Promise<Run>; signal: (s: NodeJS.Signals) => void; stderrMatch: (re: RegExp, ms?: number) => Promise<void>; stderrText: () => string } {
   const child = spawn(process.execPath, [CONURECTL, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -35,6 +35,7 @@ function conurectl(args: string[]): { done: Promise<Run>; signal: (s: NodeJS.Sig
   return {
     done,
     signal: (s) => { child.kill(s); },
+    stderrText: () => stderr,
     stderrMatch: (re, ms = 30_000) => until(`conurectl stderr ${re}`, () => re.test(stderr) || (child.exitCode !== null ? (() => { throw new Error(`conurectl exited ${child.exitCode}: ${stderr}`); })() : undefined), ms).then(() => undefined),
   };
 }
@@ -148,6 +149,34 @@ describe('conurectl migrate from-etcd', { skip, timeout: 90_000 }, () => {
     keeper = undefined;
   });
 
+  it('the way back: migrate to-etcd mirrors the ConureDB cluster into a fresh etcd, exactly', async () => {
+    const back = await startEtcd();
+    const etcd2 = new EtcdClient({ endpoints: [back.endpoint], callTimeoutMs: 10_000 });
+    try {
+      const m = conurectl(['migrate', 'to-etcd', '--source', target.endpoint, '--dest', back.endpoint]);
+      await m.stderrMatch(/mirroring source changes/);
+      assert.match(m.stderrText(), /migrating every key from ConureDB .* to etcd /);
+      const l = await dst.leaseGrant(60);
+      await dst.put('/back/leased', 'on ConureDB first', { lease: l.id });
+      await dst.put('/app/k/0000', 'changed on ConureDB');
+      await dst.delete('/txn/a');
+      m.signal('SIGTERM');
+      const r = await m.done;
+      assert.equal(r.code, 0, r.stderr);
+      const s = JSON.parse(r.stdout) as Record<string, unknown>;
+      assert.deepEqual([s.direction, s.mismatches], ['to-etcd', 0]);
+      assert.ok((s.eventsMirrored as number) >= 3);
+      assert.deepEqual(await dump(etcd2), await dump(dst));
+      assert.deepEqual(await leaseView(etcd2), await leaseView(dst));
+      await dst.leaseRevoke(l.id);
+      await dst.put('/app/k/0000', 'overwritten 0');
+      await dst.put('/txn/a', 'A');
+    } finally {
+      etcd2.close();
+      await back.close();
+    }
+  });
+
   it('refuses a target with keys under the prefix (nothing written), copies over them with --force, and into a TLS target', async () => {
     const before = (await dst.range(ALL, { rangeEnd: ALL, countOnly: true })).revision;
     const refused = await ctl(['migrate', 'from-etcd', '--source', etcd.endpoint, '--dest', target.endpoint, '--prefix', '/app/', '--once']);
@@ -213,7 +242,7 @@ describe('conurectl migrate from-etcd', { skip, timeout: 90_000 }, () => {
     const base = ['--timeout', '1500', 'migrate', 'from-etcd'];
     const noSource = await ctl([...base, '--source', dead, '--dest', target.endpoint, '--once']);
     assert.equal(noSource.code, 1);
-    assert.match(noSource.stderr, new RegExp(`conurectl: the source etcd \\(${dead}\\) did not answer`));
+    assert.match(noSource.stderr, new RegExp(`conurectl: the source \\(${dead}\\) did not answer`));
     const noTarget = await ctl([...base, '--source', etcd.endpoint, '--dest', dead]);
     assert.equal(noTarget.code, 1);
     assert.match(noTarget.stderr, new RegExp(`conurectl: the target \\(${dead}\\) did not answer`));

@@ -292,7 +292,7 @@ export class EtcdMirror {
     const ms = 2 * this.source.callTimeoutMs;
     try {
       await Promise.race([this.watcher.ready, this.failed(), new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new MirrorError('source_unreachable', `the source etcd (${this.source.endpoints.join(',')}) did not start a watch within ${ms} ms`)), ms);
+        timer = setTimeout(() => reject(new MirrorError('source_unreachable', `the source (${this.source.endpoints.join(',')}) did not start a watch within ${ms} ms`)), ms);
       })]);
     } catch (err) {
       this.fail(err);
@@ -717,7 +717,7 @@ export class EtcdMirror {
 
   private sourceError(err: unknown): unknown {
     if (err instanceof ConureError && !(err instanceof MirrorError) && (err.code === 'unavailable' || err.code === 'timeout')) {
-      return new MirrorError('source_unreachable', `the source etcd (${this.source.endpoints.join(',')}) did not answer: ${err.message}`, { cause: err });
+      return new MirrorError('source_unreachable', `the source (${this.source.endpoints.join(',')}) did not answer: ${err.message}`, { cause: err });
     }
     return err;
   }
