@@ -821,6 +821,66 @@ export function leaseKey(id: Int64): LeaseId {
   return id <= SAFE_MAX ? Number(id) : id;
 }
 
+/** One stored revision of a key, as an import (an etcd snapshot) hands it over. */
+export interface ImportedRow {
+  main: number;
+  sub: number;
+  key: Uint8Array;
+  /** For a put: */
+  value: Uint8Array;
+  createRevision: number;
+  version: number;
+  lease: Int64;
+  /** A delete (the other fields are ignored). */
+  tombstone: boolean;
+}
+
+/**
+ * The buckets of a store that holds exactly `rows` (ascending by revision), `leases` and the
+ * given current and compacted revisions, for `StateStore.restore` (`conurectl snapshot
+ * import-etcd`). Revisions are kept as given. Errors: MvccError('invalid') for rows out of
+ * order, ids no lease can have, a TTL or a revision out of range.
+ */
+export function importedState(rows: Iterable<ImportedRow>, leases: Iterable<{ id: Int64; ttlSeconds: number }>, revision: number, compactRevision: number): Map<string, Array<{ key: Uint8Array; value: Uint8Array }>> {
+  const keyRows: Array<{ key: Uint8Array; value: Uint8Array }> = [];
+  let last: Revision | undefined;
+  let maxMain = 0;
+  for (const r of rows) {
+    if (!Number.isSafeInteger(r.main) || !Number.isSafeInteger(r.sub) || r.main < 1 || r.sub < 0) throw new MvccError('invalid', `revision ${r.main}.${r.sub} is out of range`);
+    if (last && (r.main < last.main || (r.main === last.main && r.sub <= last.sub))) throw new MvccError('invalid', `revision ${r.main}.${r.sub} follows ${last.main}.${last.sub}`);
+    last = { main: r.main, sub: r.sub };
+    maxMain = r.main;
+    if (!r.key.length) throw new MvccError('invalid', `revision ${r.main}.${r.sub} has an empty key`);
+    let row: Row;
+    if (r.tombstone) {
+      row = [r.key, new Uint8Array(0), 0, 0, 0, 1];
+    } else {
+      const lease = leaseKey(r.lease);
+      if (Number.isNaN(lease)) throw new MvccError('invalid', `revision ${r.main}.${r.sub} names lease ${r.lease}, which no lease can be`);
+      if (!Number.isSafeInteger(r.createRevision) || r.createRevision < 1 || r.createRevision > r.main || !Number.isSafeInteger(r.version) || r.version < 1) {
+        throw new MvccError('invalid', `revision ${r.main}.${r.sub}: create revision ${r.createRevision} or version ${r.version} is out of range`);
+      }
+      row = [r.key, r.value, r.createRevision, r.version, lease, 0];
+    }
+    keyRows.push({ key: encodeRevision(r.main, r.sub), value: pack(row) });
+  }
+  const leaseRows: Array<{ key: Uint8Array; value: Uint8Array }> = [];
+  const ids = new Set<LeaseId>();
+  for (const l of leases) {
+    const id = leaseKey(l.id);
+    if (!(id > 0)) throw new MvccError('invalid', `lease id ${l.id} is not a positive int64`);
+    if (ids.has(id)) throw new MvccError('invalid', `lease ${l.id} appears twice`);
+    ids.add(id);
+    if (!Number.isSafeInteger(l.ttlSeconds) || l.ttlSeconds < 1 || l.ttlSeconds > LEASE_TTL_MAX_SECONDS) throw new MvccError('invalid', `lease ${l.id} has TTL ${l.ttlSeconds}`);
+    leaseRows.push({ key: encodeUint64(id), value: pack({ ttl: l.ttlSeconds }) });
+  }
+  if (!Number.isSafeInteger(revision) || revision < Math.max(1, maxMain)) throw new MvccError('invalid', `current revision ${revision} is below the rows' ${maxMain}`);
+  if (!Number.isSafeInteger(compactRevision) || compactRevision < 0 || compactRevision > revision) throw new MvccError('invalid', `compacted revision ${compactRevision} is out of range`);
+  const meta = [{ key: META_REV, value: encodeUint64(revision) }];
+  if (compactRevision > 0) meta.push({ key: META_COMPACT, value: encodeUint64(compactRevision) });
+  return new Map([[BUCKETS.key, keyRows], [BUCKETS.lease, leaseRows], [BUCKETS.meta, meta]]);
+}
+
 /** A stored row, its lease id put in canonical form (msgpack gives int64s back as bigints). */
 function unpackRow(raw: Uint8Array): Row {
   const row = unpack(raw) as Row;
