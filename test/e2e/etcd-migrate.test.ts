@@ -124,7 +124,6 @@ describe('conurectl migrate from-etcd', { skip, timeout: 90_000 }, () => {
     m.signal('SIGINT');
     const r = await m.done;
     assert.equal(r.code, 0, r.stderr);
-    if (process.env.MIGRATE_DEBUG) process.stderr.write(r.stderr + r.stdout);
     const summary = JSON.parse(r.stdout) as Record<string, number | string | unknown[]>;
     assert.equal(summary.mismatches, 0, r.stderr);
     assert.equal(summary.mode, 'mirror');

@@ -353,19 +353,57 @@ export class EtcdMirror {
       if (result.first.length < this.o.mismatchesListedMax) result.first.push(m);
     };
     const sourceLeases = new Set<string>();
-    const src = this.scan(this.source, 'source', revision)[Symbol.asyncIterator]();
-    const tgt = this.scan(this.target, 'target', 0)[Symbol.asyncIterator]();
-    const kvs = async function* (it: AsyncIterator<{ kvs: KeyValue[] }>): AsyncGenerator<KeyValue> {
-      for (;;) {
-        const n = await it.next();
-        if (n.done) return;
-        yield* n.value.kvs;
-      }
+    // The mirror has stopped, but the target's leases must not run out while they are compared.
+    let renewing = true;
+    let renewTimer: NodeJS.Timeout | undefined;
+    const renew = (): void => {
+      renewTimer = setTimeout(() => {
+        void this.exclusive(() => this.renewDue()).catch((err: unknown) => this.fail(err)).finally(() => { if (renewing) renew(); });
+      }, this.o.leaseSyncMs);
     };
-    const a = kvs(src);
-    const b = kvs(tgt);
-    let x = await a.next();
-    let y = await b.next();
+    renew();
+    try {
+      result.keys = await this.compareKeys(revision, add, sourceLeases);
+    } finally {
+      renewing = false;
+      clearTimeout(renewTimer);
+    }
+    if (this.failure) throw this.failure;
+    // Leases: the source's in scope now, against the target's.
+    await this.exclusive(() => this.syncLeases());
+    let inScope: string[];
+    if (this.prefix.length) {
+      inScope = [];
+      await forEachLimited([...new Set([...sourceLeases, ...this.leases.keys()])], this.o.leaseCallsInFlightMax, async (id) => {
+        if ((await this.side('source', () => this.source.leaseTimeToLive(id))).ttlSeconds >= 0) inScope.push(id);
+      });
+    } else {
+      inScope = await this.side('source', () => this.source.leaseLeases());
+    }
+    const onTarget = new Set(await this.side('target', () => this.target.leaseLeases()));
+    const scope = new Set(inScope);
+    for (const id of scope) {
+      result.leases++;
+      if (!onTarget.has(id)) add({ kind: 'lease_missing_on_target', key: hexLease(id), detail: 'granted on the source, absent on the target' });
+    }
+    for (const id of this.leases.keys()) {
+      if (scope.has(id) || !onTarget.has(id)) continue;
+      result.leases++;
+      add({ kind: 'lease_extra_on_target', key: hexLease(id), detail: 'on the target, no longer on the source' });
+    }
+    return result;
+  }
+
+  /**
+   * check()'s key-by-key part: the source at `revision` and the target now, merged in key order.
+   * Returns how many keys were compared; collects the source's leases in `sourceLeases`.
+   */
+  private async compareKeys(revision: number, add: (m: Mismatch) => void, sourceLeases: Set<string>): Promise<number> {
+    const kvs = async function* (pages: AsyncGenerator<{ kvs: KeyValue[] }>): AsyncGenerator<KeyValue> {
+      for await (const page of pages) yield* page.kvs;
+    };
+    const a = kvs(this.scan(this.source, 'source', revision));
+    const b = kvs(this.scan(this.target, 'target', 0));
     const leaseGone = new Map<string, boolean>();
     /** The mirror saw `lease` end on the source, and the source confirms it is gone. */
     const ended = async (lease: string): Promise<boolean> => {
@@ -373,9 +411,12 @@ export class EtcdMirror {
       if (!leaseGone.has(lease)) leaseGone.set(lease, (await this.side('source', () => this.source.leaseTimeToLive(lease))).ttlSeconds < 0);
       return leaseGone.get(lease) === true;
     };
+    let keys = 0;
+    let x = await a.next();
+    let y = await b.next();
     while (!x.done || !y.done) {
       const cmp = x.done ? 1 : y.done ? -1 : Buffer.compare(x.value.keyBytes, y.value.keyBytes);
-      result.keys++;
+      keys++;
       if (cmp < 0) {
         // A key whose lease has ended on the source since `revision` went with it on the target.
         if (!(x.value.lease !== '0' && await ended(x.value.lease))) {
@@ -402,29 +443,7 @@ export class EtcdMirror {
         y = await b.next();
       }
     }
-    // Leases: the source's in scope now, against the target's.
-    await this.exclusive(() => this.syncLeases());
-    let inScope: string[];
-    if (this.prefix.length) {
-      inScope = [];
-      for (const id of new Set([...sourceLeases, ...this.leases.keys()])) {
-        if ((await this.side('source', () => this.source.leaseTimeToLive(id))).ttlSeconds >= 0) inScope.push(id);
-      }
-    } else {
-      inScope = await this.side('source', () => this.source.leaseLeases());
-    }
-    const onTarget = new Set(await this.side('target', () => this.target.leaseLeases()));
-    const scope = new Set(inScope);
-    for (const id of scope) {
-      result.leases++;
-      if (!onTarget.has(id)) add({ kind: 'lease_missing_on_target', key: hexLease(id), detail: 'granted on the source, absent on the target' });
-    }
-    for (const id of this.leases.keys()) {
-      if (scope.has(id) || !onTarget.has(id)) continue;
-      result.leases++;
-      add({ kind: 'lease_extra_on_target', key: hexLease(id), detail: 'on the target, no longer on the source' });
-    }
-    return result;
+    return keys;
   }
 
   // ---- internals ----
@@ -583,6 +602,15 @@ export class EtcdMirror {
       });
       if (!this.prefix.length) await this.ensureLeases([...onSource], this.state === 'copying' ? 'copy' : 'mirror');
     }
+    await this.renewDue(onSource);
+  }
+
+  /**
+   * Renews the target leases due (a third of their TTL since the last renewal). A lease gone on
+   * the target while the source holds it (or held it at the last look, `onSource`) fails the
+   * mirror: its keys are gone there.
+   */
+  private async renewDue(onSource?: Set<string>): Promise<void> {
     const now = Date.now();
     const due = [...this.leases].filter(([, l]) => now - l.renewedAt >= (l.ttlSeconds * 1000) / 3).map(([id]) => id);
     await forEachLimited(due, this.o.leaseCallsInFlightMax, async (id) => {
