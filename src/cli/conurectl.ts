@@ -7,11 +7,12 @@
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ConureHttpClient } from '../client/index.js';
-import { restoreSnapshot, saveSnapshot, snapshotStatus } from '../node/index.js';
+import { importEtcdSnapshot, restoreSnapshot, saveSnapshot, snapshotStatus } from '../node/index.js';
 import { PeerSecret } from '../node/index.js';
 import { runDevCluster } from './dev-cluster.js';
 import { adviseRecovery, askMembers, judgeHealth } from './recover.js';
 import { recoverDataDir } from './recover-offline.js';
+import { migrateFromEtcd, parseEndpoints, type TlsFiles } from './migrate.js';
 import { PlatformClient, type Accepted } from '../client/platform/index.js';
 import type { OperationRecord } from '../platform/index.js';
 
@@ -125,6 +126,82 @@ snapshot.command('restore <file>').description('create the data directory of a n
   .action(async (file: string, o: { dataDir: string; nodeId: string; advertiseRaft: string; advertiseHttp: string }) => {
     await restoreSnapshot({ file, dataDir: o.dataDir, nodeId: o.nodeId, advertiseRaft: o.advertiseRaft, advertiseHttp: o.advertiseHttp });
     print(`Restored ${file} into ${o.dataDir}; start: conured --node-id ${o.nodeId} --data-dir ${o.dataDir} --advertise-raft ${o.advertiseRaft} --advertise-http ${o.advertiseHttp} …`);
+  });
+
+const migrate = program.command('migrate').description('move data between etcd and ConureDB, live (both etcd v3 client ports)');
+const MIGRATIONS = {
+  'from-etcd': ['copy a live etcd v3 cluster into a ConureDB cluster', 'the etcd cluster\'s client endpoints', 'the ConureDB cluster\'s etcd client endpoints (its client port, gRPC)'],
+  'to-etcd': ['copy a live ConureDB cluster into an etcd v3 cluster, the way back', 'the ConureDB cluster\'s etcd client endpoints (its client port, gRPC)', 'the etcd cluster\'s client endpoints'],
+} as const;
+for (const [direction, [what, sourceHelp, destHelp]] of Object.entries(MIGRATIONS) as Array<[keyof typeof MIGRATIONS, readonly [string, string, string]]>) migrate.command(direction)
+  .description(`${what} (keys, values, lease ids and attachments), follow its changes until SIGINT/SIGTERM (or --once), then check that both agree; revisions are not preserved`)
+  .requiredOption('--source <endpoints>', `${sourceHelp}, comma-separated (host:port, http:// or https://)`)
+  .requiredOption('--dest <endpoints>', `${destHelp}, comma-separated`)
+  .option('--prefix <prefix>', 'only keys starting with this (default: every key)')
+  .option('--once', 'copy a snapshot at one revision, check and exit, instead of mirroring until SIGINT/SIGTERM')
+  .option('--force', 'write into a target that holds keys in scope: they are deleted first (and its own leases with ids the source uses are revoked)')
+  .option('--lease-ttl <ttl>', 'TTL of re-created leases: granted (the source\'s granted TTL) or remaining (what is left of it)', 'granted')
+  .option('--page-size <n>', 'most keys per Range page', '1000')
+  .option('--source-cacert <file>', 'CA bundle the source\'s certificates must chain to (TLS)')
+  .option('--source-cert <file>', 'client certificate for the source (TLS)')
+  .option('--source-key <file>', 'its private key')
+  .option('--dest-cacert <file>', 'CA bundle the target\'s certificates must chain to (TLS)')
+  .option('--dest-cert <file>', 'client certificate for the target (TLS)')
+  .option('--dest-key <file>', 'its private key')
+  .action(async (o: Record<string, string | boolean | undefined>) => {
+    const source = parseEndpoints(String(o.source), '--source');
+    const dest = parseEndpoints(String(o.dest), '--dest');
+    if (typeof source === 'string') throw new UsageError(source);
+    if (typeof dest === 'string') throw new UsageError(dest);
+    if (o.leaseTtl !== 'granted' && o.leaseTtl !== 'remaining') throw new UsageError('--lease-ttl must be granted or remaining');
+    const pageKeysMax = wholeNumber(String(o.pageSize), '--page-size');
+    if (pageKeysMax < 1 || pageKeysMax > 100_000) throw new UsageError('--page-size must be between 1 and 100000');
+    if (o.prefix === '') throw new UsageError('--prefix must not be empty (leave it out to copy every key)');
+    const timeoutMs = wholeNumber(program.opts<{ timeout: string }>().timeout, '--timeout');
+    if (timeoutMs < 100) throw new UsageError('--timeout must be at least 100 (ms)');
+    const tls = (side: 'source' | 'dest'): TlsFiles | undefined => {
+      const files = { ca: o[`${side}Cacert`], cert: o[`${side}Cert`], key: o[`${side}Key`] } as Record<string, string | undefined>;
+      if (!files.ca && !files.cert && !files.key) return undefined;
+      if (!files.cert !== !files.key) throw new UsageError(`--${side}-cert and --${side}-key go together`);
+      const read = (flag: string, f: string | undefined) => {
+        if (!f) return undefined;
+        try { return readFileSync(f); } catch (err) { throw new UsageError(`${flag}: cannot read ${f} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`); }
+      };
+      const out: TlsFiles = {};
+      const ca = read(`--${side}-cacert`, files.ca), cert = read(`--${side}-cert`, files.cert), key = read(`--${side}-key`, files.key);
+      if (ca) out.ca = ca;
+      if (cert) out.cert = cert;
+      if (key) out.key = key;
+      return out;
+    };
+    const sourceTls = tls('source');
+    const destTls = tls('dest');
+    // The first SIGINT/SIGTERM stops mirroring (then the check runs); a second one ends the process.
+    const stop = new Promise<string>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+    });
+    const { summary, exitCode } = await migrateFromEtcd({
+      direction, source, dest, once: o.once === true, force: o.force === true, leaseTtl: o.leaseTtl, timeoutMs, pageKeysMax, stop,
+      ...(typeof o.prefix === 'string' && { prefix: o.prefix }),
+      ...(sourceTls && { sourceTls }), ...(destTls && { destTls }),
+      progress: (line) => process.stderr.write(`conurectl: ${line}\n`),
+    });
+    print(summary);
+    process.exitCode = exitCode;
+  });
+snapshot.command('import-etcd <file>').description('create the data directory of a new single-member cluster from an etcd v3 snapshot (the bbolt file etcdctl snapshot save writes), keeping keys, values, revisions and leases; start conured on it, then join the others')
+  .requiredOption('--data-dir <dir>', 'new, empty data directory')
+  .requiredOption('--node-id <id>', 'id of the member that will run on it')
+  .requiredOption('--advertise-raft <host:port>', 'its advertised raft address')
+  .requiredOption('--advertise-http <host:port>', 'its advertised HTTP address')
+  .action(async (file: string, o: { dataDir: string; nodeId: string; advertiseRaft: string; advertiseHttp: string }) => {
+    const r = await importEtcdSnapshot({ file, dataDir: o.dataDir, nodeId: o.nodeId, advertiseRaft: o.advertiseRaft, advertiseHttp: o.advertiseHttp });
+    if (r.authEnabled) process.stderr.write('conurectl: note: etcd had auth enabled; users, roles and permissions are not imported\n');
+    if (r.keysWithUnknownLease) process.stderr.write(`conurectl: note: ${r.keysWithUnknownLease} keys name a lease the snapshot does not hold; they keep the id, as in etcd, and never expire\n`);
+    if (r.sha256 === 'absent') process.stderr.write('conurectl: note: the file has no sha256 trailer (a raw db file, not etcdctl snapshot save): its integrity was not checked beyond the bbolt structure\n');
+    print(r);
+    process.stderr.write(`conurectl: imported ${file} into ${o.dataDir}; start: conured --node-id ${o.nodeId} --data-dir ${o.dataDir} --advertise-raft ${o.advertiseRaft} --advertise-http ${o.advertiseHttp} …\n`);
   });
 
 program.command('dev').description('local development helpers').command('cluster')

@@ -17,7 +17,7 @@ import { ClientListener } from '../api/etcd/index.js';
 import { createEtcdClientHttp } from '../api/etcd/index.js';
 import type { TlsFiles } from '../util/index.js';
 import { EtcdGrpcMetrics, EtcdServerMetrics, etcdGauges } from '../api/etcd/index.js';
-import { MvccStateMachine } from '../mvcc/index.js';
+import { MvccStateMachine, type LeaseId } from '../mvcc/index.js';
 import { ConureError, UnavailableError } from '../util/index.js';
 import type { Logger } from '../util/index.js';
 import type { HostPort } from './options.js';
@@ -226,12 +226,12 @@ function hostOf(hostPort: string): string {
  * client. Resolves with the answer's status and text; a leader that cannot be reached, or none
  * known, is an UnavailableError (clients retry).
  */
-async function postToLeader(replicator: RaftReplicator, members: MemberHttp, path: string, body: unknown, what: string): Promise<{ status: number; text: string }> {
+async function postToLeader(replicator: RaftReplicator, members: MemberHttp, path: string, body: unknown, what: string, timeoutMs: number): Promise<{ status: number; text: string }> {
   const leaderHttp = replicator.status().leaderHttp;
   if (!leaderHttp) throw new UnavailableError(`no leader is known to ${what}; retry shortly`, 1, { reason: 'no_leader' });
   try {
     const res = await members.fetch(`${members.url(leaderHttp)}${path}`, {
-      method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(15_000),
+      method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs),
       headers: { 'content-type': 'application/json' },
     });
     return { status: res.status, text: await res.text() };
@@ -245,8 +245,8 @@ async function postToLeader(replicator: RaftReplicator, members: MemberHttp, pat
  * A follower forwards a lease keep-alive to the leader (leases live on the leader's lessor),
  * through the leader's JSON gateway. Returns the renewed TTL in seconds (≤ 0: lease not found).
  */
-async function forwardKeepAlive(replicator: RaftReplicator, members: MemberHttp, id: number): Promise<number> {
-  const { status, text } = await postToLeader(replicator, members, '/v3/lease/keepalive', { ID: String(id) }, 'renew the lease with');
+async function forwardKeepAlive(replicator: RaftReplicator, members: MemberHttp, id: LeaseId): Promise<number> {
+  const { status, text } = await postToLeader(replicator, members, '/v3/lease/keepalive', { ID: String(id) }, 'renew the lease with', 5000);
   if (status !== 200) throw new ConureError(status === 404 ? 'not_found' : 'unavailable', `the leader refused the keep-alive: ${text.slice(0, 200)}`);
   const result = (JSON.parse(text.split('\n')[0]!) as { result?: { TTL?: string | number } }).result;
   return Number(result?.TTL ?? 0);
@@ -259,7 +259,7 @@ async function forwardKeepAlive(replicator: RaftReplicator, members: MemberHttp,
  */
 function membershipForwarder(replicator: RaftReplicator, members: MemberHttp): MembershipForwarder {
   return async (method, body) => {
-    const { status, text } = await postToLeader(replicator, members, `/v3/cluster/member/${method}`, body, 'change the membership');
+    const { status, text } = await postToLeader(replicator, members, `/v3/cluster/member/${method}`, body, 'change the membership', 15_000);
     if (status === 200) return;
     let answer: { code?: number; message?: string; error?: string } = {};
     try { answer = JSON.parse(text) as typeof answer; } catch { /* not the gateway's JSON */ }

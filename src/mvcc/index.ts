@@ -10,8 +10,8 @@ export { MvccKvService } from './kv-service.js';
 export { Lessor, systemClock, type LeaseClock, type LessorOptions } from './lessor.js';
 export { MvccService, DEFAULT_MVCC_LIMITS, type MvccLimits, type MvccServiceOptions, type RangeGate } from './mvcc-service.js';
 export {
-  MvccStateMachine, BUCKETS, LEASE_TTL_MAX_SECONDS, encodeCommand, leaseNumber,
-  type MvccCommand, type MvccObserver, type MvccStateMachineOptions,
+  MvccStateMachine, BUCKETS, LEASE_TTL_MAX_SECONDS, encodeCommand, leaseKey, importedState,
+  type MvccCommand, type MvccObserver, type MvccStateMachineOptions, type ImportedRow,
 } from './mvcc-state-machine.js';
 export { encodeSnapshot, decodeSnapshot } from './snapshot.js';
 export {

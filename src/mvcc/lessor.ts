@@ -1,8 +1,8 @@
 import type { Replicator } from '../seams/index.js';
 import { NotLeaderError, type Logger } from '../util/index.js';
 import { MvccError } from './errors.js';
-import { encodeCommand, leaseNumber, type MvccStateMachine } from './mvcc-state-machine.js';
-import type { Int64 } from './types.js';
+import { encodeCommand, leaseKey, type MvccStateMachine } from './mvcc-state-machine.js';
+import type { Int64, LeaseId } from './types.js';
 
 /** Milliseconds since an arbitrary origin; must not go backwards. Injected so tests control time. */
 export interface LeaseClock {
@@ -39,8 +39,8 @@ export interface LessorOptions {
  * throw MvccError('lease_not_found'); `keepAlive` throws NotLeaderError on a follower.
  */
 export class Lessor {
-  private readonly expiry = new Map<number, number>();
-  private readonly revoking = new Set<number>();
+  private readonly expiry = new Map<LeaseId, number>();
+  private readonly revoking = new Set<LeaseId>();
   private readonly clock: LeaseClock;
   private readonly detach: () => void;
   private timer: NodeJS.Timeout | undefined;
@@ -78,10 +78,10 @@ export class Lessor {
    * One check: notices leadership changes (renewing every lease on promotion) and, on the
    * leader, proposes the revocation of expired leases. Returns the ids it proposed to revoke.
    */
-  tick(): number[] {
+  tick(): LeaseId[] {
     const now = this.clock.nowMs();
     if (!this.observeLeadership(now)) return [];
-    const proposed: number[] = [];
+    const proposed: LeaseId[] = [];
     for (const [id, at] of this.expiry) {
       if (this.revoking.size >= this.revokesInFlightMax) break;
       if (at > now || this.revoking.has(id)) continue;
@@ -91,7 +91,7 @@ export class Lessor {
         () => this.revoking.delete(id),
         (err: unknown) => {
           this.revoking.delete(id);
-          this.opts.log?.warn({ err, lease: id }, 'lease revoke failed; will retry');
+          this.opts.log?.warn({ err, lease: String(id) }, 'lease revoke failed; will retry');
         },
       );
     }
@@ -100,10 +100,10 @@ export class Lessor {
 
   /**
    * Renews lease `id` (an int64 from the wire: a bigint, or a number) to its full TTL; returns
-   * the TTL in seconds. Leader only. An id no lease can have (≤ 0, ≥ 2^53) is not found.
+   * the TTL in seconds. Leader only. An id no lease can have (≤ 0, beyond int64) is not found.
    */
   keepAlive(leaseId: Int64): number {
-    const id = leaseNumber(leaseId);
+    const id = leaseKey(leaseId);
     const now = this.clock.nowMs();
     if (!this.observeLeadership(now)) {
       const s = this.opts.replicator.status();
@@ -119,7 +119,7 @@ export class Lessor {
   /** Remaining and granted TTL in seconds (remaining rounded up, ≥ 0), and the attached keys. */
   timeToLive(leaseId: Int64): { remainingSeconds: number; grantedSeconds: number; keys: Uint8Array[] } {
     this.observeLeadership(this.clock.nowMs());
-    const id = leaseNumber(leaseId);
+    const id = leaseKey(leaseId);
     const lease = this.opts.sm.lease(id);
     const at = this.expiry.get(id);
     if (!lease || at === undefined) throw new MvccError('lease_not_found', `lease ${leaseId} not found`);

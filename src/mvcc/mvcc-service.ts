@@ -4,9 +4,9 @@ import type { StateStore } from '../storage/index.js';
 import { ConureError, NotLeaderError } from '../util/index.js';
 import { MvccError } from './errors.js';
 import type { Lessor } from './lessor.js';
-import { LEASE_TTL_MAX_SECONDS, encodeCommand, leaseNumber, type MvccCommand, type MvccStateMachine } from './mvcc-state-machine.js';
+import { LEASE_TTL_MAX_SECONDS, encodeCommand, leaseKey, type MvccCommand, type MvccStateMachine } from './mvcc-state-machine.js';
 import type {
-  AlarmKind, AlarmResult, CompactResult, DeleteRangeRequest, DeleteRangeResult, Int64, LeaseGrantResult, LeaseRevokeResult,
+  AlarmKind, AlarmResult, CompactResult, DeleteRangeRequest, DeleteRangeResult, Int64, LeaseGrantResult, LeaseId, LeaseRevokeResult,
   KeyValue, PutRequest, PutResult, RangeRequest, RangeResult, RequestOp, TxnRequest, TxnResult,
 } from './types.js';
 
@@ -58,7 +58,7 @@ export interface MvccServiceOptions {
    * keep-alives, as etcd does); resolves with the TTL in seconds. Without it a follower answers
    * keep-alives with NotLeaderError.
    */
-  forwardKeepAlive?: (id: number) => Promise<number>;
+  forwardKeepAlive?: (id: LeaseId) => Promise<number>;
 }
 
 /**
@@ -140,19 +140,19 @@ export class MvccService {
    * Grants a lease; `id` 0 lets the server choose a random positive id below 2^52. etcd's limits,
    * checked as bigints before anything is converted: a TTL above 9,000,000,000 s is
    * `lease_ttl_too_large` (etcd: OutOfRange "too large lease TTL"); a TTL below the minimum (or
-   * negative) is raised to it. A client-chosen id must be positive and below 2^53 (Conure keys
-   * leases by safe integers; etcd would take any positive int64): larger is `invalid`.
+   * negative) is raised to it. A client-chosen id may be any positive int64, as in etcd (whose
+   * own ids are mostly above 2^53, so a migration keeps them); a negative one is `invalid`.
    */
   async leaseGrant(ttlSeconds: Int64, id: Int64): Promise<LeaseGrantResult> {
     const ttlAsked = BigInt(ttlSeconds);
     if (ttlAsked > BigInt(LEASE_TTL_MAX_SECONDS)) throw new MvccError('lease_ttl_too_large', `lease TTL ${ttlAsked} exceeds ${LEASE_TTL_MAX_SECONDS}`);
     const ttl = ttlAsked < 0n ? 0 : Number(ttlAsked);
     const idAsked = BigInt(id);
-    if (idAsked < 0n || idAsked > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new MvccError('invalid', `lease id ${idAsked} must be a positive integer below 2^53`);
+    if (idAsked < 0n || idAsked > 2n ** 63n - 1n) {
+      throw new MvccError('invalid', `lease id ${idAsked} must be a positive int64`);
     }
     for (let attempt = 0; ; attempt++) {
-      const chosen = idAsked !== 0n ? Number(idAsked) : randomLeaseId();
+      const chosen = idAsked !== 0n ? leaseKey(idAsked) : randomLeaseId();
       try {
         return (await this.propose({ t: 'leaseGrant', id: chosen, ttl }, true)) as LeaseGrantResult;
       } catch (err) {
@@ -162,9 +162,9 @@ export class MvccService {
     }
   }
 
-  /** Revokes a lease; an id no granted lease can have (≤ 0, ≥ 2^53) is `lease_not_found` at once. */
+  /** Revokes a lease; an id no granted lease can have (≤ 0, beyond int64) is `lease_not_found` at once. */
   async leaseRevoke(id: Int64): Promise<LeaseRevokeResult> {
-    const n = leaseNumber(id);
+    const n = leaseKey(id);
     if (!(n > 0)) throw new MvccError('lease_not_found', `lease ${id} not found`);
     return (await this.propose({ t: 'leaseRevoke', id: n })) as LeaseRevokeResult;
   }
@@ -179,7 +179,7 @@ export class MvccService {
       return this.opts.lessor.keepAlive(id);
     } catch (err) {
       if (err instanceof NotLeaderError && this.opts.forwardKeepAlive) {
-        const n = leaseNumber(id);
+        const n = leaseKey(id);
         if (!(n > 0)) throw new MvccError('lease_not_found', `lease ${id} not found`);
         return this.opts.forwardKeepAlive(n);
       }
@@ -192,7 +192,7 @@ export class MvccService {
     return this.opts.lessor.timeToLive(id);
   }
 
-  async leaseLeases(): Promise<number[]> {
+  async leaseLeases(): Promise<LeaseId[]> {
     await this.opts.replicator.readBarrier();
     return this.opts.sm.leases();
   }

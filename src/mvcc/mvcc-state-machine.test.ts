@@ -220,6 +220,54 @@ test('a leader confirms its leadership with a quorum round before renewing a lea
   }
 });
 
+test('lease ids are any positive int64, kept exactly (etcd ids are mostly above 2^53)', async () => {
+  const first = createStack({ lmdb: true, keepDir: true });
+  const dir = first.dir!;
+  const etcdId = 0x2040a233b0ffa805n; // as etcd 3.4 hands out: member bits above a counter
+  const max = 2n ** 63n - 1n;
+  const reason = (r: string) => (e: unknown) => e instanceof MvccError && e.reason === r;
+  try {
+    assert.deepEqual(await first.svc.leaseGrant(30, etcdId), { revision: 1, id: etcdId, ttlSeconds: 30 });
+    assert.equal((await first.svc.leaseGrant(30, max)).id, max);
+    assert.equal((await first.svc.leaseGrant(30, 2n ** 53n - 1n)).id, Number.MAX_SAFE_INTEGER, 'safe ids stay numbers');
+    await assert.rejects(first.svc.leaseGrant(30, etcdId), reason('lease_exists'));
+    await assert.rejects(first.svc.leaseGrant(30, etcdId + 1n - 1n), reason('lease_exists'));
+    await first.svc.put({ key: enc('w'), value: enc('1'), lease: etcdId });
+    await first.svc.put({ key: enc('m'), value: enc('1'), lease: max });
+    assert.equal((await first.svc.range({ key: enc('w') })).kvs[0]!.lease, etcdId);
+    assert.deepEqual(await first.svc.leaseLeases(), [Number.MAX_SAFE_INTEGER, etcdId, max]);
+    assert.deepEqual((await first.svc.leaseTimeToLive(etcdId)).keys.map(dec), ['w']);
+    assert.equal(await first.svc.leaseKeepAlive(etcdId), 30);
+    // A compare on the lease is exact; one id off is another lease.
+    const t = await first.svc.txn({ compare: [{ key: enc('w'), target: 'lease', result: 'equal', operand: etcdId }], success: [], failure: [] });
+    assert.equal(t.succeeded, true);
+    const off = await first.svc.txn({ compare: [{ key: enc('w'), target: 'lease', result: 'equal', operand: etcdId + 1n }], success: [], failure: [] });
+    assert.equal(off.succeeded, false);
+    await assert.rejects(first.svc.put({ key: enc('x'), value: enc('1'), lease: etcdId + 1n }), reason('lease_not_found'));
+    await first.svc.leaseRevoke(max);
+    assert.equal((await first.svc.range({ key: enc('m') })).kvs.length, 0, 'revoking deletes its keys');
+  } finally {
+    await first.close();
+  }
+  const second = createStack({ lmdb: true, dir });
+  try {
+    assert.deepEqual(second.sm.leases(), [Number.MAX_SAFE_INTEGER, etcdId], 'rebuilt from the lease bucket, exactly');
+    assert.deepEqual(second.sm.lease(etcdId)!.keys.map(dec), ['w'], 'and the key bucket');
+    const copy = createStack();
+    try {
+      const snap = second.sm.exportState();
+      await copy.sm.restoreState(snap.index, snap.data);
+      assert.equal((await copy.svc.range({ key: enc('w') })).kvs[0]!.lease, etcdId, 'through a snapshot');
+      await copy.svc.leaseRevoke(etcdId);
+      assert.equal((await copy.svc.range({ key: enc('w') })).kvs.length, 0);
+    } finally {
+      await copy.close();
+    }
+  } finally {
+    await second.close();
+  }
+});
+
 test('the index is rebuilt on open (LMDB)', async () => {
   const first = createStack({ lmdb: true, keepDir: true });
   const dir = first.dir!;
@@ -463,7 +511,7 @@ test('a follower forwards keep-alives to the leader when it can, and says not le
     const g = await s.svc.leaseGrant(10, 0);
     s.replicator.leader = false;
     await assert.rejects(s.svc.leaseKeepAlive(g.id), (e: unknown) => (e as { code?: string }).code === 'not_leader');
-    const forwarded: number[] = [];
+    const forwarded: Array<number | bigint> = [];
     const follower = new MvccService({
       replicator: s.replicator, sm: s.sm, lessor: s.lessor, store: s.store, memberId: '1',
       forwardKeepAlive: async (id) => { forwarded.push(id); return 10; },
@@ -490,7 +538,8 @@ test('int64 arguments beyond 2^53 are checked as bigints, with etcd reasons (fin
     // The TTL bound is checked before conversion: 2^62 does not wrap to a 2 s lease.
     await assert.rejects(s.svc.leaseGrant(2n ** 62n, 0n), reason('lease_ttl_too_large'));
     await assert.rejects(s.svc.leaseGrant(9_000_000_001n, 0n), reason('lease_ttl_too_large'));
-    await assert.rejects(s.svc.leaseGrant(10n, 2n ** 63n - 1n), reason('invalid'));
+    await assert.rejects(s.svc.leaseGrant(10n, -5n), reason('invalid'));
+    await assert.rejects(s.svc.leaseGrant(10n, 2n ** 63n), reason('invalid'));
     assert.deepEqual(await s.svc.leaseLeases(), []);
     await assert.rejects(s.svc.leaseRevoke(2n ** 63n - 1n), reason('lease_not_found'));
     await assert.rejects(s.svc.leaseTimeToLive(2n ** 63n - 1n), reason('lease_not_found'));

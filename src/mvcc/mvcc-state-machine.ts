@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { pack, unpack } from 'msgpackr';
 import type { StateMachine } from '../seams/index.js';
-import { decodeUint64, encodeUint64, type StateOp, type StateStore } from '../storage/index.js';
+import { decodeUint64, decodeUint64Exact, encodeUint64, type StateOp, type StateStore } from '../storage/index.js';
 import { ConureError } from '../util/index.js';
 import { MvccError } from './errors.js';
 import { KeyIndex } from './key-index.js';
@@ -11,7 +11,7 @@ import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 import type {
   Alarm, AlarmKind, AlarmResult, Compare, CompactResult, DeleteRangeRequest, DeleteRangeResult, KeyValue,
   LeaseGrantResult, LeaseRevokeResult, MvccEvent, PutRequest, PutResult, RangeRequest, RangeResult, RequestOp,
-  ResponseOp, TxnRequest, TxnResult, Int64,
+  ResponseOp, TxnRequest, TxnResult, Int64, LeaseId,
 } from './types.js';
 
 /** Bucket names in the StateStore. */
@@ -40,9 +40,12 @@ export type MvccCommand =
   | { t: 'deleteRange'; r: DeleteRangeRequest }
   | { t: 'txn'; r: TxnRequest }
   | { t: 'compact'; rev: number }
-  /** `id` a positive safe integer, `ttl` at most LEASE_TTL_MAX_SECONDS (checked by MvccService). */
-  | { t: 'leaseGrant'; id: number; ttl: number }
-  | { t: 'leaseRevoke'; id: number }
+  /**
+   * `id` a positive LeaseId (a number below 2^53, a msgpack int64 above), `ttl` at most
+   * LEASE_TTL_MAX_SECONDS (checked by MvccService, and again at apply).
+   */
+  | { t: 'leaseGrant'; id: LeaseId; ttl: number }
+  | { t: 'leaseRevoke'; id: LeaseId }
   | { t: 'alarm'; action: 'activate' | 'deactivate'; memberId: string; alarm: AlarmKind };
 
 export function encodeCommand(cmd: MvccCommand): Uint8Array {
@@ -57,8 +60,8 @@ export function encodeCommand(cmd: MvccCommand): Uint8Array {
 export interface MvccObserver {
   /** The events of one write transaction, all at revision `revision`, in sub-revision order. */
   events?(revision: number, events: MvccEvent[]): void;
-  leaseGranted?(id: number, ttlSeconds: number): void;
-  leaseRevoked?(id: number): void;
+  leaseGranted?(id: LeaseId, ttlSeconds: number): void;
+  leaseRevoked?(id: LeaseId): void;
   compacted?(revision: number): void;
 }
 
@@ -70,13 +73,13 @@ export interface MvccStateMachineOptions {
 }
 
 interface Lease {
-  id: number;
+  id: LeaseId;
   ttlSeconds: number;
   /** Keys (latin1 strings, see ordered-keys.ts) currently attached. */
   keys: Set<string>;
 }
 
-type Row = [key: Uint8Array, value: Uint8Array, create: number, version: number, lease: number, tombstone: 0 | 1];
+type Row = [key: Uint8Array, value: Uint8Array, create: number, version: number, lease: LeaseId, tombstone: 0 | 1];
 
 /**
  * etcd's MVCC key-value store as a deterministic StateMachine over a StateStore.
@@ -102,7 +105,7 @@ type Row = [key: Uint8Array, value: Uint8Array, create: number, version: number,
 export class MvccStateMachine implements StateMachine {
   private readonly index = new Map<string, KeyIndex>();
   private readonly keys = new OrderedKeys();
-  private readonly leaseMap = new Map<number, Lease>();
+  private readonly leaseMap = new Map<LeaseId, Lease>();
   private readonly observers = new Set<MvccObserver>();
   private alarmList: Alarm[] = [];
   private rev = 0;
@@ -130,7 +133,7 @@ export class MvccStateMachine implements StateMachine {
     this.alarmList = alarms ? (unpack(alarms) as Alarm[]) : [];
     for (const { key, value } of this.store.range(BUCKETS.lease)) {
       const { ttl } = unpack(value) as { ttl: number };
-      const id = decodeUint64(key);
+      const id = leaseKey(decodeUint64Exact(key));
       this.leaseMap.set(id, { id, ttlSeconds: ttl, keys: new Set() });
     }
     // Rows come in revision order, so each key's history is rebuilt ascending. Batched so a
@@ -141,7 +144,7 @@ export class MvccStateMachine implements StateMachine {
       const rows = this.store.range(BUCKETS.key, start ? { start, limit: batch } : { limit: batch });
       for (const { key: revKey, value } of rows) {
         const rev = decodeRevision(revKey);
-        const row = unpack(value) as Row;
+        const row = unpackRow(value);
         const k = bytesToKey(row[0]);
         const ki = this.keyIndexFor(k);
         if (row[5]) ki.tombstone(rev);
@@ -247,7 +250,7 @@ export class MvccStateMachine implements StateMachine {
   kvAt(rev: Revision): KeyValue | undefined {
     const raw = this.store.get(BUCKETS.key, encodeRevision(rev.main, rev.sub));
     if (!raw) return undefined;
-    const row = unpack(raw) as Row;
+    const row = unpackRow(raw);
     return row[5] ? undefined : rowToKv(row, rev.main);
   }
 
@@ -275,7 +278,7 @@ export class MvccStateMachine implements StateMachine {
     const events: MvccEvent[] = [];
     for (const r of rows) {
       const rev = decodeRevision(r.key);
-      const row = unpack(r.value) as Row;
+      const row = unpackRow(r.value);
       const prev = this.index.get(bytesToKey(row[0]))?.before(rev);
       const ev: MvccEvent = row[5]
         ? { type: 'delete', kv: { key: row[0], createRevision: 0, modRevision: rev.main, version: 0, value: new Uint8Array(0), lease: 0 } }
@@ -326,7 +329,7 @@ export class MvccStateMachine implements StateMachine {
   }
 
   /** Lease ids currently granted, ascending. */
-  leases(): number[] { return [...this.leaseMap.keys()].sort((a, b) => a - b); }
+  leases(): LeaseId[] { return [...this.leaseMap.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)); }
 
   /** A lease's granted TTL and attached keys, or undefined if it does not exist. */
   lease(id: Int64): { ttlSeconds: number; keys: Uint8Array[] } | undefined {
@@ -431,10 +434,11 @@ export class MvccStateMachine implements StateMachine {
     return { revision: this.rev } satisfies CompactResult;
   }
 
-  private applyLeaseGrant(index: number, id: number, ttl: number): unknown {
-    if (!Number.isSafeInteger(id) || id <= 0) {
+  private applyLeaseGrant(index: number, asked: LeaseId, ttl: number): unknown {
+    const id = leaseKey(asked);
+    if (!(id > 0)) {
       this.store.apply(index, []);
-      return new MvccError('invalid', `lease id ${id} is not a positive safe integer`);
+      return new MvccError('invalid', `lease id ${asked} is not a positive int64`);
     }
     if (this.leaseMap.has(id)) {
       this.store.apply(index, []);
@@ -451,7 +455,8 @@ export class MvccStateMachine implements StateMachine {
     return { revision: this.rev, id, ttlSeconds } satisfies LeaseGrantResult;
   }
 
-  private applyLeaseRevoke(index: number, id: number): unknown {
+  private applyLeaseRevoke(index: number, asked: LeaseId): unknown {
+    const id = leaseKey(asked);
     const lease = this.leaseMap.get(id);
     if (!lease) {
       this.store.apply(index, []);
@@ -675,7 +680,7 @@ export class MvccStateMachine implements StateMachine {
     if (p) return p;
     const raw = this.store.get(BUCKETS.key, revKey);
     if (!raw) throw new ConureError('internal', `index points at missing revision ${rev.main}.${rev.sub}`);
-    return unpack(raw) as Row;
+    return unpackRow(raw);
   }
 
   /** @internal */
@@ -692,7 +697,7 @@ export class MvccStateMachine implements StateMachine {
   /** @internal */
   existing(k: string): KeyIndex | undefined { return this.index.get(k); }
   /** @internal */
-  leaseEntry(id: Int64): Lease | undefined { return typeof id === 'number' ? this.leaseMap.get(id) : this.leaseMap.get(leaseNumber(id)); }
+  leaseEntry(id: Int64): Lease | undefined { return this.leaseMap.get(leaseKey(id)); }
   /** @internal */
   keysIn(bounds: KeyBounds): string[] { return [...this.keys.range(bounds)]; }
 }
@@ -721,8 +726,8 @@ class WriteTxn {
     const prevRev = ki?.live();
     const prevRow = prevRev ? this.sm.readRow(prevRev, this.pending) : undefined;
     const value = r.ignoreValue ? prevRow![1] : r.value ?? new Uint8Array(0);
-    // checkPut found the lease, so a non-zero id is a granted (safe) one.
-    const lease = r.ignoreLease ? prevRow![4] : leaseNumber(r.lease ?? 0);
+    // checkPut found the lease, so a non-zero id is a granted one (in canonical form).
+    const lease = r.ignoreLease ? prevRow![4] : leaseKey(r.lease ?? 0);
     const create = prevRow ? prevRow[2] : this.rev;
     const version = prevRow ? prevRow[3] + 1 : 1;
     const rev = { main: this.rev, sub: this.sub++ };
@@ -800,13 +805,87 @@ function rowToKv(row: Row, modRevision: number): KeyValue {
   return { key: row[0], createRevision: row[2], modRevision, version: row[3], value: row[1], lease: row[4] };
 }
 
+const INT64_MAX = 2n ** 63n - 1n;
+const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+
 /**
- * A lease id as the number the store keys leases by; an id that is no safe positive integer can
- * name no granted lease, so it becomes NaN, which matches nothing.
+ * A lease id in the canonical form the store keys leases by (LeaseId): 0, a positive safe
+ * integer as a number, [2^53, 2^63 − 1] as a bigint. An id no lease can have (negative, beyond
+ * int64, not an integer) becomes NaN, which matches nothing and is not `> 0`.
  */
-export function leaseNumber(id: Int64): number {
-  if (typeof id === 'number') return id;
-  return id > 0n && id <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(id) : id === 0n ? 0 : Number.NaN;
+export function leaseKey(id: Int64): LeaseId {
+  if (typeof id !== 'number' && typeof id !== 'bigint') return Number.NaN;
+  if (typeof id === 'number') return Number.isSafeInteger(id) && id >= 0 ? id : Number.NaN;
+  if (id === 0n) return 0;
+  if (id < 0n || id > INT64_MAX) return Number.NaN;
+  return id <= SAFE_MAX ? Number(id) : id;
+}
+
+/** One stored revision of a key, as an import (an etcd snapshot) hands it over. */
+export interface ImportedRow {
+  main: number;
+  sub: number;
+  key: Uint8Array;
+  /** For a put: */
+  value: Uint8Array;
+  createRevision: number;
+  version: number;
+  lease: Int64;
+  /** A delete (the other fields are ignored). */
+  tombstone: boolean;
+}
+
+/**
+ * The buckets of a store that holds exactly `rows` (ascending by revision), `leases` and the
+ * given current and compacted revisions, for `StateStore.restore` (`conurectl snapshot
+ * import-etcd`). Revisions are kept as given. Errors: MvccError('invalid') for rows out of
+ * order, ids no lease can have, a TTL or a revision out of range.
+ */
+export function importedState(rows: Iterable<ImportedRow>, leases: Iterable<{ id: Int64; ttlSeconds: number }>, revision: number, compactRevision: number): Map<string, Array<{ key: Uint8Array; value: Uint8Array }>> {
+  const keyRows: Array<{ key: Uint8Array; value: Uint8Array }> = [];
+  let last: Revision | undefined;
+  let maxMain = 0;
+  for (const r of rows) {
+    if (!Number.isSafeInteger(r.main) || !Number.isSafeInteger(r.sub) || r.main < 1 || r.sub < 0) throw new MvccError('invalid', `revision ${r.main}.${r.sub} is out of range`);
+    if (last && (r.main < last.main || (r.main === last.main && r.sub <= last.sub))) throw new MvccError('invalid', `revision ${r.main}.${r.sub} follows ${last.main}.${last.sub}`);
+    last = { main: r.main, sub: r.sub };
+    maxMain = r.main;
+    if (!r.key.length) throw new MvccError('invalid', `revision ${r.main}.${r.sub} has an empty key`);
+    let row: Row;
+    if (r.tombstone) {
+      row = [r.key, new Uint8Array(0), 0, 0, 0, 1];
+    } else {
+      const lease = leaseKey(r.lease);
+      if (Number.isNaN(lease)) throw new MvccError('invalid', `revision ${r.main}.${r.sub} names lease ${r.lease}, which no lease can be`);
+      if (!Number.isSafeInteger(r.createRevision) || r.createRevision < 1 || r.createRevision > r.main || !Number.isSafeInteger(r.version) || r.version < 1) {
+        throw new MvccError('invalid', `revision ${r.main}.${r.sub}: create revision ${r.createRevision} or version ${r.version} is out of range`);
+      }
+      row = [r.key, r.value, r.createRevision, r.version, lease, 0];
+    }
+    keyRows.push({ key: encodeRevision(r.main, r.sub), value: pack(row) });
+  }
+  const leaseRows: Array<{ key: Uint8Array; value: Uint8Array }> = [];
+  const ids = new Set<LeaseId>();
+  for (const l of leases) {
+    const id = leaseKey(l.id);
+    if (!(id > 0)) throw new MvccError('invalid', `lease id ${l.id} is not a positive int64`);
+    if (ids.has(id)) throw new MvccError('invalid', `lease ${l.id} appears twice`);
+    ids.add(id);
+    if (!Number.isSafeInteger(l.ttlSeconds) || l.ttlSeconds < 1 || l.ttlSeconds > LEASE_TTL_MAX_SECONDS) throw new MvccError('invalid', `lease ${l.id} has TTL ${l.ttlSeconds}`);
+    leaseRows.push({ key: encodeUint64(id), value: pack({ ttl: l.ttlSeconds }) });
+  }
+  if (!Number.isSafeInteger(revision) || revision < Math.max(1, maxMain)) throw new MvccError('invalid', `current revision ${revision} is below the rows' ${maxMain}`);
+  if (!Number.isSafeInteger(compactRevision) || compactRevision < 0 || compactRevision > revision) throw new MvccError('invalid', `compacted revision ${compactRevision} is out of range`);
+  const meta = [{ key: META_REV, value: encodeUint64(revision) }];
+  if (compactRevision > 0) meta.push({ key: META_COMPACT, value: encodeUint64(compactRevision) });
+  return new Map([[BUCKETS.key, keyRows], [BUCKETS.lease, leaseRows], [BUCKETS.meta, meta]]);
+}
+
+/** A stored row, its lease id put in canonical form (msgpack gives int64s back as bigints). */
+function unpackRow(raw: Uint8Array): Row {
+  const row = unpack(raw) as Row;
+  if (typeof row[4] === 'bigint') row[4] = leaseKey(row[4]);
+  return row;
 }
 
 function compareOne(c: Compare, kv: KeyValue): boolean {

@@ -6,14 +6,21 @@
  * - `rangeEnd` empty: the single key `key`. `rangeEnd` = [0x00]: every key ≥ `key`.
  *   `key` = [0x00] and `rangeEnd` = [0x00]: every key. Otherwise `[key, rangeEnd)`.
  * - Revision 0 in a request means "the current revision".
- * - Lease ids the store grants and keeps are positive safe integers (≤ 2^53 − 1); 0 means "no
- *   lease". Requests carry int64 ids, revisions and TTLs from the wire as bigints (`Int64`), which
- *   are compared as bigints and converted to numbers only once known to fit (api/etcd/codec.ts
- *   parses them; a revision ≥ 2^53 is a future revision, a lease id ≥ 2^53 a lease not found).
+ * - Lease ids are positive int64s, as in etcd (whose own ids are mostly above 2^53); 0 means
+ *   "no lease". The store keeps them as `LeaseId`s: a number up to 2^53 − 1, a bigint above.
+ *   Requests carry int64 ids, revisions and TTLs from the wire as bigints (`Int64`), which are
+ *   compared as bigints and converted to numbers only once known to fit (api/etcd/codec.ts
+ *   parses them; a revision ≥ 2^53 is a future revision).
  */
 
 /** An int64 from a request: a bigint from the wire, or a safe integer from internal callers. */
 export type Int64 = number | bigint;
+
+/**
+ * A lease id in its one canonical form, so that it can key a Map: 0 (no lease) or a positive
+ * safe integer as a number, an id in [2^53, 2^63 − 1] as a bigint. `leaseKey()` makes one.
+ */
+export type LeaseId = number | bigint;
 
 /**
  */
@@ -25,7 +32,8 @@ export interface KeyValue {
   /** 1 after the create, +1 per put; a delete resets it (the key is gone). */
   version: number;
   value: Uint8Array;
-  lease: number;
+  /** 0 when the key has no lease. */
+  lease: LeaseId;
 }
 
 export type SortOrder = 'none' | 'ascend' | 'descend';
@@ -122,7 +130,7 @@ export interface TxnResult {
 
 export interface LeaseGrantResult {
   revision: number;
-  id: number;
+  id: LeaseId;
   ttlSeconds: number;
 }
 

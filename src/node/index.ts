@@ -11,4 +11,6 @@ export { MemberHttp, type MemberFetchInit } from './member-http.js';
 export { PeerSecret, ensurePeerSecretFile } from './peer-auth.js';
 export { PeerTransport, type PeerTransportOptions, type TransportStats } from './peer-transport.js';
 export { saveSnapshot, restoreSnapshot, snapshotStatus, type SaveResult, type RestoreOptions, type SnapshotStatus } from './backup.js';
+export { importEtcdSnapshot, readEtcdSnapshot, type ImportEtcdOptions, type ImportEtcdSummary, type EtcdSnapshotContents } from './etcd-import.js';
+export { BoltFile, type BoltEntry } from './bbolt.js';
 export { forceNewCluster, forcedMarker, planRecovery, readClusterId, type ForcedMarker, type RecoveryPlan } from './recovery.js';

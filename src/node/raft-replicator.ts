@@ -371,9 +371,12 @@ export class RaftReplicator implements Replicator {
     }
     // Same id at a new address: the suffrage stays, the address goes through the log. A member
     // that still answers at its current raft address has not moved: the request is wrong (or
-    // hostile), and following it would cut a live member off.
+    // hostile), and following it would cut a live member off. One that never answered (raft
+    // counts a new member as recently active until the next check; its match is still 0) has
+    // nothing to cut off: etcd's `member add` then `member update` is allowed.
     const addressed = this.addressOf(m.id)?.raft;
-    if (addressed !== undefined && addressed !== m.address && (m.id === this.opts.id || this.raw.status().progress[m.id]?.recentActive)) {
+    const pr = this.raw.status().progress[m.id];
+    if (addressed !== undefined && addressed !== m.address && (m.id === this.opts.id || (pr?.recentActive && pr.match > 0))) {
       throw new ConureError('conflict', `${m.id} is active at ${addressed}; stop it before it joins from ${m.address}`);
     }
     await this.confChange({ type: 'update', nodeId: m.id, context: pack({ ...address, intent: known?.intent ?? address.intent }) });

@@ -3,7 +3,7 @@
  * with a memory implementation for tests and arbiters) and the durable raft log.
  */
 export {
-  BUCKET_NAME, compareBytes, encodeUint64, decodeUint64,
+  BUCKET_NAME, compareBytes, encodeUint64, decodeUint64, decodeUint64Exact,
   type StateStore, type KeyValue, type RangeOptions, type StateOp,
 } from './state-store.js';
 export { LmdbStateStore, envSync, type LmdbStateStoreOptions } from './lmdb-state-store.js';

@@ -81,8 +81,8 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-/** 8-byte big-endian encoding of a non-negative safe integer. */
-export function encodeUint64(n: number): Uint8Array {
+/** 8-byte big-endian encoding of a non-negative safe integer (or a bigint below 2^64). */
+export function encodeUint64(n: number | bigint): Uint8Array {
   const out = new Uint8Array(8);
   new DataView(out.buffer).setBigUint64(0, BigInt(n));
   return out;
@@ -90,4 +90,9 @@ export function encodeUint64(n: number): Uint8Array {
 
 export function decodeUint64(b: Uint8Array): number {
   return Number(new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(0));
+}
+
+/** The exact value of an 8-byte big-endian encoding, as a bigint. */
+export function decodeUint64Exact(b: Uint8Array): bigint {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(0);
 }

@@ -185,9 +185,12 @@ describe('etcd compatibility (issue 19) on a 3-member cluster', { skip, timeout:
     const learner = (JSON.parse(listed) as { members: Array<{ ID: string | number; peerURLs: string[]; isLearner?: boolean }> }).members
       .find((m) => m.peerURLs.includes('http://127.0.0.1:7999'));
     assert.ok(learner?.isLearner, `the follower lists the new learner at once: ${listed}`);
-    assert.match(await etcdctl(ep, 'member', 'update', id, '--peer-urls=http://127.0.0.1:7998'), /updated in cluster/);
-    assert.match(await etcdctl(url(leader), 'member', 'list'), /http:\/\/127\.0\.0\.1:7998/);
-    assert.match(await etcdctl(ep, 'member', 'remove', id), new RegExp(`Member\\s+${id} removed from cluster`));
+    try {
+      assert.match(await etcdctl(ep, 'member', 'update', id, '--peer-urls=http://127.0.0.1:7998'), /updated in cluster/);
+      assert.match(await etcdctl(url(leader), 'member', 'list'), /http:\/\/127\.0\.0\.1:7998/);
+    } finally {
+      assert.match(await etcdctl(ep, 'member', 'remove', id), new RegExp(`Member\\s+${id} removed from cluster`));
+    }
     assert.doesNotMatch(await etcdctl(ep, 'member', 'list'), /127\.0\.0\.1:799[89]/);
     // The leader's refusal, through the follower: etcd's NotFound "etcdserver: member not found".
     await assert.rejects(etcdctl(ep, 'member', 'remove', id), (e: { stderr: string }) => /etcdserver: member not found/.test(e.stderr));

@@ -126,6 +126,40 @@ for (const impl of IMPLS) {
       assert.equal(await codeOf(c.put('/t/lease/b', 'x', { lease: l.id })), 'not_found');
     });
 
+    test('migration calls: a chosen etcd-sized lease id, LeaseLeases, TimeToLive with keys, one keep-alive, binary keys, a watch of every key with a progress request', async () => {
+      const id = (0x2040a233b0ff0000n + BigInt(Math.floor(Math.random() * 0xffff))).toString(); // above 2^53, as etcd's ids
+      const g = await c.leaseGrant(30, { id });
+      assert.deepEqual(g, { id, ttlSeconds: 30 });
+      assert.equal(await codeOf(c.leaseGrant(30, { id })), 'conflict', 'lease already exists');
+      await assert.rejects(c.leaseGrant(30, { id: '-1' }), /positive int64/);
+      const bin = Buffer.from([0x2f, 0x74, 0x2f, 0x62, 0xff, 0x00, 0x80]);
+      await c.put(bin, Buffer.from([0, 1, 2, 255]), { lease: id });
+      const kv = (await c.range(bin)).kvs[0]!;
+      assert.deepEqual([kv.keyBytes, kv.value, kv.lease], [bin, Buffer.from([0, 1, 2, 255]), id]);
+      assert.ok((await c.leaseLeases()).includes(id));
+      const ttl = await c.leaseTimeToLive(id, { keys: true });
+      assert.equal(ttl.grantedTtlSeconds, 30);
+      assert.ok(ttl.ttlSeconds > 0 && ttl.ttlSeconds <= 30);
+      assert.deepEqual(ttl.keys, [bin]);
+      assert.deepEqual((await c.leaseTimeToLive(id)).keys, [], 'keys only when asked');
+      assert.equal(await c.leaseKeepAliveOnce(id), 30);
+
+      const seen: WatchEvent[] = [];
+      const all = c.watch(Buffer.from([0]), { rangeEnd: Buffer.from([0]) }, (evs) => { seen.push(...evs); });
+      try {
+        await all.ready;
+        const r = await c.put('/t/every', 'x');
+        await c.delete(bin);
+        await until('both events', () => seen.length >= 2 || undefined);
+        assert.deepEqual(seen.map((e) => [e.type, e.kv.keyBytes]), [['put', Buffer.from('/t/every')], ['delete', bin]]);
+        assert.ok((await all.requestProgress(5000)) >= r.revision + 1, 'progress at or past the last write');
+      } finally { all.close(); }
+      await c.leaseRevoke(id);
+      assert.equal(await c.leaseKeepAliveOnce(id), 0, 'a gone lease renews to TTL 0');
+      assert.equal((await c.leaseTimeToLive(id)).ttlSeconds, -1);
+      assert.ok(!(await c.leaseLeases()).includes(id));
+    });
+
     test('LeaseKeeper keeps a short lease past its TTL, then reports lost when the lease is revoked', async () => {
       const keeper = await c.grantAndKeep(2);
       try {

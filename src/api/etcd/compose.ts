@@ -1,7 +1,7 @@
 import type { Replicator } from '../../seams/index.js';
 import type { StateStore } from '../../storage/index.js';
 import {
-  memberIdOf, MvccKvService, Lessor, type LeaseClock, MvccService, type MvccLimits, type MvccStateMachine, WatchHub, type WatchHubOptions,
+  memberIdOf, MvccKvService, Lessor, type LeaseClock, type LeaseId, MvccService, type MvccLimits, type MvccStateMachine, WatchHub, type WatchHubOptions,
 } from '../../mvcc/index.js';
 import type { Logger } from '../../util/index.js';
 import { EtcdServices, type MembershipForwarder } from './services.js';
@@ -19,7 +19,7 @@ export interface EtcdApiOptions {
   clock?: LeaseClock;
   log?: Logger;
   /** Forwards a keep-alive to the leader when this member is a follower (see MvccService). */
-  forwardKeepAlive?: (id: number) => Promise<number>;
+  forwardKeepAlive?: (id: LeaseId) => Promise<number>;
   /** Forwards Cluster membership changes to the leader when this member is a follower. */
   forwardMembership?: MembershipForwarder;
 }

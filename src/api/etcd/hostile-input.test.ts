@@ -89,6 +89,16 @@ test('finding 8: int64 TTLs, revisions and lease ids are exact, with etcd errors
   assert.deepEqual([ttl.ID, ttl.TTL], ['9223372036854775807', '-1']);
   await rejectsWith(call('Lease', 'LeaseRevoke', { ID: '9223372036854775807' }), status.NOT_FOUND, 'etcdserver: requested lease not found');
   await rejectsWith(call('KV', 'Put', { key: enc('f8'), value: enc('w'), lease: '9223372036854775807' }), status.NOT_FOUND, 'etcdserver: requested lease not found');
+  // Any positive int64 may be a client-chosen lease id, as in etcd (a migration keeps etcd's ids).
+  const wide = await call('Lease', 'LeaseGrant', { TTL: '60', ID: '9223372036854775807' });
+  assert.equal(wide.ID, '9223372036854775807');
+  await call('KV', 'Put', { key: enc('f8-wide'), value: enc('w'), lease: '9223372036854775807' });
+  assert.equal(((await call('KV', 'Range', { key: enc('f8-wide') })).kvs as Msg[])[0]!.lease, '9223372036854775807');
+  assert.deepEqual(((await call('Lease', 'LeaseLeases', {})).leases as Msg[]).map((l) => l.ID), ['9223372036854775807']);
+  assert.equal((await call('Lease', 'LeaseTimeToLive', { ID: '9223372036854775807' })).grantedTTL, '60');
+  await call('Lease', 'LeaseRevoke', { ID: '9223372036854775807' });
+  assert.equal((await call('KV', 'Range', { key: enc('f8-wide') })).count, '0');
+  await rejectsWith(call('Lease', 'LeaseGrant', { TTL: '60', ID: '-7' }), status.INVALID_ARGUMENT, /positive int64/);
 
   // Compares with int64 operands are exact: mod_revision < 2^60 holds.
   const cmp = await call('KV', 'Txn', { compare: [{ key: enc('f8'), target: 'MOD', result: 'LESS', mod_revision: '1152921504606846976' }], success: [] });

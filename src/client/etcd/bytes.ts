@@ -55,8 +55,10 @@ export function fromWireKv(kv: WireKv): KeyValue {
   const mod = safeInt(kv.mod_revision, 'mod_revision');
   const version = safeInt(kv.version, 'version');
   if (create < 0 || mod < 0 || version < 0) throw new InvalidArgumentError('etcd answer: negative revision or version');
+  const keyBytes = kv.key ?? Buffer.alloc(0);
   return {
-    key: (kv.key ?? Buffer.alloc(0)).toString('utf8'),
+    key: keyBytes.toString('utf8'),
+    keyBytes,
     value: kv.value ?? Buffer.alloc(0),
     createRevision: create,
     modRevision: mod,

@@ -20,15 +20,17 @@
  *   guard their writes with txn compares (as the platform does).
  * - Streams (watch, lease keep-alive) are owned by Watcher and LeaseKeeper, which reconnect by
  *   themselves; `close()` ends them all and fails later calls with `closed`.
+ * - TLS: `tls` (CA, and a client certificate and key for servers that ask for one), or an
+ *   `https://` endpoint (then the system CAs). Plain text otherwise.
  */
-import { credentials, type Client, type ClientDuplexStream, type GrpcObject, type ServiceClientConstructor, connectivityState, loadPackageDefinition, Metadata } from '@grpc/grpc-js';
+import { credentials, type ChannelCredentials, type Client, type ClientDuplexStream, type GrpcObject, type ServiceClientConstructor, connectivityState, loadPackageDefinition, Metadata } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { protoDir, LOADER_OPTIONS } from '../../api/etcd/proto/index.js';
 import { ClosedError, ConureError, InvalidArgumentError, UnavailableError } from '../../util/index.js';
-import { jsonBytes, leaseId, safeInt, valueJson } from './bytes.js';
+import { jsonBytes, leaseId, safeInt, toBuffer, valueJson } from './bytes.js';
 import { fromGrpcError, isRetryable } from './errors.js';
 import { Txn } from './txn.js';
-import type { Bytes, DeleteOptions, DeleteResult, KeyValue, LeaseGrantResult, PutOptions, PutResult, RangeOptions, RangeResult, TxnRequest, TxnResult } from './types.js';
+import type { Bytes, DeleteOptions, DeleteResult, KeyValue, LeaseGrantResult, LeaseTimeToLiveResult, PutOptions, PutResult, RangeOptions, RangeResult, TxnRequest, TxnResult } from './types.js';
 import { decodeDelete, decodePut, decodeRange, decodeTxn, encodeDelete, encodePut, encodeRange, encodeTxn, type Wire } from './wire.js';
 import { LeaseKeeper, type LeaseKeeperOptions } from './lease-keeper.js';
 import { Watcher, type WatchHandler, type WatchOptions } from './watch.js';
@@ -47,6 +49,12 @@ export interface EtcdClientOptions {
   endpoints: string[];
   /** Deadline of each unary call, ms (default 5000). */
   callTimeoutMs?: number;
+  /**
+   * TLS for every endpoint: `ca` (PEM) the server certificates must chain to (default: the
+   * system CAs), `cert` and `key` (PEM, together) a client certificate. Implied, with the system
+   * CAs, by an `https://` endpoint.
+   */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 type ServiceName = 'KV' | 'Lease' | 'Watch';
@@ -74,10 +82,14 @@ export class EtcdClient {
   private current = 0;
   private closed = false;
   private readonly streams = new Set<{ close(): void }>();
+  private readonly creds: ChannelCredentials;
 
   constructor(opts: EtcdClientOptions) {
     if (!opts.endpoints.length) throw new InvalidArgumentError('EtcdClient needs at least one endpoint');
-    this.endpoints = opts.endpoints.map((e) => e.replace(/^https?:\/\//, '').replace(/\/+$/, ''));
+    const tls = opts.tls ?? (opts.endpoints.some((e) => /^https:\/\//i.test(e)) ? {} : undefined);
+    if (tls && !tls.cert !== !tls.key) throw new InvalidArgumentError('a TLS client certificate needs its key, and a key its certificate');
+    this.creds = tls ? credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null) : credentials.createInsecure();
+    this.endpoints = opts.endpoints.map((e) => e.replace(/^https?:\/\//i, '').replace(/\/+$/, ''));
     this.callTimeoutMs = opts.callTimeoutMs ?? 5000;
     this.conns = this.endpoints.map(() => undefined);
   }
@@ -129,12 +141,24 @@ export class EtcdClient {
     await this.unary('KV', 'Compact', { revision: String(revision), physical });
   }
 
-  /** Grants a lease; the server may round the TTL up to its minimum. */
-  async leaseGrant(ttlSeconds: number): Promise<LeaseGrantResult> {
+  /**
+   * Grants a lease; the server may round the TTL up to its minimum. `id` (a positive decimal
+   * int64) asks for that id, as a migration does; an id in use is `conflict` (etcd's
+   * FailedPrecondition "lease already exists").
+   */
+  async leaseGrant(ttlSeconds: number, opts: { id?: string; timeoutMs?: number } = {}): Promise<LeaseGrantResult> {
     if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) throw new InvalidArgumentError(`lease TTL must be a positive integer of seconds, got ${ttlSeconds}`);
-    const res = await this.unary('Lease', 'LeaseGrant', { TTL: String(ttlSeconds), ID: '0' });
+    const id = opts.id ?? '0';
+    if (!/^\d+$/.test(id) || BigInt(id) > 2n ** 63n - 1n) throw new InvalidArgumentError(`lease id must be a positive int64, got ${id}`);
+    const res = await this.unary('Lease', 'LeaseGrant', { TTL: String(ttlSeconds), ID: id }, opts.timeoutMs);
     if (res.error) throw new ConureError('internal', `lease grant: ${String(res.error)}`);
     return { id: leaseId(res.ID), ttlSeconds: safeInt(res.TTL, 'TTL') };
+  }
+
+  /** The ids of every lease the server holds (LeaseLeases), as decimal strings. */
+  async leaseLeases(timeoutMs?: number): Promise<string[]> {
+    const res = await this.unary('Lease', 'LeaseLeases', {}, timeoutMs);
+    return ((res.leases ?? []) as Wire[]).map((l) => leaseId(l.ID));
   }
 
   /** Revokes a lease, deleting its keys. Throws `not_found` when the lease is unknown or expired. */
@@ -142,10 +166,56 @@ export class EtcdClient {
     await this.unary('Lease', 'LeaseRevoke', { ID: id });
   }
 
-  /** Remaining TTL of a lease in seconds (≤ 0 / -1 when expired or unknown). */
-  async leaseTimeToLive(id: string): Promise<{ ttlSeconds: number; grantedTtlSeconds: number }> {
-    const res = await this.unary('Lease', 'LeaseTimeToLive', { ID: id, keys: false });
-    return { ttlSeconds: safeInt(res.TTL, 'TTL'), grantedTtlSeconds: safeInt(res.grantedTTL, 'grantedTTL') };
+  /** Remaining TTL of a lease in seconds (-1 when expired or unknown); with `keys`, its keys. */
+  async leaseTimeToLive(id: string, opts: { keys?: boolean; timeoutMs?: number } = {}): Promise<LeaseTimeToLiveResult> {
+    const res = await this.unary('Lease', 'LeaseTimeToLive', { ID: id, keys: opts.keys ?? false }, opts.timeoutMs);
+    return {
+      ttlSeconds: safeInt(res.TTL, 'TTL'),
+      grantedTtlSeconds: safeInt(res.grantedTTL, 'grantedTTL'),
+      keys: ((res.keys ?? []) as Buffer[]).map((k) => toBuffer(k)),
+    };
+  }
+
+  /**
+   * One keep-alive of lease `id` (etcdctl's `lease keep-alive --once`) on a short-lived
+   * LeaseKeepAlive stream: resolves with the renewed TTL in seconds, 0 when the lease is gone.
+   * Bounded by the call timeout. For many leases at a steady pace, a LeaseKeeper per lease is
+   * the better tool; this is for callers that renew on their own schedule (a mirror).
+   */
+  async leaseKeepAliveOnce(id: string, timeoutMs?: number): Promise<number> {
+    const want = leaseId(id);
+    const { stream, endpoint, index } = this.openStream('Lease', 'LeaseKeepAlive');
+    const ms = timeoutMs ?? this.callTimeoutMs;
+    return new Promise<number>((resolve, reject) => {
+      let done = false;
+      const finish = (err: ConureError | undefined, ttl?: number) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        stream.removeAllListeners('data');
+        stream.on('error', () => {});
+        stream.cancel();
+        if (err) {
+          if (err.code === 'unavailable') this.failedOver(index);
+          reject(err);
+        } else {
+          resolve(ttl!);
+        }
+      };
+      const timer = setTimeout(() => finish(new ConureError('timeout', `etcd ${endpoint}: no keep-alive answer within ${ms} ms`)), ms);
+      stream.on('data', (res: Wire) => {
+        try {
+          if (leaseId(res.ID) !== want) return;
+          const ttl = safeInt(res.TTL, 'TTL');
+          finish(undefined, Math.max(0, ttl));
+        } catch (err) {
+          finish(this.mapError(err, endpoint));
+        }
+      });
+      stream.on('error', (err) => finish(this.mapError(err, endpoint)));
+      stream.on('end', () => finish(new UnavailableError(`etcd ${endpoint}: keep-alive stream ended without an answer`)));
+      stream.write({ ID: want });
+    });
   }
 
   /**
@@ -215,9 +285,9 @@ export class EtcdClient {
     if (!c) {
       const pkg = etcdPackage();
       const endpoint = this.endpoints[i]!;
-      const kv = new (pkg.KV as ServiceClientConstructor)(endpoint, credentials.createInsecure(), CHANNEL_OPTIONS);
+      const kv = new (pkg.KV as ServiceClientConstructor)(endpoint, this.creds, CHANNEL_OPTIONS);
       const channel = kv.getChannel();
-      const mk = (name: ServiceName) => new (pkg[name] as ServiceClientConstructor)(endpoint, credentials.createInsecure(), { ...CHANNEL_OPTIONS, channelOverride: channel as never });
+      const mk = (name: ServiceName) => new (pkg[name] as ServiceClientConstructor)(endpoint, this.creds, { ...CHANNEL_OPTIONS, channelOverride: channel as never });
       c = { endpoint, channel, clients: { KV: kv, Lease: mk('Lease'), Watch: mk('Watch') } };
       this.conns[i] = c;
     }

@@ -12,7 +12,10 @@ export type Bytes = string | Uint8Array;
 
 /** One key as stored, with its MVCC bookkeeping. */
 export interface KeyValue {
+  /** The key as UTF-8 text (lossy for binary keys: use `keyBytes` to copy or compare them). */
   key: string;
+  /** The key's exact bytes. */
+  keyBytes: Buffer;
   value: Buffer;
   createRevision: number;
   modRevision: number;
@@ -47,6 +50,9 @@ export interface RangeResult {
   count: number;
   /** Store revision the answer was read at. */
   revision: number;
+  /** The answering server's cluster and member ids (uint64, decimal). */
+  clusterId: string;
+  memberId: string;
 }
 
 export interface PutOptions {
@@ -100,6 +106,14 @@ export interface TxnResult {
 }
 
 export interface LeaseGrantResult { id: string; ttlSeconds: number }
+
+/** LeaseTimeToLive's answer: `ttlSeconds` -1 when the lease does not exist (expired, revoked). */
+export interface LeaseTimeToLiveResult {
+  ttlSeconds: number;
+  grantedTtlSeconds: number;
+  /** The attached keys, when asked for with `keys: true` (else empty). */
+  keys: Buffer[];
+}
 
 export interface WatchEvent {
   type: 'put' | 'delete';

@@ -96,6 +96,8 @@ export function decodeRange(res: Wire): RangeResult {
     more: Boolean(res.more),
     count: safeInt(res.count, 'count'),
     revision: revisionOf(res),
+    clusterId: String(res.header?.cluster_id ?? '0'),
+    memberId: String(res.header?.member_id ?? '0'),
   };
 }
 
