@@ -46,32 +46,25 @@ async function acknowledgedWrites(c: TestCluster, prefix: string): Promise<strin
 
 const clusters: TestCluster[] = [];
 
-/** Voters a (bootstrap) and b, arbiter z, all in the configuration. */
-async function twoVotersAndArbiter(): Promise<{ c: TestCluster; a: TestMember; b: TestMember; z: TestMember }> {
+/** Voters a (bootstrap) and b, and a third member (voter c, or arbiter z), all in the configuration. */
+async function threeMembers(third: 'voter' | 'arbiter'): Promise<{ c: TestCluster; a: TestMember; b: TestMember; third: TestMember }> {
   const c = new TestCluster();
   clusters.push(c);
   const a = await c.add({ id: 'a', bootstrap: true });
   await a.start();
   await a.waitReady();
   const b = await c.add({ id: 'b', join: [a.url] });
-  const z = await c.add({ id: 'z', role: 'arbiter', join: [a.url] });
-  await Promise.all([b.start(), z.start()]);
-  await c.waitConfig((s) => s.filter((x) => x.suffrage === 'voter').length === 2 && s.some((x) => x.suffrage === 'arbiter'), '2 voters + arbiter');
-  return { c, a, b, z };
+  const t = await c.add(third === 'voter' ? { id: 'c', join: [a.url] } : { id: 'z', role: 'arbiter', join: [a.url] });
+  await Promise.all([b.start(), t.start()]);
+  const voters = third === 'voter' ? 3 : 2;
+  await c.waitConfig((s) => s.filter((x) => x.suffrage === 'voter').length === voters && (third === 'voter' || s.some((x) => x.suffrage === 'arbiter')), `${voters} voters${third === 'arbiter' ? ' + arbiter' : ''}`);
+  return { c, a, b, third: t };
 }
 after(async () => { for (const c of clusters) await c.stopAll(); });
 
 describe('quorum-loss recovery: conured --force-new-cluster and conurectl recover', { timeout: 240_000 }, () => {
   it('3 voters: two killed and wiped; the survivor recovers, keeps every acknowledged write, two fresh members join; the old disk is refused', async () => {
-    const c = new TestCluster();
-    clusters.push(c);
-    const a = await c.add({ id: 'a', bootstrap: true });
-    await a.start();
-    await a.waitReady();
-    const b = await c.add({ id: 'b', join: [a.url] });
-    const m3 = await c.add({ id: 'c', join: [a.url] });
-    await Promise.all([b.start(), m3.start()]);
-    await c.waitConfig((s) => s.filter((x) => x.suffrage === 'voter').length === 3, '3 voters');
+    const { c, a, b, third: m3 } = await threeMembers('voter');
     const acked = await acknowledgedWrites(c, 'before');
     const oldCluster = (await stats(a)).cluster_id;
     assert.match(String(oldCluster), /^[0-9a-f]{32}$/);
@@ -142,7 +135,7 @@ describe('quorum-loss recovery: conured --force-new-cluster and conurectl recove
   });
 
   it('2 voters + arbiter: the voter survives and recovers; a fresh voter and arbiter join', async () => {
-    const { c, a, b, z } = await twoVotersAndArbiter();
+    const { c, a, b, third: z } = await threeMembers('arbiter');
     const acked = await acknowledgedWrites(c, 'two');
     await Promise.all([b.kill9(), z.kill9()]);
     rmSync(b.dataDir, { recursive: true, force: true });
@@ -167,7 +160,7 @@ describe('quorum-loss recovery: conured --force-new-cluster and conurectl recove
   });
 
   it('2 voters + arbiter: when only the arbiter survives, recovery is refused with the reason', async () => {
-    const { a, b, z } = await twoVotersAndArbiter();
+    const { a, b, third: z } = await threeMembers('arbiter');
     await Promise.all([a.kill9(), b.kill9()]);
 
     const all = [a.url, b.url, z.url];
