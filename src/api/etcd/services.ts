@@ -147,14 +147,14 @@ export class EtcdServices {
    * stands (FailedPrecondition "etcdserver: not leader").
    */
   private async onLeader(local: () => Promise<void>, remote: (f: MembershipForwarder) => Promise<void>, visible: () => boolean): Promise<void> {
+    const fwd = this.opts.forwardMembership;
     try {
       await local();
       return;
     } catch (err) {
-      const fwd = this.opts.forwardMembership;
       if (!(err instanceof NotLeaderError) || !err.leaderHttp || !fwd) throw err;
     }
-    await remote(this.opts.forwardMembership!);
+    await remote(fwd);
     for (const deadline = Date.now() + FORWARDED_CHANGE_VISIBLE_MS; !visible() && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 50));
   }
 
